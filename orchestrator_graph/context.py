@@ -1,0 +1,63 @@
+"""Per-run settings, read by every node from ``runtime.context`` (Studio shows the fields)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
+
+ROLES = ("planner", "worker", "reviewer", "mediator", "synthesizer")
+QA_THRESHOLDS = {"strict": 0.9, "standard": 0.7, "lenient": 0.5}
+
+
+@dataclass(kw_only=True)
+class Context:
+    planner_model: str | None = field(
+        default=None,
+        metadata={"description": "'provider:model' for the planner; unset = the graph's"},
+    )
+    worker_model: str | None = field(
+        default=None, metadata={"description": "'provider:model' the default team's workers use"}
+    )
+    reviewer_model: str | None = field(
+        default=None, metadata={"description": "'provider:model' for rubric reviews"}
+    )
+    mediator_model: str | None = field(
+        default=None, metadata={"description": "'provider:model' for mediation advice"}
+    )
+    synthesizer_model: str | None = field(
+        default=None, metadata={"description": "'provider:model' for the final synthesis"}
+    )
+    max_attempts: int = field(
+        default=3, metadata={"description": "attempts per task before it is escalated"}
+    )
+    qa_policy: Literal["strict", "standard", "lenient"] = field(
+        default="standard", metadata={"description": "how high a result must score to pass QA"}
+    )
+    review_mode: Literal["auto", "always", "never"] = field(
+        default="auto",
+        metadata={
+            "description": "model rubric review: auto = when a task has criteria code cannot check"
+        },
+    )
+    escalation: Literal["policy", "human"] = field(
+        default="policy", metadata={"description": "who settles a task that failed every attempt"}
+    )
+    use_memory: bool = field(default=True, metadata={"description": "recall and learn past runs"})
+    reuse_threshold: float = field(
+        default=0.9, metadata={"description": "similarity above which a past plan is reused"}
+    )
+    output_dir: str = field(
+        default="",
+        metadata={"description": "where workers write files; unset = ./orchestrator-output"},
+    )
+
+    @classmethod
+    def coerce(cls, value: Any) -> Context:
+        """The graph may run inside a parent graph with its own context, or get a plain dict
+        from the server API: take what belongs to us and default the rest."""
+        if isinstance(value, cls):
+            return value
+        names = {f.name for f in fields(cls)}
+        if isinstance(value, dict):
+            return cls(**{k: v for k, v in value.items() if k in names})
+        return cls(**{n: getattr(value, n) for n in names if hasattr(value, n)})

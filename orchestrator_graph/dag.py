@@ -1,0 +1,118 @@
+"""Plan validation and critical-path analysis: plain functions over the task DAG."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from graphlib import CycleError, TopologicalSorter
+
+from orchestrator_graph.models import Plan, PlanAnalysis, TaskAnalysis
+
+
+class PlanValidationError(ValueError):
+    """A plan that must not run. ``problems`` lists every defect found, each naming its tasks."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid plan: " + "; ".join(problems))
+
+
+def validate_plan(plan: Plan, available_skills: Iterable[str] | None = None) -> None:
+    """Raise ``PlanValidationError`` naming every defect: empty plan, duplicate ids, unknown
+    dependencies, cycles, and required skills that no worker has."""
+    problems: list[str] = []
+    if not plan.tasks:
+        raise PlanValidationError(["the plan has no tasks"])
+    ids = [t.id for t in plan.tasks]
+    seen: set[str] = set()
+    duplicates = sorted({i for i in ids if i in seen or seen.add(i)})
+    if duplicates:
+        problems.append(f"duplicate task ids: {', '.join(duplicates)}")
+    known = set(ids)
+    for task in plan.tasks:
+        unknown = [d for d in task.depends_on if d not in known]
+        if unknown:
+            problems.append(f"task {task.id!r} depends on unknown tasks: {', '.join(unknown)}")
+        if task.id in task.depends_on:
+            problems.append(f"task {task.id!r} depends on itself")
+    if available_skills is not None:
+        skills = set(available_skills)
+        for task in plan.tasks:
+            missing = [s for s in task.skills if s not in skills]
+            if missing:
+                problems.append(
+                    f"task {task.id!r} needs skills no worker has: {', '.join(missing)} "
+                    f"(available: {', '.join(sorted(skills)) or 'none'})"
+                )
+    if not problems:
+        cycle = find_cycle({t.id: t.depends_on for t in plan.tasks})
+        if cycle:
+            problems.append(f"dependency cycle (a -> b: a depends on b): {' -> '.join(cycle)}")
+    if problems:
+        raise PlanValidationError(problems)
+
+
+def find_cycle(deps: Mapping[str, Iterable[str]]) -> list[str] | None:
+    try:
+        TopologicalSorter(deps).prepare()
+    except CycleError as err:
+        # graphlib lists each node before the node that waits for it; reverse so "a -> b" reads
+        # "a depends on b".
+        return list(reversed(err.args[1]))
+    return None
+
+
+def analyse_plan(plan: Plan, durations: Mapping[str, float] | None = None) -> PlanAnalysis:
+    """Critical path method: earliest/latest start and finish, slack, and the critical path.
+
+    ``durations`` overrides the plan's effort estimates (e.g. from workers' history)."""
+    tasks = {t.id: t for t in plan.tasks}
+    dur = {tid: float((durations or {}).get(tid, t.effort)) for tid, t in tasks.items()}
+    order = list(TopologicalSorter({t.id: t.depends_on for t in plan.tasks}).static_order())
+    es: dict[str, float] = {}
+    ef: dict[str, float] = {}
+    level: dict[str, int] = {}
+    for tid in order:
+        deps = tasks[tid].depends_on
+        es[tid] = max((ef[d] for d in deps), default=0.0)
+        ef[tid] = es[tid] + dur[tid]
+        level[tid] = 1 + max((level[d] for d in deps), default=-1)
+    duration = max(ef.values(), default=0.0)
+    dependents: dict[str, list[str]] = {tid: [] for tid in tasks}
+    for t in plan.tasks:
+        for d in t.depends_on:
+            dependents[d].append(t.id)
+    lf: dict[str, float] = {}
+    ls: dict[str, float] = {}
+    for tid in reversed(order):
+        lf[tid] = min((ls[s] for s in dependents[tid]), default=duration)
+        ls[tid] = lf[tid] - dur[tid]
+    eps = 1e-9 * max(duration, 1.0)
+    analysis = {
+        tid: TaskAnalysis(
+            earliest_start=es[tid],
+            earliest_finish=ef[tid],
+            latest_start=ls[tid],
+            latest_finish=lf[tid],
+            slack=max(0.0, ls[tid] - es[tid]),
+            critical=abs(ls[tid] - es[tid]) <= eps,
+        )
+        for tid in order
+    }
+    path: list[str] = []
+    current = [tid for tid in order if analysis[tid].critical and not tasks[tid].depends_on]
+    while current:
+        node = min(current, key=lambda t: (es[t], t))
+        path.append(node)
+        current = [
+            s for s in dependents[node] if analysis[s].critical and abs(es[s] - ef[node]) <= eps
+        ]
+    levels: list[list[str]] = [[] for _ in range(max(level.values(), default=-1) + 1)]
+    for tid in order:
+        levels[level[tid]].append(tid)
+    return PlanAnalysis(
+        critical_path=path,
+        duration=duration,
+        total_work=sum(dur.values()),
+        tasks=analysis,
+        levels=[sorted(lv) for lv in levels],
+    )

@@ -1,0 +1,48 @@
+"""Typed progress events, written to LangGraph's ``custom`` stream by every node."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+EventKind = Literal[
+    "run_started",
+    "recalled",
+    "planned",
+    "task_queued",
+    "task_started",
+    "task_completed",
+    "task_failed",
+    "qa_verdict",
+    "reassigned",
+    "escalated",
+    "decision",
+    "progress",
+    "synthesized",
+    "final_review",
+    "learned",
+]
+
+
+class Event(BaseModel):
+    kind: EventKind
+    node: str
+    task_id: str | None = None
+    worker: str | None = None
+    attempt: int | None = None
+    message: str = ""
+    data: dict[str, Any] = Field(default_factory=dict)
+    at: float = Field(default_factory=time.time)
+
+
+Emit = Callable[[Event], None]
+
+
+def stream_emitter(writer: Callable[[Any], None] | None) -> Emit:
+    """Events go out as plain dicts with ``"event": "orchestrator"`` so consumers can filter."""
+    if writer is None:
+        return lambda event: None
+    return lambda event: writer({"event": "orchestrator", **event.model_dump(mode="json")})

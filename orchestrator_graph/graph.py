@@ -1,0 +1,468 @@
+"""Builds the orchestrator graph.
+
+START -> recall -> planner -> dispatcher <-> mediator
+                              dispatcher -> synthesizer -> qa_reviewer -> learn -> END
+
+The dispatcher runs every task attempt through the compiled ``worker`` subgraph (execute, review,
+record) with no superstep barrier; see ``scheduler``."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
+from langgraph.types import Command, Overwrite, interrupt
+from pydantic import BaseModel, Field
+
+from orchestrator_graph.context import QA_THRESHOLDS, Context
+from orchestrator_graph.dag import analyse_plan, validate_plan
+from orchestrator_graph.events import Event, stream_emitter
+from orchestrator_graph.ledger import Ledger, attempt_key
+from orchestrator_graph.llm import ModelSpec, ask_structured
+from orchestrator_graph.memory import Memory, recall, remember, reusable
+from orchestrator_graph.models import (
+    Check,
+    Decision,
+    Deliverable,
+    Escalation,
+    Plan,
+    PlanAnalysis,
+    Review,
+    RunReport,
+    Task,
+    TaskRecord,
+    TaskResult,
+)
+from orchestrator_graph.prompts import messages
+from orchestrator_graph.roles import Roles
+from orchestrator_graph.scheduler import Dispatch
+from orchestrator_graph.state import InputState, OrchestratorState, OutputState
+from orchestrator_graph.team import default_team
+from orchestrator_graph.worker_graph import create_worker_graph, store_of
+from orchestrator_graph.workers import Worker, build_roster, skills_of
+
+
+class PlanDraft(BaseModel):
+    """A plan as the planner model writes it."""
+
+    goal: str = Field(description="one sentence: what the plan delivers")
+    tasks: list[Task]
+
+
+class MediationAdvice(BaseModel):
+    action: Literal["accept", "retry", "skip"]
+    reason: str
+
+
+def _records(state: OrchestratorState) -> dict[str, TaskRecord]:
+    return {tid: TaskRecord.model_validate(r) for tid, r in (state.get("tasks") or {}).items()}
+
+
+def _dump(records: Mapping[str, TaskRecord]) -> dict[str, Any]:
+    return {tid: r.model_dump(mode="json") for tid, r in records.items()}
+
+
+def create_orchestrator(
+    *,
+    workers: Sequence[Worker] | None = None,
+    model: ModelSpec = "offline",
+    models: Mapping[str, ModelSpec] | None = None,
+) -> StateGraph:
+    """The orchestrator as an uncompiled ``StateGraph``: compile it with your checkpointer and store.
+
+    Args:
+        workers: the team; default: one worker per mission specialisation (``team.default_team``).
+        model: the chat model for every role: a model object or a ``"provider:model"`` string for
+            ``init_chat_model``; ``"offline"`` (default) is the deterministic offline model.
+        models: per-role overrides: ``planner``, ``worker``, ``reviewer``, ``mediator``,
+            ``synthesizer``. Each run may override again through the context.
+    """
+    roster = build_roster(default_team() if workers is None else workers)
+    roles = Roles(model, models)
+    skills = skills_of(roster)
+    worker_graph = create_worker_graph(roster, roles)
+
+    async def recall_node(state: OrchestratorState, runtime: Runtime[Context]) -> dict[str, Any]:
+        context = Context.coerce(runtime.context)
+        request = state.get("request")
+        if not isinstance(request, str) or not request.strip():
+            raise ValueError("the input needs a non-empty 'request' string")
+        run_id = uuid.uuid4().hex[:12]
+        found = await recall(store_of(runtime), request) if context.use_memory else []
+        emit = stream_emitter(runtime.stream_writer)
+        emit(
+            Event(kind="run_started", node="recall", message=request[:200], data={"run_id": run_id})
+        )
+        emit(
+            Event(
+                kind="recalled",
+                node="recall",
+                message=f"{len(found)} similar past runs",
+                data={"similar": [[r.memory.run_id, r.similarity] for r in found]},
+            )
+        )
+        return {
+            "run_id": run_id,
+            "started_at": time.time(),
+            "recalled": [r.model_dump(mode="json") for r in found],
+            "tasks": Overwrite({}),
+            "decisions": Overwrite([]),
+            "escalations": [],
+            "model_calls": Overwrite({}),
+        }
+
+    async def planner(state: OrchestratorState, runtime: Runtime[Context]) -> dict[str, Any]:
+        context = Context.coerce(runtime.context)
+        calls = 0
+        if state.get("plan"):
+            plan = Plan.model_validate(state["plan"]).model_copy(update={"source": "declared"})
+            validate_plan(plan, skills)
+        elif (reused := reusable(state.get("recalled", []), context.reuse_threshold)) and _valid(
+            reused, skills
+        ):
+            plan = reused
+        else:
+            examples = "\n".join(
+                json.dumps({"request": r["memory"]["request"], "plan": r["memory"]["plan"]})
+                for r in state.get("recalled", [])[:2]
+            )
+            draft = await ask_structured(
+                roles.model("planner", context),
+                PlanDraft,
+                messages(
+                    "planner",
+                    request=state["request"],
+                    skills=", ".join(sorted(skills)),
+                    examples=examples or "none",
+                ),
+                check=lambda d: validate_plan(Plan(goal=d.goal, tasks=d.tasks), skills),
+            )
+            plan, calls = Plan(goal=draft.goal, tasks=draft.tasks, source="model"), 1
+        analysis = analyse_plan(plan)
+        stream_emitter(runtime.stream_writer)(
+            Event(
+                kind="planned",
+                node="planner",
+                message=f"{len(plan.tasks)} tasks ({plan.source})",
+                data={"critical_path": analysis.critical_path, "duration": analysis.duration},
+            )
+        )
+        return {
+            "plan": plan.model_dump(mode="json"),
+            "analysis": analysis.model_dump(mode="json"),
+            "tasks": {t.id: TaskRecord().model_dump(mode="json") for t in plan.tasks},
+            "model_calls": {"planner": calls},
+        }
+
+    async def dispatcher(
+        state: OrchestratorState, runtime: Runtime[Context]
+    ) -> Command[Literal["mediator", "synthesizer"]]:
+        context = Context.coerce(runtime.context)
+        run_id = state["run_id"]
+        ledger = Ledger(store_of(runtime), run_id)
+
+        async def run_attempt(
+            task: Task, worker: str, attempt: int, feedback: str, upstream: dict[str, str]
+        ) -> tuple[TaskResult, Review]:
+            out = await worker_graph.ainvoke(
+                {
+                    "run_id": run_id,
+                    "task": task.model_dump(mode="json"),
+                    "worker": worker,
+                    "attempt": attempt,
+                    "feedback": feedback,
+                    "upstream_keys": upstream,
+                },
+                {
+                    "run_name": f"worker[{task.id}#{attempt}]",
+                    "metadata": {"task_id": task.id, "attempt": attempt, "worker": worker},
+                },
+            )
+            return TaskResult.model_validate(out["result"]), Review.model_validate(out["review"])
+
+        dispatch = Dispatch(
+            Plan.model_validate(state["plan"]),
+            PlanAnalysis.model_validate(state["analysis"]),
+            roster,
+            _records(state),
+            max_attempts=context.max_attempts,
+            run_attempt=run_attempt,
+            emit=stream_emitter(runtime.stream_writer),
+        )
+        outcome = await dispatch.run(await ledger.attempts())
+        update = {
+            "tasks": _dump(outcome.records),
+            "escalations": [e.model_dump(mode="json") for e in outcome.escalations],
+        }
+        return Command(goto="mediator" if outcome.escalations else "synthesizer", update=update)
+
+    async def mediator(
+        state: OrchestratorState, runtime: Runtime[Context]
+    ) -> Command[Literal["dispatcher"]]:
+        context = Context.coerce(runtime.context)
+        emit = stream_emitter(runtime.stream_writer)
+        records = _records(state)
+        decisions: list[Decision] = []
+        for entry in state.get("escalations", []):
+            esc = Escalation.model_validate(entry)
+            decision = await _decide(esc, context, runtime)
+            rec = records[esc.task_id]
+            if decision.action == "accept" and esc.best_attempt is not None:
+                rec.status, rec.result_key = "approved", attempt_key(esc.task_id, esc.best_attempt)
+                rec.score = esc.best_score
+                decision.attempt = esc.best_attempt
+            elif decision.action == "retry":
+                rec.status, rec.extra_attempts = "pending", rec.extra_attempts + 1
+            else:
+                rec.status = "failed"
+            decisions.append(decision)
+            emit(
+                Event(
+                    kind="decision",
+                    node="mediator",
+                    task_id=esc.task_id,
+                    message=f"{decision.action} by {decision.by}: {decision.reason}",
+                )
+            )
+        return Command(
+            goto="dispatcher",
+            update={
+                "tasks": _dump(records),
+                "escalations": [],
+                "decisions": [d.model_dump(mode="json") for d in decisions],
+            },
+        )
+
+    async def _decide(esc: Escalation, context: Context, runtime: Runtime[Context]) -> Decision:
+        if context.escalation == "human":
+            answer = interrupt(
+                {
+                    "type": "escalation",
+                    "task_id": esc.task_id,
+                    "reason": esc.reason,
+                    "best_score": esc.best_score,
+                    "attempts": esc.attempts,
+                    "options": ["accept", "retry", "skip"],
+                }
+            )
+            return _human_decision(esc.task_id, answer)
+        if context.mediator_model:
+            advice = await ask_structured(
+                roles.model("mediator", context),
+                MediationAdvice,
+                messages(
+                    "mediator",
+                    task=esc.task_id,
+                    reason=esc.reason,
+                    score=esc.best_score,
+                    reviews=esc.reason,
+                ),
+            )
+            return Decision(
+                task_id=esc.task_id, action=advice.action, by="model", reason=advice.reason
+            )
+        return Decision(
+            task_id=esc.task_id,
+            action="skip",
+            by="policy",
+            reason="failed quality review on every attempt; a rejected result is never "
+            "passed on, so the task and its dependents are dropped",
+        )
+
+    async def synthesizer(state: OrchestratorState, runtime: Runtime[Context]) -> dict[str, Any]:
+        context = Context.coerce(runtime.context)
+        ledger = Ledger(store_of(runtime), state["run_id"])
+        plan = Plan.model_validate(state["plan"])
+        records = _records(state)
+        blocks = []
+        for task in plan.tasks:
+            rec = records[task.id]
+            if rec.status == "approved" and rec.result_key:
+                output = await ledger.output(rec.result_key)
+                blocks.append(
+                    f'<result task="{task.id}">\n{_brief(output, rec.summary)}\n</result>'
+                )
+        deliverable = await ask_structured(
+            roles.model("synthesizer", context),
+            Deliverable,
+            messages("synthesizer", request=state["request"], results="\n".join(blocks) or "none"),
+        )
+        stream_emitter(runtime.stream_writer)(
+            Event(
+                kind="synthesized",
+                node="synthesizer",
+                message=deliverable.title,
+                data={"sections": len(deliverable.sections)},
+            )
+        )
+        return {
+            "deliverable": deliverable.model_dump(mode="json"),
+            "model_calls": {"synthesizer": 1},
+        }
+
+    async def qa_reviewer(state: OrchestratorState, runtime: Runtime[Context]) -> dict[str, Any]:
+        """The final gate: the deliverable exists, covers every approved task and nothing else."""
+        context = Context.coerce(runtime.context)
+        deliverable = Deliverable.model_validate(state["deliverable"])
+        records = _records(state)
+        approved = {t for t, r in records.items() if r.status == "approved"}
+        text = json.dumps(deliverable.model_dump(), default=str)
+        missing = sorted(t for t in approved if t not in text)
+        unapproved = sorted(
+            t
+            for t, r in records.items()
+            if r.status != "approved" and any(s.heading == t for s in deliverable.sections)
+        )
+        checks = [
+            Check(name="has_summary", passed=bool(deliverable.summary.strip())),
+            Check(name="covers_approved_tasks", passed=not missing, detail=f"missing: {missing}"),
+            Check(
+                name="only_approved_results",
+                passed=not unapproved,
+                detail=f"unapproved: {unapproved}",
+            ),
+            Check(
+                name="all_tasks_approved",
+                passed=approved == set(records),
+                detail=f"{len(approved)}/{len(records)} approved",
+            ),
+        ]
+        score = sum(c.passed for c in checks) / len(checks)
+        hard_ok = all(c.passed for c in checks[:3])
+        review = Review(
+            task_id="final",
+            attempt=1,
+            score=round(score, 4),
+            verdict="approve"
+            if hard_ok and score >= QA_THRESHOLDS[context.qa_policy]
+            else "reject",
+            checks=checks,
+            feedback="; ".join(f"{c.name}: {c.detail}" for c in checks if not c.passed),
+        )
+        stream_emitter(runtime.stream_writer)(
+            Event(
+                kind="final_review",
+                node="qa_reviewer",
+                message=f"{review.verdict} ({review.score:.2f})",
+            )
+        )
+        return {"final_review": review.model_dump(mode="json")}
+
+    async def learn(state: OrchestratorState, runtime: Runtime[Context]) -> dict[str, Any]:
+        context = Context.coerce(runtime.context)
+        records = _records(state)
+        report = _report(state, records)
+        if context.use_memory:
+            plan = Plan.model_validate(state["plan"])
+            scores = [r.score for r in records.values() if r.score is not None]
+            await remember(
+                store_of(runtime),
+                Memory(
+                    run_id=report.run_id,
+                    request=report.request,
+                    plan=plan,
+                    status=report.status,
+                    makespan=report.makespan,
+                    mean_score=sum(scores) / len(scores) if scores else 0.0,
+                    qa_rejections=sum(max(0, r.attempts - 1) for r in records.values()),
+                ),
+            )
+        stream_emitter(runtime.stream_writer)(
+            Event(
+                kind="learned",
+                node="learn",
+                message=f"run {report.status}",
+                data={"run_id": report.run_id},
+            )
+        )
+        return {"report": report.model_dump(mode="json")}
+
+    builder = StateGraph(
+        OrchestratorState,
+        context_schema=Context,
+        input_schema=InputState,
+        output_schema=OutputState,
+    )
+    builder.add_node("recall", recall_node)
+    builder.add_node("planner", planner)
+    builder.add_node("dispatcher", dispatcher)
+    builder.add_node("mediator", mediator)
+    builder.add_node("synthesizer", synthesizer)
+    builder.add_node("qa_reviewer", qa_reviewer)
+    builder.add_node("learn", learn)
+    builder.add_edge(START, "recall")
+    builder.add_edge("recall", "planner")
+    builder.add_edge("planner", "dispatcher")
+    builder.add_edge("synthesizer", "qa_reviewer")
+    builder.add_edge("qa_reviewer", "learn")
+    builder.add_edge("learn", END)
+    return builder
+
+
+def _valid(plan: Plan, skills: set[str]) -> bool:
+    try:
+        validate_plan(plan, skills)
+    except ValueError:
+        return False
+    return True
+
+
+def _brief(output: Any, summary: str) -> str:
+    """What the synthesizer sees of a result: its summary and its small fields, never raw rows."""
+    if not isinstance(output, dict):
+        return json.dumps(output, default=str)[:1500]
+    small = {k: v for k, v in output.items() if k not in ("rows", "markdown", "summary")}
+    return f"{summary}\n{json.dumps(small, default=str)[:1500]}"
+
+
+def _human_decision(task_id: str, answer: Any) -> Decision:
+    if isinstance(answer, str):
+        answer = {"action": answer}
+    if not isinstance(answer, dict) or answer.get("action") not in ("accept", "retry", "skip"):
+        raise ValueError(
+            f"escalation of task {task_id!r}: resume with 'accept', 'retry' or 'skip' "
+            f"(or {{'action': ..., 'reason': ...}}), got {answer!r}"
+        )
+    return Decision(
+        task_id=task_id,
+        action=answer["action"],
+        by="human",
+        reason=str(answer.get("reason") or "decided by a human"),
+    )
+
+
+def _report(state: OrchestratorState, records: dict[str, TaskRecord]) -> RunReport:
+    final = Review.model_validate(state["final_review"]) if state.get("final_review") else None
+    statuses = {r.status for r in records.values()}
+    if statuses == {"approved"} and final is not None and final.verdict == "approve":
+        status, reason = "done", ""
+    elif "approved" in statuses:
+        bad = sorted(t for t, r in records.items() if r.status != "approved")
+        status, reason = "partial", f"not approved: {', '.join(bad)}"
+    else:
+        status, reason = "failed", "no task was approved"
+    finishes = [r.finished_at for r in records.values() if r.finished_at]
+    started = state.get("started_at") or 0.0
+    return RunReport(
+        run_id=state["run_id"],
+        request=state["request"],
+        status=status,
+        reason=reason,
+        deliverable=Deliverable.model_validate(state["deliverable"])
+        if state.get("deliverable")
+        else None,
+        final_review=final,
+        tasks=records,
+        decisions=[Decision.model_validate(d) for d in state.get("decisions", [])],
+        makespan=round(max(finishes) - started, 4) if finishes else 0.0,
+        planned_duration=PlanAnalysis.model_validate(state["analysis"]).duration,
+        model_calls=dict(state.get("model_calls") or {}),
+    )
+
+
+graph = create_orchestrator().compile(name="orchestrator")

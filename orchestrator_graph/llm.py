@@ -1,0 +1,96 @@
+"""Every model call goes through here: models resolved from strings, answers as validated pydantic."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from pydantic import BaseModel
+
+from orchestrator_graph.prompts import render
+
+M = TypeVar("M", bound=BaseModel)
+ModelSpec = str | BaseChatModel
+
+OFFLINE = "offline"
+
+
+class StructuredOutputError(RuntimeError):
+    """The model did not produce a valid answer within the allowed re-asks."""
+
+
+def resolve_model(spec: ModelSpec) -> BaseChatModel:
+    """A model object passes through; ``"offline"`` is the deterministic offline model; any other
+    string goes to ``init_chat_model`` (``"openai:gpt-4.1"``, ``"anthropic:claude-sonnet-4-5"``)."""
+    if isinstance(spec, BaseChatModel):
+        return spec
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError(
+            f"a model must be a chat model object or a 'provider:model' string, got {spec!r}"
+        )
+    if spec == OFFLINE or spec.startswith(OFFLINE + ":"):
+        from orchestrator_graph.offline import OfflineChatModel
+
+        return OfflineChatModel()
+    from langchain.chat_models import init_chat_model
+
+    try:
+        return init_chat_model(spec)
+    except ImportError as err:
+        raise ValueError(
+            f"model {spec!r}: the provider's package is not installed ({err})"
+        ) from err
+
+
+def _describe_raw(raw: object) -> str:
+    if isinstance(raw, AIMessage):
+        if raw.tool_calls:
+            return json.dumps(raw.tool_calls[0].get("args"), default=str)[:2000]
+        return str(raw.content)[:2000]
+    return str(raw)[:2000]
+
+
+async def ask_structured(
+    model: BaseChatModel,
+    schema: type[M],
+    messages: Sequence[BaseMessage],
+    *,
+    check: Callable[[M], None] | None = None,
+    reasks: int = 2,
+) -> M:
+    """Ask for ``schema``; on malformed output, or output that ``check`` rejects with a
+    ``ValueError``, re-ask with the error (at most ``reasks`` times), then raise precisely."""
+    runnable = model.with_structured_output(schema, include_raw=True)
+    history = list(messages)
+    problem = ""
+    for _ in range(reasks + 1):
+        out = await runnable.ainvoke(history)
+        parsed, error = out.get("parsed"), out.get("parsing_error")
+        if error is None and isinstance(parsed, dict):
+            parsed = schema.model_validate(parsed)
+        if error is None and parsed is not None:
+            try:
+                if check is not None:
+                    check(parsed)
+                return parsed
+            except ValueError as err:
+                problem = str(err)
+        else:
+            problem = str(error or "the model returned no structured answer")
+        history = [
+            *messages,
+            HumanMessage(
+                render(
+                    "repair",
+                    schema=schema.__name__,
+                    error=problem,
+                    answer=_describe_raw(out.get("raw")),
+                )
+            ),
+        ]
+    raise StructuredOutputError(
+        f"{schema.__name__}: no valid answer after {reasks + 1} tries; last problem: {problem}"
+    )

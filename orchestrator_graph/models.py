@@ -1,0 +1,162 @@
+"""Domain models: every structure that crosses a boundary (plans, results, reviews, decisions, reports)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+TaskStatus = Literal["pending", "running", "approved", "rejected", "escalated", "failed", "skipped"]
+Verdict = Literal["approve", "reject"]
+
+
+class Criterion(BaseModel):
+    """An acceptance criterion. ``kind`` other than ``text`` is checked by code, not by a model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["text", "has_keys", "min_items", "contains", "number_range"] = "text"
+    description: str = ""
+    keys: list[str] = Field(default_factory=list, description="has_keys: keys the output must hold")
+    field: str | None = Field(None, description="min_items/number_range: output field to inspect")
+    value: float | None = Field(None, description="min_items: minimum count; number_range: minimum")
+    maximum: float | None = Field(None, description="number_range: maximum")
+    text: str | None = Field(None, description="contains: text the output must contain")
+
+
+class Task(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, description="unique id within the plan")
+    title: str = Field(min_length=1)
+    description: str = ""
+    skills: list[str] = Field(min_length=1, description="skills a worker needs for this task")
+    depends_on: list[str] = Field(default_factory=list)
+    inputs: dict[str, Any] = Field(default_factory=dict, description="parameters for the worker")
+    outputs: list[str] = Field(default_factory=list, description="names of what the task produces")
+    effort: float = Field(1.0, gt=0, description="estimated duration in seconds")
+    priority: int = Field(3, ge=1, le=5, description="1 = lowest, 5 = highest")
+    acceptance: list[Criterion] = Field(default_factory=list)
+    optional: bool = False
+    timeout: float | None = Field(None, gt=0, description="seconds before an attempt is abandoned")
+
+
+class Plan(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    goal: str = ""
+    tasks: list[Task] = Field(default_factory=list)
+    deadline: float | None = Field(None, gt=0, description="seconds from the start of execution")
+    source: Literal["model", "recalled", "declared"] = "model"
+
+
+class TaskAnalysis(BaseModel):
+    earliest_start: float
+    earliest_finish: float
+    latest_start: float
+    latest_finish: float
+    slack: float
+    critical: bool
+
+
+class PlanAnalysis(BaseModel):
+    """Critical-path analysis of a validated plan."""
+
+    critical_path: list[str]
+    duration: float
+    total_work: float
+    tasks: dict[str, TaskAnalysis]
+    levels: list[list[str]] = Field(description="tasks grouped by dependency depth")
+
+
+class TaskResult(BaseModel):
+    """What one attempt of one task produced. ``output`` may be large; it lives in the store."""
+
+    task_id: str
+    attempt: int
+    worker: str
+    output: Any = None
+    summary: str = ""
+    error: str | None = None
+    started_at: float = 0.0
+    finished_at: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class Check(BaseModel):
+    name: str
+    passed: bool
+    detail: str = ""
+
+
+class Review(BaseModel):
+    task_id: str
+    attempt: int
+    verdict: Verdict
+    score: float = Field(ge=0.0, le=1.0)
+    checks: list[Check] = Field(default_factory=list)
+    feedback: str = ""
+    reviewer: str = "gates"
+
+
+class Escalation(BaseModel):
+    task_id: str
+    reason: str
+    attempts: int
+    best_attempt: int | None = None
+    best_score: float = 0.0
+
+
+class Decision(BaseModel):
+    """How the mediator settled an escalation."""
+
+    task_id: str
+    action: Literal["accept", "retry", "skip"]
+    by: Literal["policy", "human", "model"]
+    reason: str
+    attempt: int | None = None
+
+
+class TaskRecord(BaseModel):
+    """The small, hot per-task status kept in graph state (the output itself stays in the store)."""
+
+    status: TaskStatus = "pending"
+    attempts: int = 0
+    worker: str | None = None
+    score: float | None = None
+    result_key: str | None = Field(None, description="store key of the approved attempt")
+    summary: str = ""
+    queued_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    feedback: str = ""
+
+
+class Section(BaseModel):
+    heading: str
+    body: str
+
+
+class Deliverable(BaseModel):
+    """The synthesizer's structured answer."""
+
+    title: str
+    summary: str
+    sections: list[Section] = Field(default_factory=list)
+
+
+class RunReport(BaseModel):
+    run_id: str
+    request: str
+    status: Literal["done", "partial", "failed", "stopped"]
+    reason: str = ""
+    deliverable: Deliverable | None = None
+    final_review: Review | None = None
+    tasks: dict[str, TaskRecord]
+    decisions: list[Decision] = Field(default_factory=list)
+    makespan: float = 0.0
+    planned_duration: float = 0.0
+    model_calls: dict[str, int] = Field(default_factory=dict)

@@ -1,0 +1,48 @@
+"""Prompts are files in ``prompts/``, loaded by name and filled in at call time."""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from string import Template
+
+from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+
+_SOURCE_TREE = Path(__file__).resolve().parent.parent / "prompts"
+
+
+@cache
+def prompt_dir() -> Path:
+    """``orchestrator_graph/prompts`` in an installed wheel, ``prompts/`` in a source checkout."""
+    packaged = resources.files("orchestrator_graph") / "prompts"
+    if packaged.is_dir():
+        return Path(str(packaged))
+    if _SOURCE_TREE.is_dir():
+        return _SOURCE_TREE
+    raise FileNotFoundError(f"prompt folder not found (looked in {packaged} and {_SOURCE_TREE})")
+
+
+@cache
+def load_prompt(name: str) -> Template:
+    path = prompt_dir() / f"{name}.md"
+    if not path.is_file():
+        available = sorted(p.stem for p in prompt_dir().glob("*.md"))
+        raise KeyError(f"no prompt named {name!r}; available: {', '.join(available)}")
+    return Template(path.read_text(encoding="utf-8"))
+
+
+def render(name: str, **values: object) -> str:
+    """Fill a prompt's ``$placeholders``; a missing value is an error, not a blank."""
+    try:
+        return load_prompt(name).substitute({k: str(v) for k, v in values.items()})
+    except KeyError as err:
+        raise KeyError(f"prompt {name!r} needs a value for {err.args[0]!r}") from None
+
+
+def messages(role: str, **values: object) -> list[BaseMessage]:
+    """The system and user messages of a role: ``<role>.system.md`` and ``<role>.user.md``."""
+    return [
+        SystemMessage(render(f"{role}.system", **values)),
+        HumanMessage(render(f"{role}.user", **values)),
+    ]

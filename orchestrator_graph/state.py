@@ -1,0 +1,46 @@
+"""Graph state. Values are JSON-native (dicts of the pydantic models in ``models``) so they pass
+unchanged through every checkpointer and the server API; nodes validate them at their boundary."""
+
+from __future__ import annotations
+
+import operator
+from typing import Annotated, Any, NotRequired
+
+from typing_extensions import TypedDict
+
+
+def merge(left: dict[str, Any] | None, right: dict[str, Any] | None) -> dict[str, Any]:
+    """Per-key update: a node writes only the entries it changed."""
+    return {**(left or {}), **(right or {})}
+
+
+def add_counts(left: dict[str, int] | None, right: dict[str, int] | None) -> dict[str, int]:
+    out = dict(left or {})
+    for key, value in (right or {}).items():
+        out[key] = out.get(key, 0) + value
+    return out
+
+
+class InputState(TypedDict):
+    request: str
+    plan: NotRequired[dict[str, Any] | None]
+    """A declared plan (``models.Plan`` as a dict): used as is, no planning model call."""
+
+
+class OutputState(TypedDict):
+    report: NotRequired[dict[str, Any]]
+    """``models.RunReport``: status, deliverable, per-task records, decisions."""
+
+
+class OrchestratorState(InputState, OutputState):
+    run_id: NotRequired[str]
+    started_at: NotRequired[float]
+    recalled: NotRequired[list[dict[str, Any]]]
+    analysis: NotRequired[dict[str, Any]]
+    tasks: NotRequired[Annotated[dict[str, Any], merge]]
+    """task id -> ``models.TaskRecord``: the small hot status; outputs live in the store."""
+    escalations: NotRequired[list[dict[str, Any]]]
+    decisions: NotRequired[Annotated[list[dict[str, Any]], operator.add]]
+    deliverable: NotRequired[dict[str, Any]]
+    final_review: NotRequired[dict[str, Any]]
+    model_calls: NotRequired[Annotated[dict[str, int], add_counts]]

@@ -1,0 +1,167 @@
+"""Table tools the default team uses: real work on local CSV/JSON files, no network."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import statistics
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+SAMPLES = Path(__file__).resolve().parent / "samples"
+
+Table = dict[str, Any]  # {"source": str, "columns": [str], "rows": [dict]}
+
+
+def resolve_path(path: str) -> Path:
+    """A path as given, else relative to the bundled samples."""
+    candidate = Path(path).expanduser()
+    if candidate.is_file():
+        return candidate
+    bundled = SAMPLES / candidate.name
+    if bundled.is_file():
+        return bundled
+    raise FileNotFoundError(
+        f"no such data file: {path!r} (looked in the working directory and "
+        f"in the bundled samples {SAMPLES})"
+    )
+
+
+def load_table(path: str) -> Table:
+    file = resolve_path(path)
+    if file.suffix == ".csv":
+        with file.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            rows = [dict(r) for r in reader]
+            columns = list(reader.fieldnames or [])
+    elif file.suffix == ".json":
+        data = json.loads(file.read_text(encoding="utf-8"))
+        rows = data["rows"] if isinstance(data, dict) else data
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise ValueError(f"{file}: expected a list of objects or {{'rows': [...]}}")
+        columns = list(dict.fromkeys(k for r in rows for k in r))
+    else:
+        raise ValueError(f"{file}: only .csv and .json tables are supported")
+    return {"source": str(file), "columns": columns, "rows": rows}
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, str):
+        text = value.strip()
+        if text == "":
+            return None
+        try:
+            number = float(text)
+        except ValueError:
+            return text
+        return int(number) if number.is_integer() and "." not in text else number
+    return value
+
+
+def combine(tables: list[Table]) -> Table:
+    rows = [r for t in tables for r in t["rows"]]
+    columns = list(dict.fromkeys(c for t in tables for c in t["columns"]))
+    return {"source": ", ".join(t["source"] for t in tables), "columns": columns, "rows": rows}
+
+
+def clean_table(table: Table) -> Table:
+    """Coerce numbers, blank to null, drop empty and duplicate rows; derive revenue = price * qty."""
+    seen: set[str] = set()
+    rows, dropped = [], 0
+    for raw in table["rows"]:
+        row = {c: _number(raw.get(c)) for c in table["columns"]}
+        key = json.dumps(row, sort_keys=True, default=str)
+        if all(v is None for v in row.values()) or key in seen:
+            dropped += 1
+            continue
+        seen.add(key)
+        if (
+            {"price", "quantity"} <= row.keys()
+            and _numeric(row["price"])
+            and _numeric(row["quantity"])
+        ):
+            row["revenue"] = round(row["price"] * row["quantity"], 2)
+        rows.append(row)
+    columns = list(
+        dict.fromkeys([*table["columns"], *(["revenue"] if rows and "revenue" in rows[0] else [])])
+    )
+    return {"source": table["source"], "columns": columns, "rows": rows, "dropped": dropped}
+
+
+def _numeric(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def describe(table: Table, group_by: str | None = None) -> dict[str, Any]:
+    stats: dict[str, dict[str, float]] = {}
+    for col in table["columns"]:
+        values = [r[col] for r in table["rows"] if _numeric(r.get(col))]
+        if values and len(values) >= len(table["rows"]) / 2:
+            stats[col] = {
+                "count": len(values),
+                "sum": round(sum(values), 4),
+                "mean": round(statistics.fmean(values), 4),
+                "stdev": round(statistics.stdev(values), 4) if len(values) > 1 else 0.0,
+                "min": min(values),
+                "max": max(values),
+            }
+    out: dict[str, Any] = {"rows": len(table["rows"]), "statistics": stats}
+    if group_by:
+        if group_by not in table["columns"]:
+            raise ValueError(
+                f"cannot group by {group_by!r}: columns are {', '.join(table['columns'])}"
+            )
+        groups: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        for row in table["rows"]:
+            for col in stats:
+                if _numeric(row.get(col)):
+                    groups[str(row.get(group_by))][col] += row[col]
+        out["group_by"] = group_by
+        out["groups"] = {
+            g: {c: round(v, 4) for c, v in cols.items()} for g, cols in sorted(groups.items())
+        }
+    return out
+
+
+def validate_rows(table: Table) -> dict[str, Any]:
+    """Nulls, negative amounts and duplicate ids, each with its row number."""
+    issues: list[dict[str, Any]] = []
+    ids: dict[Any, int] = {}
+    for i, row in enumerate(table["rows"], start=1):
+        for col, value in row.items():
+            if value is None:
+                issues.append({"row": i, "column": col, "problem": "missing value"})
+            elif _numeric(value) and value < 0:
+                issues.append({"row": i, "column": col, "problem": f"negative value {value}"})
+        if "id" in row and row["id"] is not None:
+            if row["id"] in ids:
+                issues.append(
+                    {"row": i, "column": "id", "problem": f"duplicate of row {ids[row['id']]}"}
+                )
+            ids.setdefault(row["id"], i)
+    return {"checked_rows": len(table["rows"]), "issues": issues, "passed": not issues}
+
+
+def render_report(title: str, sections: dict[str, Any]) -> str:
+    lines = [f"# {title}", ""]
+    for heading, body in sections.items():
+        lines += [f"## {heading}", "", _markdown(body), ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _markdown(body: Any) -> str:
+    if isinstance(body, str):
+        return body
+    if isinstance(body, dict) and body and all(isinstance(v, dict) for v in body.values()):
+        cols = list(dict.fromkeys(k for v in body.values() for k in v))
+        head = "| | " + " | ".join(cols) + " |\n|---|" + "---|" * len(cols)
+        rows = [
+            f"| {k} | " + " | ".join(str(v.get(c, "")) for c in cols) + " |"
+            for k, v in body.items()
+        ]
+        return "\n".join([head, *rows])
+    if isinstance(body, list):
+        return "\n".join(f"- {json.dumps(item, default=str)}" for item in body) or "- none"
+    return f"```json\n{json.dumps(body, indent=2, default=str)}\n```"
