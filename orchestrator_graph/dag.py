@@ -43,10 +43,9 @@ def validate_plan(plan: Plan, available_skills: Iterable[str] | None = None) -> 
                     f"task {task.id!r} needs skills no worker has: {', '.join(missing)} "
                     f"(available: {', '.join(sorted(skills)) or 'none'})"
                 )
-    if not problems:
-        cycle = find_cycle({t.id: t.depends_on for t in plan.tasks})
-        if cycle:
-            problems.append(f"dependency cycle (a -> b: a depends on b): {' -> '.join(cycle)}")
+    cycle = find_cycle({t.id: [d for d in t.depends_on if d in known] for t in plan.tasks})
+    if cycle:
+        problems.append(f"dependency cycle (a -> b: a depends on b): {' -> '.join(cycle)}")
     if problems:
         raise PlanValidationError(problems)
 

@@ -182,6 +182,10 @@ def create_orchestrator(
                     "run_name": f"worker[{task.id}#{attempt}]",
                     "metadata": {"task_id": task.id, "attempt": attempt, "worker": worker},
                 },
+                # The ledger makes the attempt durable; the subgraph has no checkpointer, and
+                # inheriting the parent's "sync" durability fails in langgraph 1.2.22
+                # (AttributeError: no _put_checkpoint_fut on a checkpointer-less loop).
+                durability="exit",
             )
             return TaskResult.model_validate(out["result"]), Review.model_validate(out["review"])
 

@@ -1,0 +1,426 @@
+"""``orchestrator-graph``: run, resume, inspect and plan orchestrated jobs from the shell.
+
+Exit codes: 0 done; 1 finished partial or failed; 2 bad input; 3 waiting for a human decision."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import uuid
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.store.memory import InMemoryStore
+from langgraph.types import Command
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import BarColumn, Progress, TextColumn
+from rich.table import Table
+
+from orchestrator_graph.context import ROLES, Context
+from orchestrator_graph.graph import create_orchestrator
+from orchestrator_graph.models import Plan
+from orchestrator_graph.persistence import open_persistence
+from orchestrator_graph.tools import SAMPLES
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+err = Console(stderr=True)
+
+EXAMPLE = (
+    f"Collect the sales data from {SAMPLES / 'sales.csv'} and {SAMPLES / 'online_sales.json'}, "
+    "clean and transform it, analyse revenue by region, validate the rows, and write a report."
+)
+
+Home = Annotated[
+    str | None,
+    typer.Option(
+        help="data folder for state.db/store.db "
+        "(default $ORCHESTRATOR_GRAPH_HOME or ./.orchestrator-graph)"
+    ),
+]
+Postgres = Annotated[
+    str | None, typer.Option(help="Postgres URL: checkpoints and store in Postgres")
+]
+AsJson = Annotated[bool, typer.Option("--json", help="print one JSON document, no live display")]
+Models = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--model",
+        help="SPEC for every role, or ROLE=SPEC (roles: " + ", ".join(ROLES) + "); SPEC is "
+        "'offline' or 'provider:model' for init_chat_model",
+    ),
+]
+
+
+class CliError(Exception):
+    """A one-line reason and an exit code."""
+
+    def __init__(self, message: str, code: int = 2) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _context(models: list[str] | None, **settings: Any) -> Context:
+    values: dict[str, Any] = {k: v for k, v in settings.items() if v is not None}
+    for spec in models or []:
+        role, _, name = spec.partition("=") if "=" in spec else ("", "", spec)
+        if role and role not in ROLES:
+            raise CliError(f"--model {spec!r}: unknown role {role!r}; roles are {', '.join(ROLES)}")
+        for r in [role] if role else ROLES:
+            values[f"{r}_model"] = name
+    try:
+        return Context(**values)
+    except TypeError as error:
+        raise CliError(str(error)) from error
+
+
+def _read_plan(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise CliError(f"cannot read plan file {path}: {error.strerror}") from error
+    try:
+        data = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
+        return Plan.model_validate(data).model_dump(mode="json")
+    except (ValueError, yaml.YAMLError) as error:
+        first = str(error).splitlines()
+        raise CliError(f"plan file {path}: {' '.join(first[:3])}") from error
+
+
+class Display:
+    """Live view: task table, progress bar and the latest events; plain lines when not a TTY."""
+
+    def __init__(self, console: Console, live: bool) -> None:
+        self.console, self.live = console, live
+        self.tasks: dict[str, dict[str, Any]] = {}
+        self.events: list[str] = []
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+        )
+        self.bar = self.progress.add_task("tasks", total=0)
+
+    def render(self) -> Group:
+        table = Table("task", "status", "worker", "attempt", "score", expand=True)
+        for tid, t in self.tasks.items():
+            table.add_row(
+                tid,
+                t.get("status", ""),
+                t.get("worker") or "",
+                str(t.get("attempt") or ""),
+                "" if t.get("score") is None else f"{t['score']:.2f}",
+            )
+        return Group(table, self.progress, *self.events[-6:])
+
+    def on_event(self, ev: dict[str, Any]) -> None:
+        tid, kind = ev.get("task_id"), ev["kind"]
+        line = f"[{ev['node']}] {kind} {tid or ''} {ev.get('worker') or ''} {ev['message']}".strip()
+        self.events.append(line[:160])
+        if kind == "planned":
+            self.progress.update(self.bar, total=int(ev["message"].split()[0]))
+        if tid:
+            task = self.tasks.setdefault(tid, {})
+            status = {
+                "task_started": "running",
+                "task_completed": "approved",
+                "task_queued": "queued",
+                "task_failed": "retrying",
+                "escalated": "escalated",
+            }.get(kind)
+            if status:
+                task["status"] = status
+            if ev.get("worker"):
+                task["worker"] = ev["worker"]
+            if ev.get("attempt"):
+                task["attempt"] = ev["attempt"]
+            if "score" in ev.get("data", {}):
+                task["score"] = ev["data"]["score"]
+        if kind == "progress":
+            self.progress.update(self.bar, completed=ev["data"].get("approved", 0))
+        if not self.live:
+            self.console.print(line, highlight=False)
+
+
+async def _drive(
+    payload: Any,
+    thread: str,
+    context: Context,
+    home: str | None,
+    postgres: str | None,
+    as_json: bool,
+) -> int:
+    builder = create_orchestrator()
+    console = Console(stderr=True)
+    config = {"configurable": {"thread_id": thread}}
+    async with open_persistence(home, postgres) as (saver, store):
+        graph = builder.compile(checkpointer=saver, store=store)
+        display = Display(console, live=console.is_terminal and not as_json)
+        if not as_json:
+            console.print(
+                f"thread [bold]{thread}[/]  models: "
+                + ", ".join(f"{r}={m}" for r, m in _roles(context).items()),
+                highlight=False,
+            )
+
+        async def consume() -> None:
+            async for ev in graph.astream(
+                payload,
+                config,
+                stream_mode="custom",
+                context=context,
+                durability="sync",
+                subgraphs=True,
+            ):
+                _ns, data = ev
+                if isinstance(data, dict) and data.get("event") == "orchestrator":
+                    display.on_event(data)
+                    if display.live:
+                        live.update(display.render())
+
+        if display.live:
+            with Live(display.render(), console=console, refresh_per_second=8) as live:
+                await consume()
+        else:
+            live = None
+            await consume()
+        snapshot = await graph.aget_state(config)
+    return _finish(thread, snapshot, as_json)
+
+
+def _roles(context: Context) -> dict[str, str]:
+    return {r: getattr(context, f"{r}_model") or "offline" for r in ROLES}
+
+
+def _finish(thread: str, snapshot: Any, as_json: bool) -> int:
+    values = snapshot.values
+    waiting = [i.value for t in snapshot.tasks for i in t.interrupts]
+    if waiting:
+        if as_json:
+            print(
+                json.dumps(
+                    {"thread": thread, "status": "waiting", "interrupts": waiting}, default=str
+                )
+            )
+        else:
+            for w in waiting:
+                err.print(f"waiting for a human: task {w.get('task_id')}: {w.get('reason')}")
+            err.print(f"answer with: orchestrator-graph resume {thread} --answer accept|retry|skip")
+        return 3
+    report = values.get("report")
+    if report is None:
+        raise CliError(
+            f"thread {thread} has no finished run (next: {list(snapshot.next) or 'none'})", 1
+        )
+    if as_json:
+        print(json.dumps({"thread": thread, **report}, indent=2, default=str))
+    else:
+        out = Console()
+        deliverable = report.get("deliverable") or {}
+        out.print(f"\n[bold]{deliverable.get('title', '')}[/]\n{deliverable.get('summary', '')}")
+        for section in deliverable.get("sections", []):
+            out.print(f"\n[bold]{section['heading']}[/]\n{section['body'][:600]}", highlight=False)
+        out.print(
+            f"\nrun {report['run_id']}: [bold]{report['status']}[/] in {report['makespan']:.2f}s "
+            f"(planned {report['planned_duration']:.2f}s) {report['reason']}",
+            highlight=False,
+        )
+    if report["status"] != "done":
+        err.print(f"run {report['status']}: {report['reason']}")
+        return 1
+    return 0
+
+
+def _guard(coro: Any) -> None:
+    from orchestrator_graph.dag import PlanValidationError
+    from orchestrator_graph.llm import StructuredOutputError
+
+    try:
+        code = asyncio.run(coro)
+    except CliError as error:
+        err.print(f"error: {error}")
+        raise typer.Exit(error.code) from None
+    except (PlanValidationError, StructuredOutputError, ValueError, FileNotFoundError) as error:
+        err.print(f"error: {error}")
+        raise typer.Exit(2) from None
+    raise typer.Exit(code)
+
+
+@app.command()
+def run(
+    request: Annotated[str | None, typer.Argument(help="what to do; omit with --example")] = None,
+    example: Annotated[bool, typer.Option(help="the bundled sales-data job")] = False,
+    plan: Annotated[
+        Path | None, typer.Option(help="a declared plan (YAML or JSON): no planning")
+    ] = None,
+    thread: Annotated[str | None, typer.Option(help="thread id (default: a new one)")] = None,
+    model: Models = None,
+    escalation: Annotated[str | None, typer.Option(help="policy | human")] = None,
+    qa_policy: Annotated[str | None, typer.Option(help="strict | standard | lenient")] = None,
+    output_dir: Annotated[str | None, typer.Option(help="where workers write files")] = None,
+    home: Home = None,
+    postgres: Postgres = None,
+    as_json: AsJson = False,
+) -> None:
+    """Plan and run a request to the end, showing progress live."""
+
+    async def go() -> int:
+        text = EXAMPLE if example else request
+        if not text:
+            raise CliError("give a REQUEST or --example")
+        payload: dict[str, Any] = {"request": text}
+        if plan is not None:
+            payload["plan"] = _read_plan(plan)
+        context = _context(model, escalation=escalation, qa_policy=qa_policy, output_dir=output_dir)
+        return await _drive(
+            payload, thread or uuid.uuid4().hex[:12], context, home, postgres, as_json
+        )
+
+    _guard(go())
+
+
+@app.command()
+def resume(
+    thread: str,
+    answer: Annotated[
+        str | None,
+        typer.Option(help="reply to a pending escalation: accept | retry | skip, or a JSON object"),
+    ] = None,
+    model: Models = None,
+    home: Home = None,
+    postgres: Postgres = None,
+    as_json: AsJson = False,
+) -> None:
+    """Continue a thread that stopped: crashed, interrupted, or waiting for a human."""
+
+    async def go() -> int:
+        async with open_persistence(home, postgres) as (saver, store):
+            snapshot = (
+                await create_orchestrator()
+                .compile(checkpointer=saver, store=store)
+                .aget_state({"configurable": {"thread_id": thread}})
+            )
+        if not snapshot.values:
+            raise CliError(f"no thread {thread!r} in this data folder")
+        if not snapshot.next:
+            return _finish(thread, snapshot, as_json)
+        waiting = any(t.interrupts for t in snapshot.tasks)
+        if waiting and answer is None:
+            raise CliError(f"thread {thread} waits for a human: pass --answer accept|retry|skip", 3)
+        reply = json.loads(answer) if answer and answer.lstrip().startswith("{") else answer
+        payload = Command(resume=reply) if waiting else None
+        return await _drive(payload, thread, _context(model), home, postgres, as_json)
+
+    _guard(go())
+
+
+@app.command()
+def status(
+    thread: str, home: Home = None, postgres: Postgres = None, as_json: AsJson = False
+) -> None:
+    """Where a thread stands: per-task state, next step, pending questions."""
+
+    async def go() -> int:
+        async with open_persistence(home, postgres) as (saver, store):
+            snapshot = (
+                await create_orchestrator()
+                .compile(checkpointer=saver, store=store)
+                .aget_state({"configurable": {"thread_id": thread}})
+            )
+        if not snapshot.values:
+            raise CliError(f"no thread {thread!r} in this data folder")
+        values = snapshot.values
+        tasks = values.get("tasks", {})
+        summary = {
+            "thread": thread,
+            "next": list(snapshot.next),
+            "run_id": values.get("run_id"),
+            "request": values.get("request"),
+            "tasks": tasks,
+            "waiting": [i.value for t in snapshot.tasks for i in t.interrupts],
+            "status": (values.get("report") or {}).get("status", "running"),
+        }
+        if as_json:
+            print(json.dumps(summary, indent=2, default=str))
+            return 0
+        out = Console()
+        out.print(
+            f"thread {thread}: {summary['status']}; next: {', '.join(summary['next']) or 'none'}"
+        )
+        table = Table("task", "status", "worker", "attempts", "score")
+        for tid, rec in tasks.items():
+            table.add_row(
+                tid,
+                rec["status"],
+                rec.get("worker") or "",
+                str(rec["attempts"]),
+                "" if rec.get("score") is None else f"{rec['score']:.2f}",
+            )
+        out.print(table)
+        return 0
+
+    _guard(go())
+
+
+@app.command("plan")
+def plan_command(
+    request: Annotated[str | None, typer.Argument(help="what to plan; omit with --example")] = None,
+    example: Annotated[bool, typer.Option(help="the bundled sales-data job")] = False,
+    plan: Annotated[Path | None, typer.Option(help="validate and analyse this plan file")] = None,
+    model: Models = None,
+    as_json: AsJson = False,
+) -> None:
+    """Plan only: the validated plan and its critical path; nothing is executed."""
+
+    async def go() -> int:
+        text = EXAMPLE if example else request
+        if not text and plan is None:
+            raise CliError("give a REQUEST, --example or --plan FILE")
+        payload: dict[str, Any] = {"request": text or f"plan from {plan}"}
+        if plan is not None:
+            payload["plan"] = _read_plan(plan)
+        graph = create_orchestrator().compile(
+            checkpointer=InMemorySaver(), store=InMemoryStore(), interrupt_before=["dispatcher"]
+        )
+        config = {"configurable": {"thread_id": "plan"}}
+        await graph.ainvoke(payload, config, context=_context(model, use_memory=False))
+        values = (await graph.aget_state(config)).values
+        result = {"plan": values["plan"], "analysis": values["analysis"]}
+        if as_json:
+            print(json.dumps(result, indent=2))
+            return 0
+        analysis = values["analysis"]
+        table = Table("task", "skills", "depends on", "effort", "ES", "EF", "slack", "critical")
+        for task in values["plan"]["tasks"]:
+            a = analysis["tasks"][task["id"]]
+            table.add_row(
+                task["id"],
+                ",".join(task["skills"]),
+                ",".join(task["depends_on"]),
+                f"{task['effort']:g}",
+                f"{a['earliest_start']:g}",
+                f"{a['earliest_finish']:g}",
+                f"{a['slack']:g}",
+                "yes" if a["critical"] else "",
+            )
+        out = Console()
+        out.print(table)
+        out.print(
+            f"critical path: {' -> '.join(analysis['critical_path'])} "
+            f"({analysis['duration']:g}s of {analysis['total_work']:g}s work)"
+        )
+        return 0
+
+    _guard(go())
+
+
+def main() -> None:
+    app(prog_name="orchestrator-graph")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
