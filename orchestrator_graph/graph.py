@@ -244,17 +244,16 @@ def create_orchestrator(
 
     async def _decide(esc: Escalation, context: Context, runtime: Runtime[Context]) -> Decision:
         if context.escalation == "human":
-            answer = interrupt(
-                {
-                    "type": "escalation",
-                    "task_id": esc.task_id,
-                    "reason": esc.reason,
-                    "best_score": esc.best_score,
-                    "attempts": esc.attempts,
-                    "options": ["accept", "retry", "skip"],
-                }
-            )
-            return _human_decision(esc.task_id, answer)
+            question: dict[str, Any] = {
+                "type": "escalation", "task_id": esc.task_id, "reason": esc.reason,
+                "best_score": esc.best_score, "attempts": esc.attempts,
+                "options": ["accept", "retry", "skip"],
+            }
+            while True:  # an unusable answer is asked again, naming what was wrong
+                try:
+                    return _human_decision(esc.task_id, interrupt(question))
+                except ValueError as err:
+                    question = {**question, "error": str(err)}
         if context.mediator_model:
             advice = await ask_structured(
                 roles.model("mediator", context),

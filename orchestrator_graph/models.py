@@ -133,6 +133,7 @@ class TaskRecord(BaseModel):
     started_at: float | None = None
     finished_at: float | None = None
     feedback: str = ""
+    extra_attempts: int = Field(0, description="attempts granted beyond the limit by the mediator")
 
 
 class Section(BaseModel):

@@ -34,8 +34,9 @@ def load_prompt(name: str) -> Template:
 
 def render(name: str, **values: object) -> str:
     """Fill a prompt's ``$placeholders``; a missing value is an error, not a blank."""
+    template = load_prompt(name)
     try:
-        return load_prompt(name).substitute({k: str(v) for k, v in values.items()})
+        return template.substitute({k: str(v) for k, v in values.items()})
     except KeyError as err:
         raise KeyError(f"prompt {name!r} needs a value for {err.args[0]!r}") from None
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 import traceback
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NotRequired
@@ -27,6 +28,10 @@ from orchestrator_graph.roles import Roles
 from orchestrator_graph.workers import Worker, WorkerContext, WorkerInput
 
 DEFAULT_OUTPUT_DIR = "orchestrator-output"
+
+# The dispatcher calls this checkpointer-less subgraph with durability="exit" (see graph.py);
+# langgraph warns that durability then has no effect, which is the point.
+warnings.filterwarnings("ignore", message="`durability` has no effect", category=UserWarning)
 
 
 class AttemptState(TypedDict):

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("LANGSMITH_TRACING", "false")
+os.environ.setdefault("LANGSMITH_TEST_TRACKING", "false")
+PG_ADMIN = os.environ.get("OG_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A database of this test session's own, dropped at the end."""
+    psycopg = pytest.importorskip("psycopg")
+    name = f"og_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    try:
+        admin = psycopg.connect(PG_ADMIN, autocommit=True)
+    except psycopg.OperationalError as err:
+        pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN}: {err}")
+    admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@asynccontextmanager
+async def persistence(kind: str, tmp: Path, postgres_url: str | None) -> AsyncIterator[tuple]:
+    if kind == "memory":
+        from langgraph.checkpoint.memory import InMemorySaver
+        from langgraph.store.memory import InMemoryStore
+
+        yield InMemorySaver(), InMemoryStore()
+        return
+    from orchestrator_graph.persistence import open_persistence
+
+    async with open_persistence(tmp, postgres_url if kind == "postgres" else None) as pair:
+        yield pair
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def saver_kind(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def make_persistence(saver_kind: str, tmp_path: Path, request: pytest.FixtureRequest):
+    url = request.getfixturevalue("postgres_url") if saver_kind == "postgres" else None
+    return lambda: persistence(saver_kind, tmp_path, url)

@@ -1,0 +1,235 @@
+"""The orchestrator end to end, on real checkpointers (memory, SQLite, Postgres)."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import time
+from typing import Any
+
+import pytest
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph import START, StateGraph
+from langgraph.store.memory import InMemoryStore
+from langgraph.types import Command
+from typing_extensions import TypedDict
+
+from orchestrator_graph import Plan, PlanValidationError, Task, Worker, create_orchestrator
+from orchestrator_graph.cli import EXAMPLE
+from orchestrator_graph.ledger import Ledger
+from orchestrator_graph.simulation import SimulatedWork
+from orchestrator_graph.tools import SAMPLES
+
+
+def expected_revenue_by_region() -> dict[str, float]:
+    """Computed here independently of the workers' tools, from the raw sample files."""
+    import json
+
+    rows = list(csv.DictReader((SAMPLES / "sales.csv").open()))
+    rows += json.loads((SAMPLES / "online_sales.json").read_text())["rows"]
+    seen, totals = set(), {}
+    for r in rows:
+        key = tuple(sorted((k, str(v)) for k, v in r.items()))
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            revenue = round(float(r["price"]) * float(r["quantity"]), 2)
+        except ValueError:
+            continue
+        totals[r["region"]] = totals.get(r["region"], 0.0) + revenue
+    return totals
+
+
+async def run(graph, payload, thread="t", **kw) -> tuple[dict[str, Any], list[dict]]:
+    events = []
+    config = {"configurable": {"thread_id": thread}}
+    async for _ns, ev in graph.astream(payload, config, stream_mode="custom", subgraphs=True, **kw):
+        events.append(ev)
+    return (await graph.aget_state(config)).values, events
+
+
+async def test_example_job_end_to_end(make_persistence, tmp_path):
+    async with make_persistence() as (saver, store):
+        graph = create_orchestrator().compile(checkpointer=saver, store=store)
+        values, events = await run(graph, {"request": EXAMPLE}, context={"output_dir": str(tmp_path)})
+        report = values["report"]
+        assert report["status"] == "done", report["reason"]
+        assert set(report["tasks"]) == {"collect_1", "collect_2", "process", "analyse", "validate", "report"}
+        assert all(t["status"] == "approved" for t in report["tasks"].values())
+        # the analysis is real: revenue per region equals an independent computation
+        ledger = Ledger(store, report["run_id"])
+        analysis = await ledger.output(report["tasks"]["analyse"]["result_key"])
+        for region, total in expected_revenue_by_region().items():
+            assert analysis["groups"][region]["revenue"] == pytest.approx(total, abs=0.05)
+        issues = (await ledger.output(report["tasks"]["validate"]["result_key"]))["issues"]
+        assert {i["problem"] for i in issues} >= {"missing value", "negative value -4.5"}
+        markdown = (tmp_path / f"{report['run_id']}-report.md").read_text()
+        assert "## analyse: groups" in markdown and "north" in markdown
+        kinds = [e["kind"] for e in events]
+        for kind in ("run_started", "planned", "task_started", "qa_verdict", "task_completed",
+                     "synthesized", "final_review", "learned"):
+            assert kind in kinds
+        # the checkpointed state never holds the tables themselves
+        assert "doohickey" not in str(values)  # a product name: it appears only in the rows
+        assert report["model_calls"] == {"planner": 1, "synthesizer": 1}
+
+        # the second, identical request reuses the remembered plan: no planning model call
+        again, _ = await run(graph, {"request": EXAMPLE}, thread="t2",
+                             context={"output_dir": str(tmp_path)})
+        assert again["report"]["status"] == "done"
+        assert again["report"]["model_calls"]["planner"] == 0
+        assert again["recalled"][0]["similarity"] == 1.0
+
+
+async def test_invalid_declared_plan_runs_nothing_and_keeps_state():
+    saver, store = InMemorySaver(), InMemoryStore()
+    graph = create_orchestrator().compile(checkpointer=saver, store=store)
+    bad = Plan(tasks=[Task(id="a", title="a", skills=["analysis"], depends_on=["b"]),
+                      Task(id="b", title="b", skills=["analysis"], depends_on=["a"])])
+    config = {"configurable": {"thread_id": "bad"}}
+    with pytest.raises(PlanValidationError, match=r"dependency cycle.*a -> b -> a|b -> a -> b"):
+        await graph.ainvoke({"request": "x", "plan": bad.model_dump()}, config)
+    state = await graph.aget_state(config)
+    assert state.next == ("planner",)  # stopped before planning finished: resumable, nothing ran
+    assert "tasks" not in state.values or state.values["tasks"] == {}
+    assert await store.asearch(("orchestrator_graph",), limit=10) == []
+
+
+def sim_worker(name: str, skill: str, **kw) -> Worker:
+    return Worker(name=name, skills=[skill], capacity=4, run=SimulatedWork(**kw))
+
+
+async def test_no_superstep_barrier():
+    """b depends only on a; it must start when a is done, not when the slow, unrelated s is."""
+    tasks = [Task(id="a", title="a", skills=["sim"], effort=0.05),
+             Task(id="b", title="b", skills=["sim"], effort=0.05, depends_on=["a"]),
+             Task(id="s", title="s", skills=["sim"], effort=1.0)]
+    graph = create_orchestrator(workers=[sim_worker("w", "sim")]).compile(
+        checkpointer=InMemorySaver(), store=InMemoryStore())
+    t0 = time.time()
+    values, events = await run(graph, {"request": "sim", "plan": Plan(tasks=tasks).model_dump()})
+    starts = {e["task_id"]: e["at"] - t0 for e in events if e["kind"] == "task_started"}
+    assert values["report"]["status"] == "done"
+    assert starts["b"] < 0.5, starts  # well before s (1 s) finishes
+    ends = {t: r["finished_at"] - t0 for t, r in values["report"]["tasks"].items()}
+    assert ends["b"] < ends["s"]
+
+
+async def test_retry_with_feedback_then_human_escalation_and_resume():
+    calls: list[tuple[int, str]] = []
+
+    def flaky(payload):
+        calls.append((payload.attempt, payload.feedback))
+        return {"note": "no value here"}  # fails the has_keys criterion every time
+
+    plan = Plan(tasks=[Task(id="x", title="x", skills=["s"], acceptance=[
+        {"kind": "has_keys", "keys": ["value"]}]), Task(id="y", title="y", skills=["s"], depends_on=["x"])])
+    graph = create_orchestrator(workers=[Worker(name="w", skills=["s"], run=flaky)]).compile(
+        checkpointer=InMemorySaver(), store=InMemoryStore())
+    config = {"configurable": {"thread_id": "h"}}
+    ctx = {"escalation": "human", "max_attempts": 2}
+    await graph.ainvoke({"request": "r", "plan": plan.model_dump()}, config, context=ctx)
+    state = await graph.aget_state(config)
+    (question,) = [i.value for t in state.tasks for i in t.interrupts]
+    assert question["task_id"] == "x" and question["attempts"] == 2
+    assert calls[0] == (1, "") and calls[1][0] == 2 and "missing keys: ['value']" in calls[1][1]
+    await graph.ainvoke(Command(resume="maybe"), config, context=ctx)  # asked again, not lost
+    state = await graph.aget_state(config)
+    (again,) = [i.value for t in state.tasks for i in t.interrupts]
+    assert "resume with 'accept', 'retry' or 'skip'" in again["error"] and "'maybe'" in again["error"]
+    await graph.ainvoke(Command(resume={"action": "skip", "reason": "not needed"}), config, context=ctx)
+    report = (await graph.aget_state(config)).values["report"]
+    assert report["status"] == "failed" or report["status"] == "partial"
+    assert report["tasks"]["x"]["status"] == "failed" and report["tasks"]["y"]["status"] == "skipped"
+    assert report["decisions"][0] == {"task_id": "x", "action": "skip", "by": "human",
+                                      "reason": "not needed", "attempt": None}
+    assert len(calls) == 2  # the rejected result never reached y
+
+
+async def test_worker_exception_is_a_reviewed_result_not_a_crash():
+    def broken(payload):
+        raise RuntimeError("disk on fire")
+
+    plan = Plan(tasks=[Task(id="x", title="x", skills=["s"])])
+    graph = create_orchestrator(workers=[Worker(name="w", skills=["s"], run=broken)]).compile(
+        checkpointer=InMemorySaver(), store=InMemoryStore())
+    values, events = await run(graph, {"request": "r", "plan": plan.model_dump()},
+                               context={"max_attempts": 2})
+    assert values["report"]["tasks"]["x"]["status"] == "failed"
+    failures = [e["message"] for e in events if e["kind"] == "task_failed"]
+    assert len(failures) == 2 and "RuntimeError: disk on fire" in failures[0]
+    assert values["report"]["decisions"][0]["by"] == "policy"
+
+
+async def test_as_a_subgraph_of_a_parent_with_its_own_state():
+    class Parent(TypedDict):
+        question: str
+        answer: str
+
+    orchestrator = create_orchestrator(workers=[sim_worker("w", "sim", real_sleep=False)]).compile()
+
+    async def ask(state: Parent) -> dict:
+        plan = Plan(tasks=[Task(id="one", title="one", skills=["sim"], acceptance=[
+            {"kind": "has_keys", "keys": ["value"]}])])
+        out = await orchestrator.ainvoke({"request": state["question"], "plan": plan.model_dump()})
+        return {"answer": out["report"]["status"] + ":" + out["report"]["deliverable"]["summary"]}
+
+    parent = StateGraph(Parent)
+    parent.add_node("ask", ask)
+    parent.add_edge(START, "ask")
+    app = parent.compile(checkpointer=InMemorySaver(), store=InMemoryStore())
+    out = await app.ainvoke({"question": "simulate"}, {"configurable": {"thread_id": "p"}})
+    assert out["answer"].startswith("done:")
+
+
+async def test_orchestrator_as_a_node_directly():
+    class Parent(TypedDict, total=False):
+        request: str
+        report: dict
+        other: int
+
+    orchestrator = create_orchestrator(workers=[sim_worker("w", "sim", real_sleep=False)]).compile()
+    parent = StateGraph(Parent)
+    parent.add_node("orchestrate", orchestrator)
+    parent.add_edge(START, "orchestrate")
+    app = parent.compile(checkpointer=InMemorySaver(), store=InMemoryStore())
+    plan = Plan(tasks=[Task(id="a", title="a", skills=["sim"])])
+    out = await app.ainvoke({"request": "go", "other": 7}, {"configurable": {"thread_id": "n"}},
+                            )
+    assert out["other"] == 7
+    assert out["report"]["status"] in ("done", "failed")
+    del plan
+
+
+def test_build_time_errors_say_what_to_change():
+    with pytest.raises(ValueError, match="two workers are named 'w'"):
+        create_orchestrator(workers=[sim_worker("w", "a"), sim_worker("w", "b")])
+    with pytest.raises(ValueError, match="team is empty"):
+        create_orchestrator(workers=[])
+    with pytest.raises(ValueError, match="unknown model roles: boss"):
+        create_orchestrator(models={"boss": "offline"})
+    with pytest.raises(ValueError, match="at least one skill"):
+        Worker(name="x", skills=[], run=print)
+
+
+def test_concurrency_respects_capacity():
+    async def go():
+        active, peak = 0, 0
+
+        async def work(payload):
+            nonlocal active, peak
+            active += 1
+            peak = max(peak, active)
+            await asyncio.sleep(0.02)
+            active -= 1
+            return {"value": 1}
+
+        plan = Plan(tasks=[Task(id=f"t{i}", title="t", skills=["s"]) for i in range(8)])
+        graph = create_orchestrator(workers=[Worker(name="w", skills=["s"], capacity=3, run=work)]
+                                    ).compile(checkpointer=InMemorySaver(), store=InMemoryStore())
+        values, _ = await run(graph, {"request": "r", "plan": plan.model_dump()})
+        return values["report"]["status"], peak
+
+    status, peak = asyncio.run(go())
+    assert status == "done" and peak == 3

@@ -1,0 +1,72 @@
+from typing import Any
+
+import pytest
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+
+from orchestrator_graph import OfflineChatModel, StructuredOutputError, resolve_model
+from orchestrator_graph.graph import PlanDraft
+from orchestrator_graph.llm import ask_structured
+from orchestrator_graph.prompts import messages, prompt_dir, render
+from orchestrator_graph.team import WorkerNote
+
+
+class Scripted(OfflineChatModel):
+    """Answers with the scripted tool-call arguments in order and records every prompt."""
+
+    script: list[Any] = []
+    seen: list[str] = []
+
+    def _generate(self, msgs, stop=None, run_manager=None, **kwargs) -> ChatResult:
+        self.seen.append("\n".join(str(m.content) for m in msgs))
+        name = kwargs["tools"][0]["function"]["name"]
+        args = self.script.pop(0)
+        msg = AIMessage(content="", tool_calls=[{"name": name, "args": args, "id": f"c{len(self.seen)}"}])
+        return ChatResult(generations=[ChatGeneration(message=msg)])
+
+
+def test_offline_model_is_a_chat_model_with_structured_output():
+    model = resolve_model("offline")
+    assert isinstance(model, BaseChatModel) and model._llm_type == "offline-deterministic"
+    prompt = messages("planner", request="Collect data.csv, analyse it by region and report",
+                      skills="data_collection, analysis, reporting", examples="none")
+    draft = model.with_structured_output(PlanDraft).invoke(prompt)
+    assert isinstance(draft, PlanDraft)
+    assert [t.id for t in draft.tasks] == ["collect_1", "analyse", "report"]
+    assert draft.tasks[0].inputs == {"path": "data.csv"}
+    assert draft.tasks[1].inputs == {"group_by": "region"}
+    assert draft.goal.startswith("[offline]")
+    text = model.invoke([HumanMessage("hello")])
+    assert text.content.startswith("[offline]") and text.usage_metadata["input_tokens"] == 1
+
+
+async def test_malformed_output_is_reasked_with_the_error():
+    model = Scripted(script=[{"summary": None}, {"summary": "fixed"}], seen=[])
+    note = await ask_structured(model, WorkerNote, [HumanMessage("go")])
+    assert note.summary == "fixed"
+    assert len(model.seen) == 2 and "could not be used as a WorkerNote" in model.seen[1]
+
+
+async def test_checker_rejection_is_reasked_then_fails_precisely():
+    model = Scripted(script=[{"summary": "a"}, {"summary": "b"}, {"summary": "c"}], seen=[])
+
+    def check(note: WorkerNote) -> None:
+        raise ValueError(f"summary {note.summary!r} is too short")
+
+    with pytest.raises(StructuredOutputError, match="WorkerNote: no valid answer after 3 tries.*'c'"):
+        await ask_structured(model, WorkerNote, [HumanMessage("go")], check=check, reasks=2)
+    assert "summary 'b' is too short" in model.seen[2]
+
+
+def test_prompts_load_by_name_and_need_their_values():
+    assert (prompt_dir() / "planner.system.md").is_file()
+    with pytest.raises(KeyError, match="needs a value for 'request'"):
+        render("planner.user", skills="x", examples="")
+    with pytest.raises(KeyError, match="no prompt named 'nope'"):
+        render("nope")
+
+
+def test_bad_model_spec_is_named():
+    with pytest.raises(ValueError, match="provider:model"):
+        resolve_model("")
