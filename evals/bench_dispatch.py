@@ -84,8 +84,9 @@ async def time_orchestrator(plan: Plan, workers: int, saver, store, *, sleep: bo
     graph = create_orchestrator(workers=team).compile(checkpointer=saver, store=store)
     cfg = {"configurable": {"thread_id": f"o{time.time_ns()}"}, "recursion_limit": 10_000}
     t0 = time.perf_counter()
-    out = await graph.ainvoke({"request": plan.goal, "plan": plan.model_dump()}, cfg,
-                              context={"use_memory": False})
+    out = await graph.ainvoke(
+        {"request": plan.goal, "plan": plan.model_dump()}, cfg, context={"use_memory": False}
+    )
     elapsed = time.perf_counter() - t0
     assert out["report"]["status"] == "done", out["report"]["reason"]
     return elapsed
@@ -93,8 +94,11 @@ async def time_orchestrator(plan: Plan, workers: int, saver, store, *, sleep: bo
 
 async def time_waves(plan: Plan, workers: int, saver) -> float:
     graph = send_per_wave_graph(plan, sleep=True).compile(checkpointer=saver)
-    cfg = {"configurable": {"thread_id": f"w{time.time_ns()}"}, "max_concurrency": workers,
-           "recursion_limit": 10_000}
+    cfg = {
+        "configurable": {"thread_id": f"w{time.time_ns()}"},
+        "max_concurrency": workers,
+        "recursion_limit": 10_000,
+    }
     t0 = time.perf_counter()
     out = await graph.ainvoke({"done": []}, cfg)
     assert len(set(out["done"])) == len(plan.tasks)
@@ -106,8 +110,12 @@ async def makespan_table(quick: bool) -> None:
     sizes = (20,) if quick else (20, 60)
     shapes = ("layered", "fork_join", "chain_mix")
     seeds = (1, 2) if quick else (1, 2, 3)
-    print(f"\n## Makespan / lower bound (W={workers}, log-normal task times, mean 40 ms, sigma 0.8)\n")
-    print("| shape | tasks | seed | bound s | ours s | Send-per-wave s | ours ratio | waves ratio |")
+    print(
+        f"\n## Makespan / lower bound (W={workers}, log-normal task times, mean 40 ms, sigma 0.8)\n"
+    )
+    print(
+        "| shape | tasks | seed | bound s | ours s | Send-per-wave s | ours ratio | waves ratio |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     ours_all, waves_all = [], []
     for shape in shapes:
@@ -116,19 +124,27 @@ async def makespan_table(quick: bool) -> None:
                 plan = random_plan(n, seed=seed, shape=shape, mean_effort=0.04)
                 a = analyse_plan(plan)
                 bound = max(a.duration, a.total_work / workers)
-                ours = await time_orchestrator(plan, workers, InMemorySaver(), InMemoryStore(), sleep=True)
+                ours = await time_orchestrator(
+                    plan, workers, InMemorySaver(), InMemoryStore(), sleep=True
+                )
                 waves = await time_waves(plan, workers, InMemorySaver())
                 ours_all.append(ours / bound)
                 waves_all.append(waves / bound)
-                print(f"| {shape} | {n} | {seed} | {bound:.3f} | {ours:.3f} | {waves:.3f} | "
-                      f"{ours / bound:.2f} | {waves / bound:.2f} |")
-    print(f"| **mean** | | | | | | **{statistics.fmean(ours_all):.2f}** | "
-          f"**{statistics.fmean(waves_all):.2f}** |")
+                print(
+                    f"| {shape} | {n} | {seed} | {bound:.3f} | {ours:.3f} | {waves:.3f} | "
+                    f"{ours / bound:.2f} | {waves / bound:.2f} |"
+                )
+    print(
+        f"| **mean** | | | | | | **{statistics.fmean(ours_all):.2f}** | "
+        f"**{statistics.fmean(waves_all):.2f}** |"
+    )
 
 
 def sqlite_bytes(path: Path) -> int:
     with sqlite3.connect(path) as db:
-        cp = db.execute("select coalesce(sum(length(checkpoint) + length(metadata)), 0) from checkpoints")
+        cp = db.execute(
+            "select coalesce(sum(length(checkpoint) + length(metadata)), 0) from checkpoints"
+        )
         wr = db.execute("select coalesce(sum(length(value)), 0) from writes")
         return cp.fetchone()[0] + wr.fetchone()[0]
 
@@ -136,15 +152,19 @@ def sqlite_bytes(path: Path) -> int:
 async def bytes_and_overhead_table(quick: bool) -> None:
     sizes = (10, 100) if quick else (10, 100, 1000)
     print("\n## Checkpoint bytes per completed task, and overhead with instant workers (SQLite)\n")
-    print("| tasks | ours: checkpoint B/task | ours: ledger B/task | fan-out: checkpoint B/task | "
-          "ours s | fan-out s | ours / fan-out |")
+    print(
+        "| tasks | ours: checkpoint B/task | ours: ledger B/task | fan-out: checkpoint B/task | "
+        "ours s | fan-out s | ours / fan-out |"
+    )
     print("|---|---|---|---|---|---|---|")
     for n in sizes:
         plan = random_plan(n, seed=7, shape="independent", mean_effort=0.01)
         with tempfile.TemporaryDirectory() as tmp:
             cp_path, st_path, fo_path = Path(tmp, "o.db"), Path(tmp, "s.db"), Path(tmp, "f.db")
-            async with (AsyncSqliteSaver.from_conn_string(str(cp_path)) as saver,
-                        AsyncSqliteStore.from_conn_string(str(st_path)) as store):
+            async with (
+                AsyncSqliteSaver.from_conn_string(str(cp_path)) as saver,
+                AsyncSqliteStore.from_conn_string(str(st_path)) as store,
+            ):
                 await store.setup()
                 ours = await time_orchestrator(plan, 8, saver, store, sleep=False)
             async with AsyncSqliteSaver.from_conn_string(str(fo_path)) as saver:
@@ -153,9 +173,13 @@ async def bytes_and_overhead_table(quick: bool) -> None:
                 await graph.ainvoke({"done": []}, {"configurable": {"thread_id": "f"}})
                 fan = time.perf_counter() - t0
             with sqlite3.connect(st_path) as db:
-                ledger = db.execute("select coalesce(sum(length(value)), 0) from store").fetchone()[0]
-            print(f"| {n} | {sqlite_bytes(cp_path) / n:.0f} | {ledger / n:.0f} | "
-                  f"{sqlite_bytes(fo_path) / n:.0f} | {ours:.3f} | {fan:.3f} | {ours / fan:.2f} |")
+                ledger = db.execute("select coalesce(sum(length(value)), 0) from store").fetchone()[
+                    0
+                ]
+            print(
+                f"| {n} | {sqlite_bytes(cp_path) / n:.0f} | {ledger / n:.0f} | "
+                f"{sqlite_bytes(fo_path) / n:.0f} | {ours:.3f} | {fan:.3f} | {ours / fan:.2f} |"
+            )
 
 
 async def main() -> None:

@@ -73,7 +73,7 @@ def create_orchestrator(
     model: ModelSpec = "offline",
     models: Mapping[str, ModelSpec] | None = None,
 ) -> StateGraph:
-    """The orchestrator as an uncompiled ``StateGraph``: compile it with your checkpointer and store.
+    """The orchestrator as an uncompiled ``StateGraph``: compile it with your saver and store.
 
     Args:
         workers: the team; default: one worker per mission specialisation (``team.default_team``).
@@ -245,8 +245,11 @@ def create_orchestrator(
     async def _decide(esc: Escalation, context: Context, runtime: Runtime[Context]) -> Decision:
         if context.escalation == "human":
             question: dict[str, Any] = {
-                "type": "escalation", "task_id": esc.task_id, "reason": esc.reason,
-                "best_score": esc.best_score, "attempts": esc.attempts,
+                "type": "escalation",
+                "task_id": esc.task_id,
+                "reason": esc.reason,
+                "best_score": esc.best_score,
+                "attempts": esc.attempts,
                 "options": ["accept", "retry", "skip"],
             }
             while True:  # an unusable answer is asked again, naming what was wrong

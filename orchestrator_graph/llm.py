@@ -1,4 +1,4 @@
-"""Every model call goes through here: models resolved from strings, answers as validated pydantic."""
+"""Every model call goes through here: models resolved from strings, answers as pydantic."""
 
 from __future__ import annotations
 

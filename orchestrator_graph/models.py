@@ -1,4 +1,4 @@
-"""Domain models: every structure that crosses a boundary (plans, results, reviews, decisions, reports)."""
+"""Domain models: every structure that crosses a boundary (plans, results, reviews, reports)."""
 
 from __future__ import annotations
 

@@ -30,7 +30,7 @@ from orchestrator_graph.models import (
 from orchestrator_graph.workers import Worker
 
 RunAttempt = Callable[[Task, str, int, str, dict[str, str]], Awaitable[tuple[TaskResult, Review]]]
-"""(task, worker name, attempt, feedback, upstream result keys) -> the recorded result and review."""
+"""(task, worker, attempt, feedback, upstream result keys) -> the recorded result and review."""
 
 FINAL = {"approved", "failed", "skipped"}
 

@@ -26,8 +26,14 @@ def lognormal_effort(seed: int, task_id: str, mean: float, sigma: float = 0.8) -
     return draw(seed, "effort", task_id).lognormvariate(mu, sigma)
 
 
-def random_plan(n: int, *, seed: int, shape: str = "layered", mean_effort: float = 0.05,
-                skills: tuple[str, ...] = ("sim",)) -> Plan:
+def random_plan(
+    n: int,
+    *,
+    seed: int,
+    shape: str = "layered",
+    mean_effort: float = 0.05,
+    skills: tuple[str, ...] = ("sim",),
+) -> Plan:
     """``layered``: random edges between consecutive layers; ``fork_join``: wide fan-out between
     joins; ``chain_mix``: several independent chains; ``independent``: no edges."""
     rng = draw(seed, "plan", shape, n)
@@ -35,7 +41,7 @@ def random_plan(n: int, *, seed: int, shape: str = "layered", mean_effort: float
     deps: dict[str, list[str]] = {tid: [] for tid in ids}
     if shape == "layered":
         width = max(1, round(math.sqrt(n)))
-        layers = [ids[i:i + width] for i in range(0, n, width)]
+        layers = [ids[i : i + width] for i in range(0, n, width)]
         for prev, layer in zip(layers, layers[1:], strict=False):
             for tid in layer:
                 deps[tid] = sorted(rng.sample(prev, k=min(len(prev), rng.randint(1, 3))))
@@ -56,9 +62,15 @@ def random_plan(n: int, *, seed: int, shape: str = "layered", mean_effort: float
     elif shape != "independent":
         raise ValueError(f"unknown shape {shape!r}: layered, fork_join, chain_mix or independent")
     tasks = [
-        Task(id=tid, title=f"simulated {tid}", skills=[rng.choice(skills)], depends_on=deps[tid],
-             effort=lognormal_effort(seed, tid, mean_effort), priority=rng.randint(1, 5),
-             acceptance=[Criterion(kind="has_keys", keys=["value"])])
+        Task(
+            id=tid,
+            title=f"simulated {tid}",
+            skills=[rng.choice(skills)],
+            depends_on=deps[tid],
+            effort=lognormal_effort(seed, tid, mean_effort),
+            priority=rng.randint(1, 5),
+            acceptance=[Criterion(kind="has_keys", keys=["value"])],
+        )
         for tid in ids
     ]
     return Plan(goal=f"simulated {shape} plan of {n} tasks", tasks=tasks, source="declared")
@@ -68,8 +80,15 @@ class SimulatedWork:
     """A worker body: sleeps the task's effort (scaled by ``speed``), fails a seeded share of
     attempts with defective output, and appends a line per execution to ``side_effects``."""
 
-    def __init__(self, *, seed: int = 0, speed: float = 1.0, defect_rate: float = 0.0,
-                 side_effects: str | os.PathLike[str] | None = None, real_sleep: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        speed: float = 1.0,
+        defect_rate: float = 0.0,
+        side_effects: str | os.PathLike[str] | None = None,
+        real_sleep: bool = True,
+    ) -> None:
         self.seed, self.speed, self.defect_rate = seed, speed, defect_rate
         self.side_effects = Path(side_effects) if side_effects else None
         self.real_sleep = real_sleep
@@ -88,7 +107,12 @@ class SimulatedWork:
         return {"value": value, "summary": f"{task.id} -> {value}"}
 
 
-def simulated_team(n: int, *, skills: tuple[str, ...] = ("sim",), capacity: int = 1,
-                   **work: Any) -> list[Worker]:
-    return [Worker(name=f"sim{i:03d}", skills=list(skills), capacity=capacity,
-                   run=SimulatedWork(**work)) for i in range(n)]
+def simulated_team(
+    n: int, *, skills: tuple[str, ...] = ("sim",), capacity: int = 1, **work: Any
+) -> list[Worker]:
+    return [
+        Worker(
+            name=f"sim{i:03d}", skills=list(skills), capacity=capacity, run=SimulatedWork(**work)
+        )
+        for i in range(n)
+    ]

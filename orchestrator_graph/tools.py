@@ -67,7 +67,7 @@ def combine(tables: list[Table]) -> Table:
 
 
 def clean_table(table: Table) -> Table:
-    """Coerce numbers, blank to null, drop empty and duplicate rows; derive revenue = price * qty."""
+    """Coerce numbers, blanks to null, drop empty and duplicate rows; revenue = price * qty."""
     seen: set[str] = set()
     rows, dropped = [], 0
     for raw in table["rows"]:

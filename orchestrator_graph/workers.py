@@ -1,4 +1,4 @@
-"""Workers: who can do what, and one way to call any of them (function, Runnable, compiled graph)."""
+"""Workers: who can do what, and one way to call any of them (function, Runnable, graph)."""
 
 from __future__ import annotations
 
@@ -86,9 +86,7 @@ class Worker(BaseModel):
                 return out["output"]
             return out
         args = (payload, ctx) if _arity(run) >= 2 else (payload,)
-        if inspect.iscoroutinefunction(run) or inspect.iscoroutinefunction(
-            getattr(run, "__call__", None)
-        ):
+        if inspect.iscoroutinefunction(run) or inspect.iscoroutinefunction(type(run).__call__):
             return await run(*args)
         return await asyncio.to_thread(run, *args)
 

@@ -4,8 +4,11 @@ from orchestrator_graph import Plan, PlanValidationError, Task, analyse_plan, va
 
 
 def plan(*tasks: tuple) -> Plan:
-    return Plan(tasks=[Task(id=i, title=i, skills=[s], depends_on=list(d), effort=e)
-                       for i, s, d, e in tasks])
+    return Plan(
+        tasks=[
+            Task(id=i, title=i, skills=[s], depends_on=list(d), effort=e) for i, s, d, e in tasks
+        ]
+    )
 
 
 def problems(p: Plan, skills=("a",)) -> str:
@@ -30,14 +33,20 @@ def test_all_defects_reported_together():
 
 
 def test_critical_path_slack_and_levels():
-    p = plan(("start", "a", [], 2), ("long", "a", ["start"], 5), ("short", "a", ["start"], 1),
-             ("end", "a", ["long", "short"], 1))
+    p = plan(
+        ("start", "a", [], 2),
+        ("long", "a", ["start"], 5),
+        ("short", "a", ["start"], 1),
+        ("end", "a", ["long", "short"], 1),
+    )
     validate_plan(p, ["a"])
     a = analyse_plan(p)
     assert a.critical_path == ["start", "long", "end"]
     assert a.duration == 8 and a.total_work == 9
     assert a.tasks["short"].slack == pytest.approx(4)
-    assert a.tasks["short"].earliest_start == 2 and a.tasks["short"].latest_start == pytest.approx(6)
+    assert a.tasks["short"].earliest_start == 2 and a.tasks["short"].latest_start == pytest.approx(
+        6
+    )
     assert not a.tasks["short"].critical and a.tasks["long"].critical
     assert a.levels == [["start"], ["long", "short"], ["end"]]
 

@@ -52,10 +52,19 @@ async def run(graph, payload, thread="t", **kw) -> tuple[dict[str, Any], list[di
 async def test_example_job_end_to_end(make_persistence, tmp_path):
     async with make_persistence() as (saver, store):
         graph = create_orchestrator().compile(checkpointer=saver, store=store)
-        values, events = await run(graph, {"request": EXAMPLE}, context={"output_dir": str(tmp_path)})
+        values, events = await run(
+            graph, {"request": EXAMPLE}, context={"output_dir": str(tmp_path)}
+        )
         report = values["report"]
         assert report["status"] == "done", report["reason"]
-        assert set(report["tasks"]) == {"collect_1", "collect_2", "process", "analyse", "validate", "report"}
+        assert set(report["tasks"]) == {
+            "collect_1",
+            "collect_2",
+            "process",
+            "analyse",
+            "validate",
+            "report",
+        }
         assert all(t["status"] == "approved" for t in report["tasks"].values())
         # the analysis is real: revenue per region equals an independent computation
         ledger = Ledger(store, report["run_id"])
@@ -67,16 +76,25 @@ async def test_example_job_end_to_end(make_persistence, tmp_path):
         markdown = (tmp_path / f"{report['run_id']}-report.md").read_text()
         assert "## analyse: groups" in markdown and "north" in markdown
         kinds = [e["kind"] for e in events]
-        for kind in ("run_started", "planned", "task_started", "qa_verdict", "task_completed",
-                     "synthesized", "final_review", "learned"):
+        for kind in (
+            "run_started",
+            "planned",
+            "task_started",
+            "qa_verdict",
+            "task_completed",
+            "synthesized",
+            "final_review",
+            "learned",
+        ):
             assert kind in kinds
         # the checkpointed state never holds the tables themselves
         assert "doohickey" not in str(values)  # a product name: it appears only in the rows
         assert report["model_calls"] == {"planner": 1, "synthesizer": 1}
 
         # the second, identical request reuses the remembered plan: no planning model call
-        again, _ = await run(graph, {"request": EXAMPLE}, thread="t2",
-                             context={"output_dir": str(tmp_path)})
+        again, _ = await run(
+            graph, {"request": EXAMPLE}, thread="t2", context={"output_dir": str(tmp_path)}
+        )
         assert again["report"]["status"] == "done"
         assert again["report"]["model_calls"]["planner"] == 0
         assert again["recalled"][0]["similarity"] == 1.0
@@ -85,8 +103,12 @@ async def test_example_job_end_to_end(make_persistence, tmp_path):
 async def test_invalid_declared_plan_runs_nothing_and_keeps_state():
     saver, store = InMemorySaver(), InMemoryStore()
     graph = create_orchestrator().compile(checkpointer=saver, store=store)
-    bad = Plan(tasks=[Task(id="a", title="a", skills=["analysis"], depends_on=["b"]),
-                      Task(id="b", title="b", skills=["analysis"], depends_on=["a"])])
+    bad = Plan(
+        tasks=[
+            Task(id="a", title="a", skills=["analysis"], depends_on=["b"]),
+            Task(id="b", title="b", skills=["analysis"], depends_on=["a"]),
+        ]
+    )
     config = {"configurable": {"thread_id": "bad"}}
     with pytest.raises(PlanValidationError, match=r"dependency cycle.*a -> b -> a|b -> a -> b"):
         await graph.ainvoke({"request": "x", "plan": bad.model_dump()}, config)
@@ -102,11 +124,14 @@ def sim_worker(name: str, skill: str, **kw) -> Worker:
 
 async def test_no_superstep_barrier():
     """b depends only on a; it must start when a is done, not when the slow, unrelated s is."""
-    tasks = [Task(id="a", title="a", skills=["sim"], effort=0.05),
-             Task(id="b", title="b", skills=["sim"], effort=0.05, depends_on=["a"]),
-             Task(id="s", title="s", skills=["sim"], effort=1.0)]
+    tasks = [
+        Task(id="a", title="a", skills=["sim"], effort=0.05),
+        Task(id="b", title="b", skills=["sim"], effort=0.05, depends_on=["a"]),
+        Task(id="s", title="s", skills=["sim"], effort=1.0),
+    ]
     graph = create_orchestrator(workers=[sim_worker("w", "sim")]).compile(
-        checkpointer=InMemorySaver(), store=InMemoryStore())
+        checkpointer=InMemorySaver(), store=InMemoryStore()
+    )
     t0 = time.time()
     values, events = await run(graph, {"request": "sim", "plan": Plan(tasks=tasks).model_dump()})
     starts = {e["task_id"]: e["at"] - t0 for e in events if e["kind"] == "task_started"}
@@ -123,10 +148,20 @@ async def test_retry_with_feedback_then_human_escalation_and_resume():
         calls.append((payload.attempt, payload.feedback))
         return {"note": "no value here"}  # fails the has_keys criterion every time
 
-    plan = Plan(tasks=[Task(id="x", title="x", skills=["s"], acceptance=[
-        {"kind": "has_keys", "keys": ["value"]}]), Task(id="y", title="y", skills=["s"], depends_on=["x"])])
+    plan = Plan(
+        tasks=[
+            Task(
+                id="x",
+                title="x",
+                skills=["s"],
+                acceptance=[{"kind": "has_keys", "keys": ["value"]}],
+            ),
+            Task(id="y", title="y", skills=["s"], depends_on=["x"]),
+        ]
+    )
     graph = create_orchestrator(workers=[Worker(name="w", skills=["s"], run=flaky)]).compile(
-        checkpointer=InMemorySaver(), store=InMemoryStore())
+        checkpointer=InMemorySaver(), store=InMemoryStore()
+    )
     config = {"configurable": {"thread_id": "h"}}
     ctx = {"escalation": "human", "max_attempts": 2}
     await graph.ainvoke({"request": "r", "plan": plan.model_dump()}, config, context=ctx)
@@ -137,13 +172,24 @@ async def test_retry_with_feedback_then_human_escalation_and_resume():
     await graph.ainvoke(Command(resume="maybe"), config, context=ctx)  # asked again, not lost
     state = await graph.aget_state(config)
     (again,) = [i.value for t in state.tasks for i in t.interrupts]
-    assert "resume with 'accept', 'retry' or 'skip'" in again["error"] and "'maybe'" in again["error"]
-    await graph.ainvoke(Command(resume={"action": "skip", "reason": "not needed"}), config, context=ctx)
+    assert (
+        "resume with 'accept', 'retry' or 'skip'" in again["error"] and "'maybe'" in again["error"]
+    )
+    await graph.ainvoke(
+        Command(resume={"action": "skip", "reason": "not needed"}), config, context=ctx
+    )
     report = (await graph.aget_state(config)).values["report"]
     assert report["status"] == "failed" or report["status"] == "partial"
-    assert report["tasks"]["x"]["status"] == "failed" and report["tasks"]["y"]["status"] == "skipped"
-    assert report["decisions"][0] == {"task_id": "x", "action": "skip", "by": "human",
-                                      "reason": "not needed", "attempt": None}
+    assert (
+        report["tasks"]["x"]["status"] == "failed" and report["tasks"]["y"]["status"] == "skipped"
+    )
+    assert report["decisions"][0] == {
+        "task_id": "x",
+        "action": "skip",
+        "by": "human",
+        "reason": "not needed",
+        "attempt": None,
+    }
     assert len(calls) == 2  # the rejected result never reached y
 
 
@@ -153,9 +199,11 @@ async def test_worker_exception_is_a_reviewed_result_not_a_crash():
 
     plan = Plan(tasks=[Task(id="x", title="x", skills=["s"])])
     graph = create_orchestrator(workers=[Worker(name="w", skills=["s"], run=broken)]).compile(
-        checkpointer=InMemorySaver(), store=InMemoryStore())
-    values, events = await run(graph, {"request": "r", "plan": plan.model_dump()},
-                               context={"max_attempts": 2})
+        checkpointer=InMemorySaver(), store=InMemoryStore()
+    )
+    values, events = await run(
+        graph, {"request": "r", "plan": plan.model_dump()}, context={"max_attempts": 2}
+    )
     assert values["report"]["tasks"]["x"]["status"] == "failed"
     failures = [e["message"] for e in events if e["kind"] == "task_failed"]
     assert len(failures) == 2 and "RuntimeError: disk on fire" in failures[0]
@@ -170,8 +218,16 @@ async def test_as_a_subgraph_of_a_parent_with_its_own_state():
     orchestrator = create_orchestrator(workers=[sim_worker("w", "sim", real_sleep=False)]).compile()
 
     async def ask(state: Parent) -> dict:
-        plan = Plan(tasks=[Task(id="one", title="one", skills=["sim"], acceptance=[
-            {"kind": "has_keys", "keys": ["value"]}])])
+        plan = Plan(
+            tasks=[
+                Task(
+                    id="one",
+                    title="one",
+                    skills=["sim"],
+                    acceptance=[{"kind": "has_keys", "keys": ["value"]}],
+                )
+            ]
+        )
         out = await orchestrator.ainvoke({"request": state["question"], "plan": plan.model_dump()})
         return {"answer": out["report"]["status"] + ":" + out["report"]["deliverable"]["summary"]}
 
@@ -195,8 +251,10 @@ async def test_orchestrator_as_a_node_directly():
     parent.add_edge(START, "orchestrate")
     app = parent.compile(checkpointer=InMemorySaver(), store=InMemoryStore())
     plan = Plan(tasks=[Task(id="a", title="a", skills=["sim"])])
-    out = await app.ainvoke({"request": "go", "other": 7}, {"configurable": {"thread_id": "n"}},
-                            )
+    out = await app.ainvoke(
+        {"request": "go", "other": 7},
+        {"configurable": {"thread_id": "n"}},
+    )
     assert out["other"] == 7
     assert out["report"]["status"] in ("done", "failed")
     del plan
@@ -226,8 +284,9 @@ def test_concurrency_respects_capacity():
             return {"value": 1}
 
         plan = Plan(tasks=[Task(id=f"t{i}", title="t", skills=["s"]) for i in range(8)])
-        graph = create_orchestrator(workers=[Worker(name="w", skills=["s"], capacity=3, run=work)]
-                                    ).compile(checkpointer=InMemorySaver(), store=InMemoryStore())
+        graph = create_orchestrator(
+            workers=[Worker(name="w", skills=["s"], capacity=3, run=work)]
+        ).compile(checkpointer=InMemorySaver(), store=InMemoryStore())
         values, _ = await run(graph, {"request": "r", "plan": plan.model_dump()})
         return values["report"]["status"], peak
 

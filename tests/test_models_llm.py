@@ -22,15 +22,21 @@ class Scripted(OfflineChatModel):
         self.seen.append("\n".join(str(m.content) for m in msgs))
         name = kwargs["tools"][0]["function"]["name"]
         args = self.script.pop(0)
-        msg = AIMessage(content="", tool_calls=[{"name": name, "args": args, "id": f"c{len(self.seen)}"}])
+        msg = AIMessage(
+            content="", tool_calls=[{"name": name, "args": args, "id": f"c{len(self.seen)}"}]
+        )
         return ChatResult(generations=[ChatGeneration(message=msg)])
 
 
 def test_offline_model_is_a_chat_model_with_structured_output():
     model = resolve_model("offline")
     assert isinstance(model, BaseChatModel) and model._llm_type == "offline-deterministic"
-    prompt = messages("planner", request="Collect data.csv, analyse it by region and report",
-                      skills="data_collection, analysis, reporting", examples="none")
+    prompt = messages(
+        "planner",
+        request="Collect data.csv, analyse it by region and report",
+        skills="data_collection, analysis, reporting",
+        examples="none",
+    )
     draft = model.with_structured_output(PlanDraft).invoke(prompt)
     assert isinstance(draft, PlanDraft)
     assert [t.id for t in draft.tasks] == ["collect_1", "analyse", "report"]
@@ -54,7 +60,9 @@ async def test_checker_rejection_is_reasked_then_fails_precisely():
     def check(note: WorkerNote) -> None:
         raise ValueError(f"summary {note.summary!r} is too short")
 
-    with pytest.raises(StructuredOutputError, match="WorkerNote: no valid answer after 3 tries.*'c'"):
+    with pytest.raises(
+        StructuredOutputError, match="WorkerNote: no valid answer after 3 tries.*'c'"
+    ):
         await ask_structured(model, WorkerNote, [HumanMessage("go")], check=check, reasks=2)
     assert "summary 'b' is too short" in model.seen[2]
 
