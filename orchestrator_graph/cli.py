@@ -235,6 +235,15 @@ def _finish(thread: str, snapshot: Any, as_json: bool) -> int:
     return 0
 
 
+async def _snapshot(thread: str, home: str | None, postgres: str | None) -> Any:
+    async with open_persistence(home, postgres) as (saver, store):
+        graph = create_orchestrator().compile(checkpointer=saver, store=store)
+        snapshot = await graph.aget_state({"configurable": {"thread_id": thread}})
+    if not snapshot.values:
+        raise CliError(f"no thread {thread!r} in this data folder")
+    return snapshot
+
+
 def _guard(coro: Any) -> None:
     from orchestrator_graph.dag import PlanValidationError
     from orchestrator_graph.llm import StructuredOutputError
@@ -298,14 +307,7 @@ def resume(
     """Continue a thread that stopped: crashed, interrupted, or waiting for a human."""
 
     async def go() -> int:
-        async with open_persistence(home, postgres) as (saver, store):
-            snapshot = (
-                await create_orchestrator()
-                .compile(checkpointer=saver, store=store)
-                .aget_state({"configurable": {"thread_id": thread}})
-            )
-        if not snapshot.values:
-            raise CliError(f"no thread {thread!r} in this data folder")
+        snapshot = await _snapshot(thread, home, postgres)
         if not snapshot.next:
             return _finish(thread, snapshot, as_json)
         waiting = any(t.interrupts for t in snapshot.tasks)
@@ -325,14 +327,7 @@ def status(
     """Where a thread stands: per-task state, next step, pending questions."""
 
     async def go() -> int:
-        async with open_persistence(home, postgres) as (saver, store):
-            snapshot = (
-                await create_orchestrator()
-                .compile(checkpointer=saver, store=store)
-                .aget_state({"configurable": {"thread_id": thread}})
-            )
-        if not snapshot.values:
-            raise CliError(f"no thread {thread!r} in this data folder")
+        snapshot = await _snapshot(thread, home, postgres)
         values = snapshot.values
         tasks = values.get("tasks", {})
         summary = {
