@@ -39,6 +39,7 @@ from orchestrator_graph.models import (
     TaskResult,
 )
 from orchestrator_graph.prompts import messages
+from orchestrator_graph.prompts import preload as preload_prompts
 from orchestrator_graph.roles import Roles
 from orchestrator_graph.scheduler import Dispatch
 from orchestrator_graph.state import InputState, OrchestratorState, OutputState
@@ -82,6 +83,7 @@ def create_orchestrator(
         models: per-role overrides: ``planner``, ``worker``, ``reviewer``, ``mediator``,
             ``synthesizer``. Each run may override again through the context.
     """
+    preload_prompts()
     roster = build_roster(default_team() if workers is None else workers)
     roles = Roles(model, models)
     skills = skills_of(roster)

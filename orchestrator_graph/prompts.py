@@ -32,6 +32,12 @@ def load_prompt(name: str) -> Template:
     return Template(path.read_text(encoding="utf-8"))
 
 
+def preload() -> None:
+    """Read every prompt file now (at graph build), not on the event loop during a run."""
+    for path in prompt_dir().glob("*.md"):
+        load_prompt(path.stem)
+
+
 def render(name: str, **values: object) -> str:
     """Fill a prompt's ``$placeholders``; a missing value is an error, not a blank."""
     template = load_prompt(name)

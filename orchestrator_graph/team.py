@@ -3,6 +3,7 @@ each worker's model (its prompt in ``prompts/worker_<skill>.system.md``) writes 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,7 @@ async def collect(payload: WorkerInput, ctx: WorkerContext) -> dict[str, Any]:
     path = payload.task.inputs.get("path")
     if not path:
         raise ValueError(f"task {payload.task.id!r}: data collection needs inputs.path")
-    table = tools.load_table(str(path))
+    table = await asyncio.to_thread(tools.load_table, str(path))
     facts = {"source": table["source"], "rows": len(table["rows"]), "columns": table["columns"]}
     return {**table, "summary": await _note("data_collection", payload, ctx, facts)}
 
@@ -86,10 +87,9 @@ async def report(payload: WorkerInput, ctx: WorkerContext) -> dict[str, Any]:
             if key in output:
                 sections[f"{task_id}: {key}"] = output[key]
     markdown = tools.render_report(payload.task.title, sections)
-    out_dir = Path(ctx.output_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{payload.run_id}-{payload.task.id}.md"
-    path.write_text(markdown, encoding="utf-8")
+    path = await asyncio.to_thread(
+        tools.write_text, Path(ctx.output_dir) / f"{payload.run_id}-{payload.task.id}.md", markdown
+    )
     facts = {"path": str(path), "sections": list(sections)}
     return {
         "markdown": markdown,

@@ -144,6 +144,14 @@ def validate_rows(table: Table) -> dict[str, Any]:
     return {"checked_rows": len(table["rows"]), "issues": issues, "passed": not issues}
 
 
+def write_text(path: Path, text: str) -> Path:
+    """Write a file (making its folder); returns the absolute path. Blocking: call in a thread."""
+    path = path.resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
 def render_report(title: str, sections: dict[str, Any]) -> str:
     lines = [f"# {title}", ""]
     for heading, body in sections.items():

@@ -10,7 +10,6 @@ import time
 import traceback
 import warnings
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, NotRequired
 
 from langgraph.graph import END, START, StateGraph
@@ -79,7 +78,7 @@ def create_worker_graph(roster: Mapping[str, Worker], roles: Roles) -> Pregel:
         )
         ctx = WorkerContext(
             model=roles.model("worker", context),
-            output_dir=str(Path(context.output_dir or DEFAULT_OUTPUT_DIR).resolve()),
+            output_dir=context.output_dir or DEFAULT_OUTPUT_DIR,
             emit=stream_emitter(runtime.stream_writer),
         )
         started = time.time()

@@ -1,0 +1,148 @@
+"""The graph served by a real `langgraph dev`, driven by the real `langgraph_sdk` client."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from orchestrator_graph.cli import EXAMPLE
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """`langgraph dev` on a port checked free, logs outside the project (a log inside the
+    watched folder makes it reload forever)."""
+    logs = tmp_path_factory.mktemp("server") / "server.log"
+    port = free_port()
+    env = {
+        **os.environ,
+        "LANGGRAPH_CLI_NO_ANALYTICS": "1",
+        "LANGGRAPH_NO_VERSION_CHECK": "1",
+        "LANGSMITH_TRACING": "false",
+    }
+    cli = Path(sys.executable).with_name("langgraph")
+    with logs.open("w") as log:
+        proc = subprocess.Popen(
+            [
+                str(cli),
+                "dev",
+                "--no-browser",
+                "--no-reload",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--config",
+                str(ROOT / "langgraph.json"),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/ok", timeout=1) as resp:
+                if resp.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.time() > deadline:
+            proc.kill()
+            pytest.fail(f"langgraph dev did not come up on {url}:\n{logs.read_text()[-4000:]}")
+        time.sleep(0.5)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+async def test_thread_run_stream_state_and_history(server, tmp_path):
+    from langgraph_sdk import get_client
+
+    client = get_client(url=server)
+    thread = await client.threads.create()
+    kinds, namespaces = [], set()
+    async for part in client.runs.stream(
+        thread["thread_id"],
+        "orchestrator",
+        input={"request": EXAMPLE},
+        context={"output_dir": str(tmp_path)},
+        stream_mode=["custom", "updates"],
+        stream_subgraphs=True,
+    ):
+        if part.event.startswith("custom"):
+            kinds.append(part.data["kind"])
+            namespaces.add(part.event)
+    assert {"planned", "task_started", "qa_verdict", "task_completed", "learned"} <= set(kinds)
+    assert any("|" in ns for ns in namespaces), "worker attempts stream from their own subgraph"
+
+    state = await client.threads.get_state(thread["thread_id"])
+    report = state["values"]["report"]
+    assert report["status"] == "done", (report["reason"], report["final_review"])
+    assert len(report["tasks"]) == 6
+    assert (tmp_path / f"{report['run_id']}-report.md").is_file()
+    history = await client.threads.get_history(thread["thread_id"], limit=50)
+    steps = [h["metadata"].get("step") for h in history]
+    assert len(history) >= 7 and steps == sorted(steps, reverse=True)
+    assert any("dispatcher" in (h["next"] or []) for h in history)
+
+
+async def test_human_escalation_paused_and_resumed_through_the_sdk(server):
+    from langgraph_sdk import get_client
+
+    client = get_client(url=server)
+    thread = await client.threads.create()
+    plan = {
+        "tasks": [
+            {
+                "id": "load",
+                "title": "load",
+                "skills": ["data_collection"],
+                "inputs": {"path": "nope.csv"},
+            },
+            {"id": "stats", "title": "stats", "skills": ["analysis"], "depends_on": ["load"]},
+        ]
+    }
+    context = {"escalation": "human", "max_attempts": 1}
+    await client.runs.wait(
+        thread["thread_id"],
+        "orchestrator",
+        context=context,
+        input={"request": "load and analyse", "plan": plan},
+    )
+    state = await client.threads.get_state(thread["thread_id"])
+    assert state["next"] == ["mediator"]
+    (question,) = [i["value"] for t in state["tasks"] for i in t["interrupts"]]
+    assert question["task_id"] == "load" and "no such data file: 'nope.csv'" in question["reason"]
+
+    await client.runs.wait(
+        thread["thread_id"],
+        "orchestrator",
+        context=context,
+        command={"resume": {"action": "skip", "reason": "file is gone"}},
+    )
+    report = (await client.threads.get_state(thread["thread_id"]))["values"]["report"]
+    assert report["status"] == "failed"
+    assert report["tasks"]["stats"]["status"] == "skipped"
+    assert report["decisions"][0]["by"] == "human"
