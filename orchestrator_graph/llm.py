@@ -6,9 +6,10 @@ import json
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+from langchain_core.exceptions import OutputParserException
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from orchestrator_graph.prompts import render
 
@@ -46,6 +47,8 @@ def resolve_model(spec: ModelSpec) -> BaseChatModel:
 
 
 def _describe_raw(raw: object) -> str:
+    if raw is None:
+        return "(not available: the client rejected it while parsing)"
     if isinstance(raw, AIMessage):
         if raw.tool_calls:
             return json.dumps(raw.tool_calls[0].get("args"), default=str)[:2000]
@@ -67,7 +70,11 @@ async def ask_structured(
     history = list(messages)
     problem = ""
     for _ in range(reasks + 1):
-        out = await runnable.ainvoke(history)
+        try:
+            out = await runnable.ainvoke(history)
+        except (ValidationError, OutputParserException, json.JSONDecodeError) as err:
+            # Some clients (langchain-openai's json_schema mode) parse inside the call and raise.
+            out = {"parsed": None, "parsing_error": err, "raw": None}
         parsed, error = out.get("parsed"), out.get("parsing_error")
         if error is None and isinstance(parsed, dict):
             parsed = schema.model_validate(parsed)
