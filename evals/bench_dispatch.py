@@ -79,13 +79,17 @@ def fan_out_graph(n: int):
     return g
 
 
-async def time_orchestrator(plan: Plan, workers: int, saver, store, *, sleep: bool) -> float:
+async def time_orchestrator(
+    plan: Plan, workers: int, saver, store, *, sleep: bool, subgraph: bool = True
+) -> float:
     team = simulated_team(workers, real_sleep=sleep)
     graph = create_orchestrator(workers=team).compile(checkpointer=saver, store=store)
     cfg = {"configurable": {"thread_id": f"o{time.time_ns()}"}, "recursion_limit": 10_000}
     t0 = time.perf_counter()
     out = await graph.ainvoke(
-        {"request": plan.goal, "plan": plan.model_dump()}, cfg, context={"use_memory": False}
+        {"request": plan.goal, "plan": plan.model_dump()},
+        cfg,
+        context={"use_memory": False, "worker_subgraph": subgraph},
     )
     elapsed = time.perf_counter() - t0
     assert out["report"]["status"] == "done", out["report"]["reason"]
@@ -149,37 +153,50 @@ def sqlite_bytes(path: Path) -> int:
         return cp.fetchone()[0] + wr.fetchone()[0]
 
 
+async def overhead_run(n: int, tmp: str, mode: str) -> tuple[float, int, int]:
+    """One run on fresh SQLite files: (seconds, checkpoint bytes, store bytes)."""
+    plan = random_plan(n, seed=7, shape="independent", mean_effort=0.01)
+    cp_path, st_path = Path(tmp, f"{mode}-{time.time_ns()}.db"), Path(tmp, f"s{time.time_ns()}.db")
+    async with AsyncSqliteSaver.from_conn_string(str(cp_path)) as saver:
+        if mode == "fan-out":
+            graph = fan_out_graph(n).compile(checkpointer=saver)
+            t0 = time.perf_counter()
+            await graph.ainvoke({"done": []}, {"configurable": {"thread_id": "f"}})
+            return time.perf_counter() - t0, sqlite_bytes(cp_path), 0
+        async with AsyncSqliteStore.from_conn_string(str(st_path)) as store:
+            await store.setup()
+            elapsed = await time_orchestrator(
+                plan, 8, saver, store, sleep=False, subgraph=mode == "subgraph"
+            )
+    with sqlite3.connect(st_path) as db:
+        ledger = db.execute("select coalesce(sum(length(value)), 0) from store").fetchone()[0]
+    return elapsed, sqlite_bytes(cp_path), ledger
+
+
 async def bytes_and_overhead_table(quick: bool) -> None:
     sizes = (10, 100) if quick else (10, 100, 1000)
-    print("\n## Checkpoint bytes per completed task, and overhead with instant workers (SQLite)\n")
+    print("\n## Checkpoint bytes per completed task, and overhead with instant workers (SQLite)")
+    print("\nMedian of 3 runs. 'subgraph': each attempt runs as the worker subgraph (default);")
+    print("'inline': the same steps without a subgraph (context worker_subgraph=False).\n")
     print(
-        "| tasks | ours: checkpoint B/task | ours: ledger B/task | fan-out: checkpoint B/task | "
-        "ours s | fan-out s | ours / fan-out |"
+        "| tasks | ours checkpoint B/task | ours ledger B/task | fan-out checkpoint B/task | "
+        "fan-out s | subgraph s | subgraph / fan-out | inline s | inline / fan-out |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for n in sizes:
-        plan = random_plan(n, seed=7, shape="independent", mean_effort=0.01)
         with tempfile.TemporaryDirectory() as tmp:
-            cp_path, st_path, fo_path = Path(tmp, "o.db"), Path(tmp, "s.db"), Path(tmp, "f.db")
-            async with (
-                AsyncSqliteSaver.from_conn_string(str(cp_path)) as saver,
-                AsyncSqliteStore.from_conn_string(str(st_path)) as store,
-            ):
-                await store.setup()
-                ours = await time_orchestrator(plan, 8, saver, store, sleep=False)
-            async with AsyncSqliteSaver.from_conn_string(str(fo_path)) as saver:
-                graph = fan_out_graph(n).compile(checkpointer=saver)
-                t0 = time.perf_counter()
-                await graph.ainvoke({"done": []}, {"configurable": {"thread_id": "f"}})
-                fan = time.perf_counter() - t0
-            with sqlite3.connect(st_path) as db:
-                ledger = db.execute("select coalesce(sum(length(value)), 0) from store").fetchone()[
-                    0
-                ]
-            print(
-                f"| {n} | {sqlite_bytes(cp_path) / n:.0f} | {ledger / n:.0f} | "
-                f"{sqlite_bytes(fo_path) / n:.0f} | {ours:.3f} | {fan:.3f} | {ours / fan:.2f} |"
-            )
+            runs = {
+                m: [await overhead_run(n, tmp, m) for _ in range(3)]
+                for m in ("fan-out", "subgraph", "inline")
+            }
+        med = {m: statistics.median(r[0] for r in rs) for m, rs in runs.items()}
+        _, cp, ledger = runs["subgraph"][0]
+        fan_cp = runs["fan-out"][0][1]
+        print(
+            f"| {n} | {cp / n:.0f} | {ledger / n:.0f} | {fan_cp / n:.0f} | {med['fan-out']:.3f} | "
+            f"{med['subgraph']:.3f} | {med['subgraph'] / med['fan-out']:.2f} | "
+            f"{med['inline']:.3f} | {med['inline'] / med['fan-out']:.2f} |"
+        )
 
 
 async def main() -> None:

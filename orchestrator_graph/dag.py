@@ -114,4 +114,5 @@ def analyse_plan(plan: Plan, durations: Mapping[str, float] | None = None) -> Pl
         total_work=sum(dur.values()),
         tasks=analysis,
         levels=[sorted(lv) for lv in levels],
+        order=order,
     )

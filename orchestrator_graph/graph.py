@@ -44,7 +44,7 @@ from orchestrator_graph.roles import Roles
 from orchestrator_graph.scheduler import Dispatch
 from orchestrator_graph.state import InputState, OrchestratorState, OutputState
 from orchestrator_graph.team import default_team
-from orchestrator_graph.worker_graph import create_worker_graph, store_of
+from orchestrator_graph.worker_graph import AttemptState, AttemptSteps, Env, store_of
 from orchestrator_graph.workers import Worker, build_roster, skills_of
 
 
@@ -87,7 +87,8 @@ def create_orchestrator(
     roster = build_roster(default_team() if workers is None else workers)
     roles = Roles(model, models)
     skills = skills_of(roster)
-    worker_graph = create_worker_graph(roster, roles)
+    steps = AttemptSteps(roster, roles)
+    worker_graph = steps.graph()
 
     async def recall_node(state: OrchestratorState, runtime: Runtime[Context]) -> dict[str, Any]:
         context = Context.coerce(runtime.context)
@@ -167,19 +168,26 @@ def create_orchestrator(
         context = Context.coerce(runtime.context)
         run_id = state["run_id"]
         ledger = Ledger(store_of(runtime), run_id)
+        env = Env.of(runtime)
 
         async def run_attempt(
             task: Task, worker: str, attempt: int, feedback: str, upstream: dict[str, str]
         ) -> tuple[TaskResult, Review]:
+            attempt_state: AttemptState = {
+                "run_id": run_id,
+                "task": task.model_dump(mode="json"),
+                "worker": worker,
+                "attempt": attempt,
+                "feedback": feedback,
+                "upstream_keys": upstream,
+            }
+            if not context.worker_subgraph:
+                out = await steps.run_inline(attempt_state, env)
+                return TaskResult.model_validate(out["result"]), Review.model_validate(
+                    out["review"]
+                )
             out = await worker_graph.ainvoke(
-                {
-                    "run_id": run_id,
-                    "task": task.model_dump(mode="json"),
-                    "worker": worker,
-                    "attempt": attempt,
-                    "feedback": feedback,
-                    "upstream_keys": upstream,
-                },
+                attempt_state,
                 {
                     "run_name": f"worker[{task.id}#{attempt}]",
                     "metadata": {"task_id": task.id, "attempt": attempt, "worker": worker},
@@ -198,7 +206,7 @@ def create_orchestrator(
             _records(state),
             max_attempts=context.max_attempts,
             run_attempt=run_attempt,
-            emit=stream_emitter(runtime.stream_writer),
+            emit=env.emit,
         )
         outcome = await dispatch.run(await ledger.attempts())
         update = {

@@ -67,6 +67,7 @@ class PlanAnalysis(BaseModel):
     total_work: float
     tasks: dict[str, TaskAnalysis]
     levels: list[list[str]] = Field(description="tasks grouped by dependency depth")
+    order: list[str] = Field(description="a topological order: every task after its dependencies")
 
 
 class TaskResult(BaseModel):

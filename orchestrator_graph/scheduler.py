@@ -11,6 +11,7 @@ only on the ledger and the plan, never on call order, so replay is exact."""
 from __future__ import annotations
 
 import asyncio
+import heapq
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
@@ -120,97 +121,118 @@ class Dispatch:
                 )
 
     # --- scheduling -----------------------------------------------------------------------
-    def _ready(self) -> list[str]:
-        ready = [
-            tid
-            for tid, rec in self.records.items()
-            if rec.status == "pending"
-            and all(self.records[d].status == "approved" for d in self.tasks[tid].depends_on)
-        ]
-        slack = self.analysis.tasks
-        return sorted(ready, key=lambda t: (slack[t].slack, -self.tasks[t].priority, t))
+    def _prepare(self) -> None:
+        """Index the plan once per superstep: dependents, unmet dependencies, upward ranks,
+        which workers can do each task, and the ready heap."""
+        self.dependents: dict[str, list[str]] = {tid: [] for tid in self.tasks}
+        for task in self.tasks.values():
+            for dep in task.depends_on:
+                self.dependents[dep].append(task.id)
+        self.rank: dict[str, float] = {}
+        for tid in reversed(self.analysis.order):
+            tail = max((self.rank[d] for d in self.dependents[tid]), default=0.0)
+            self.rank[tid] = self.tasks[tid].effort + tail
+        self.able = {
+            tid: [w for w in self.roster.values() if w.can_do(t)] for tid, t in self.tasks.items()
+        }
+        self._skip_downstream_of_failures()
+        self.unmet = {
+            tid: sum(self.records[d].status != "approved" for d in t.depends_on)
+            for tid, t in self.tasks.items()
+        }
+        self.heap: list[tuple[float, int, str]] = []
+        for tid, rec in self.records.items():
+            if rec.status == "running":  # never checkpointed mid-flight; treat as not started
+                rec.status = "pending"
+            if rec.status == "pending" and not self.unmet[tid]:
+                self._push(tid)
+
+    def _push(self, tid: str) -> None:
+        """Longest remaining path first (HEFT's upward rank), then the plan's priority."""
+        heapq.heappush(self.heap, (-self.rank[tid], -self.tasks[tid].priority, tid))
+
+    def _skip_downstream_of_failures(self) -> None:
+        """Tasks downstream of a failed or skipped task can never run: mark them skipped."""
+        for tid in self.analysis.order:
+            rec = self.records[tid]
+            if rec.status == "pending" and any(
+                self.records[d].status in ("failed", "skipped") for d in self.tasks[tid].depends_on
+            ):
+                rec.status, rec.feedback = "skipped", "an upstream task failed or was skipped"
 
     def _choose(self, tid: str) -> str | None:
         task = self.tasks[tid]
-        able = [
-            w for w in self.roster.values() if w.can_do(task) and self.load[w.name] < w.capacity
-        ]
-        if not able:
+        free = [w for w in self.able[tid] if self.load[w.name] < w.capacity]
+        if not free:
             return None
 
         def rank(w: Worker) -> tuple[bool, float, float, str]:
             level = sum(w.skills[s] for s in task.skills) / len(task.skills)
             return (w.name in self.failed_on[tid], -level, self.load[w.name] / w.capacity, w.name)
 
-        return min(able, key=rank).name
+        return min(free, key=rank).name
 
-    def _blocked_by_final_failure(self) -> None:
-        """Tasks downstream of a failed or skipped task can never run: mark them skipped."""
-        changed = True
-        while changed:
-            changed = False
-            for tid, rec in self.records.items():
-                if rec.status == "pending" and any(
-                    self.records[d].status in ("failed", "skipped")
-                    for d in self.tasks[tid].depends_on
-                ):
-                    rec.status, rec.feedback = "skipped", "an upstream task failed or was skipped"
-                    changed = True
+    def _launch(self, running: dict[asyncio.Task[tuple[TaskResult, Review]], str]) -> None:
+        slots = sum(w.capacity - self.load[w.name] for w in self.roster.values())
+        waiting: list[tuple[float, int, str]] = []
+        while self.heap and slots > 0:
+            entry = heapq.heappop(self.heap)
+            tid = entry[2]
+            worker = self._choose(tid)
+            rec = self.records[tid]
+            if worker is None:  # its workers are busy; others may still take other tasks
+                waiting.append(entry)
+                if rec.queued_at is None:
+                    rec.queued_at = self.clock()
+                    self.emit(
+                        Event(
+                            kind="task_queued",
+                            node="dispatcher",
+                            task_id=tid,
+                            message="waiting for a free worker",
+                        )
+                    )
+                continue
+            slots -= 1
+            attempt = rec.attempts + 1
+            if rec.worker and rec.worker != worker and rec.attempts:
+                self.emit(
+                    Event(
+                        kind="reassigned",
+                        node="dispatcher",
+                        task_id=tid,
+                        worker=worker,
+                        attempt=attempt,
+                        message=f"from {rec.worker}",
+                    )
+                )
+            rec.status, rec.worker = "running", worker
+            rec.queued_at = rec.queued_at or self.clock()
+            self.load[worker] += 1
+            upstream = {d: self.records[d].result_key or "" for d in self.tasks[tid].depends_on}
+            self.emit(
+                Event(
+                    kind="task_started",
+                    node="dispatcher",
+                    task_id=tid,
+                    worker=worker,
+                    attempt=attempt,
+                )
+            )
+            job = asyncio.ensure_future(
+                self.run_attempt(self.tasks[tid], worker, attempt, rec.feedback, upstream)
+            )
+            running[job] = tid
+        for entry in waiting:
+            heapq.heappush(self.heap, entry)
 
     async def run(self, finished: list[tuple[TaskResult, Review]]) -> Outcome:
         self.replay(finished)
+        self._prepare()
         running: dict[asyncio.Task[tuple[TaskResult, Review]], str] = {}
         try:
             while True:
-                self._blocked_by_final_failure()
-                for tid in self._ready():
-                    if tid in running.values():
-                        continue
-                    worker = self._choose(tid)
-                    rec = self.records[tid]
-                    if worker is None:
-                        if rec.queued_at is None:
-                            rec.queued_at = self.clock()
-                            self.emit(
-                                Event(
-                                    kind="task_queued",
-                                    node="dispatcher",
-                                    task_id=tid,
-                                    message="waiting for a free worker",
-                                )
-                            )
-                        continue
-                    attempt = rec.attempts + 1
-                    if rec.worker and rec.worker != worker and rec.attempts:
-                        self.emit(
-                            Event(
-                                kind="reassigned",
-                                node="dispatcher",
-                                task_id=tid,
-                                worker=worker,
-                                attempt=attempt,
-                                message=f"from {rec.worker}",
-                            )
-                        )
-                    rec.status, rec.worker = "running", worker
-                    rec.queued_at = rec.queued_at or self.clock()
-                    self.load[worker] += 1
-                    upstream = {
-                        d: self.records[d].result_key or "" for d in self.tasks[tid].depends_on
-                    }
-                    self.emit(
-                        Event(
-                            kind="task_started",
-                            node="dispatcher",
-                            task_id=tid,
-                            worker=worker,
-                            attempt=attempt,
-                        )
-                    )
-                    job = asyncio.ensure_future(
-                        self.run_attempt(self.tasks[tid], worker, attempt, rec.feedback, upstream)
-                    )
-                    running[job] = tid
+                self._launch(running)
                 if not running:
                     break
                 done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
@@ -218,8 +240,15 @@ class Dispatch:
                     tid = running.pop(job)
                     result, review = job.result()
                     self.load[result.worker] -= 1
-                    self.records[tid].status = "pending"
                     self._settle(result, review, live=True)
+                    rec = self.records[tid]
+                    if rec.status == "pending":
+                        self._push(tid)
+                    elif rec.status == "approved":
+                        for dep in self.dependents[tid]:
+                            self.unmet[dep] -= 1
+                            if not self.unmet[dep] and self.records[dep].status == "pending":
+                                self._push(dep)
                 self._progress()
         finally:
             for job in running:

@@ -1,7 +1,7 @@
 """The worker subgraph: one attempt of one task on one worker, reviewed and recorded.
 
-prepare (approved upstream outputs from the ledger) -> execute (the worker, timed, time-out)
--> review (quality gates) -> record (the ledger item for (run, task, attempt))."""
+execute (approved upstream outputs from the ledger; the worker, timed, with its time-out)
+-> review (quality gates; then the ledger item for (run, task, attempt))."""
 
 from __future__ import annotations
 
@@ -10,18 +10,20 @@ import time
 import traceback
 import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, NotRequired
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.pregel import Pregel
 from langgraph.runtime import Runtime
+from langgraph.store.base import BaseStore
 from langgraph.store.memory import InMemoryStore
 from typing_extensions import TypedDict
 
 from orchestrator_graph.context import Context
-from orchestrator_graph.events import Event, stream_emitter
+from orchestrator_graph.events import Emit, Event, stream_emitter
 from orchestrator_graph.ledger import Ledger
-from orchestrator_graph.models import Review, Task, TaskResult
+from orchestrator_graph.models import Task, TaskResult
 from orchestrator_graph.qa import review_result
 from orchestrator_graph.roles import Roles
 from orchestrator_graph.workers import Worker, WorkerContext, WorkerInput
@@ -40,7 +42,6 @@ class AttemptState(TypedDict):
     attempt: int
     feedback: str
     upstream_keys: dict[str, str]
-    upstream: NotRequired[dict[str, Any]]
     result: NotRequired[dict[str, Any]]
     review: NotRequired[dict[str, Any]]
 
@@ -59,27 +60,48 @@ def store_of(runtime: Runtime[Any]) -> Any:
     return runtime.store if runtime.store is not None else _fallback_store
 
 
-def create_worker_graph(roster: Mapping[str, Worker], roles: Roles) -> Pregel:
-    async def prepare(state: AttemptState, runtime: Runtime[Context]) -> dict[str, Any]:
-        ledger = Ledger(store_of(runtime), state["run_id"])
-        upstream = {dep: await ledger.output(key) for dep, key in state["upstream_keys"].items()}
-        return {"upstream": upstream}
+@dataclass(frozen=True)
+class Env:
+    """What an attempt needs from the run: settings, the store, the event stream."""
 
-    async def execute(state: AttemptState, runtime: Runtime[Context]) -> dict[str, Any]:
-        context = Context.coerce(runtime.context)
+    context: Context
+    store: BaseStore
+    emit: Emit
+
+    @classmethod
+    def of(cls, runtime: Runtime[Any]) -> Env:
+        return cls(
+            Context.coerce(runtime.context),
+            store_of(runtime),
+            stream_emitter(runtime.stream_writer),
+        )
+
+
+class AttemptSteps:
+    """The two steps of an attempt. ``graph()`` runs them as the ``worker`` subgraph (its own
+    namespace in streams and Studio); ``run_inline`` runs the very same steps without it."""
+
+    def __init__(self, roster: Mapping[str, Worker], roles: Roles) -> None:
+        self.roster, self.roles = roster, roles
+
+    async def execute(self, state: AttemptState, env: Env) -> dict[str, Any]:
+        """Gather the approved upstream outputs from the ledger, then run the worker, timed."""
+        context = env.context
+        ledger = Ledger(env.store, state["run_id"])
+        upstream = {dep: await ledger.output(key) for dep, key in state["upstream_keys"].items()}
         task = Task.model_validate(state["task"])
-        worker = roster[state["worker"]]
+        worker = self.roster[state["worker"]]
         payload = WorkerInput(
             run_id=state["run_id"],
             task=task,
             attempt=state["attempt"],
-            upstream=state.get("upstream", {}),
+            upstream=upstream,
             feedback=state["feedback"],
         )
         ctx = WorkerContext(
-            model=roles.model("worker", context),
+            model=self.roles.model("worker", context),
             output_dir=context.output_dir or DEFAULT_OUTPUT_DIR,
-            emit=stream_emitter(runtime.stream_writer),
+            emit=env.emit,
         )
         started = time.time()
         output, error = None, None
@@ -104,8 +126,9 @@ def create_worker_graph(roster: Mapping[str, Worker], roles: Roles) -> Pregel:
         )
         return {"result": result.model_dump(mode="json")}
 
-    async def review(state: AttemptState, runtime: Runtime[Context]) -> dict[str, Any]:
-        context = Context.coerce(runtime.context)
+    async def review(self, state: AttemptState, env: Env) -> dict[str, Any]:
+        """Quality gates on the result, then the ledger entry for (run, task, attempt)."""
+        context = env.context
         task = Task.model_validate(state["task"])
         result = TaskResult.model_validate(state["result"])
         verdict = await review_result(
@@ -113,9 +136,9 @@ def create_worker_graph(roster: Mapping[str, Worker], roles: Roles) -> Pregel:
             result,
             policy=context.qa_policy,
             mode=context.review_mode,
-            reviewer=roles.model("reviewer", context),
+            reviewer=self.roles.model("reviewer", context),
         )
-        stream_emitter(runtime.stream_writer)(
+        env.emit(
             Event(
                 kind="qa_verdict",
                 node="qa_reviewer",
@@ -126,25 +149,28 @@ def create_worker_graph(roster: Mapping[str, Worker], roles: Roles) -> Pregel:
                 data={"score": verdict.score, "feedback": verdict.feedback},
             )
         )
+        # Recorded before the dispatcher sees it: from here on this attempt never runs again.
+        await Ledger(env.store, state["run_id"]).record(result, verdict)
         return {"review": verdict.model_dump(mode="json")}
 
-    async def record(state: AttemptState, runtime: Runtime[Context]) -> dict[str, Any]:
-        ledger = Ledger(store_of(runtime), state["run_id"])
-        await ledger.record(
-            TaskResult.model_validate(state["result"]), Review.model_validate(state["review"])
-        )
-        return {}
+    async def run_inline(self, state: AttemptState, env: Env) -> AttemptOutput:
+        executed: AttemptState = {**state, **await self.execute(state, env)}  # type: ignore[misc]
+        reviewed = await self.review(executed, env)
+        return {"result": executed["result"], "review": reviewed["review"]}
 
-    builder = StateGraph(AttemptState, context_schema=Context, output_schema=AttemptOutput)
-    builder.add_node("prepare", prepare)
-    builder.add_node("execute", execute)
-    builder.add_node("review", review)
-    builder.add_node("record", record)
-    builder.add_edge(START, "prepare")
-    builder.add_edge("prepare", "execute")
-    builder.add_edge("execute", "review")
-    builder.add_edge("review", "record")
-    builder.add_edge("record", END)
-    # No checkpointer of its own: the ledger makes each attempt durable, and many attempts run
-    # concurrently inside the dispatcher's one superstep.
-    return builder.compile(checkpointer=False, name="worker")
+    def graph(self) -> Pregel:
+        async def execute(state: AttemptState, runtime: Runtime[Context]) -> dict[str, Any]:
+            return await self.execute(state, Env.of(runtime))
+
+        async def review(state: AttemptState, runtime: Runtime[Context]) -> dict[str, Any]:
+            return await self.review(state, Env.of(runtime))
+
+        builder = StateGraph(AttemptState, context_schema=Context, output_schema=AttemptOutput)
+        builder.add_node("execute", execute)
+        builder.add_node("review", review)
+        builder.add_edge(START, "execute")
+        builder.add_edge("execute", "review")
+        builder.add_edge("review", END)
+        # No checkpointer of its own: the ledger makes each attempt durable, and many attempts run
+        # concurrently inside the dispatcher's one superstep.
+        return builder.compile(checkpointer=False, name="worker")

@@ -15,7 +15,7 @@ import pytest
 
 from orchestrator_graph.persistence import open_persistence
 
-JOB = Path(__file__).with_name("resume_job.py")
+JOB = Path(__file__).resolve().parent.parent / "evals" / "crash_job.py"
 pytestmark = pytest.mark.slow
 
 
@@ -28,22 +28,23 @@ def job(mode: str, home: Path, pg: str, thread: str, effects: Path) -> subproces
     )
 
 
-def executions(effects: Path) -> list[tuple[str, str]]:
+def executions(effects: Path) -> list[tuple[str, ...]]:
+    """(run id, task, attempt) per worker execution."""
     if not effects.exists():
         return []
-    return [tuple(line.split()[1:3]) for line in effects.read_text().splitlines()]
+    return [tuple(line.split()) for line in effects.read_text().splitlines()]
 
 
 def finish(proc: subprocess.Popen) -> dict:
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err[-3000:]
-    return json.loads(out.strip().splitlines()[-1])
+    return json.loads(out.strip().splitlines()[-1].removeprefix("REPORT "))
 
 
-async def ledger_keys(home: Path, pg: str) -> set[tuple[str, str]]:
+async def ledger_keys(home: Path, pg: str) -> set[tuple[str, ...]]:
     async with open_persistence(home, None if pg == "-" else pg) as (_saver, store):
         items = await store.asearch(("orchestrator_graph", "runs"), limit=10_000)
-    return {tuple(i.key.split("#")) for i in items}
+    return {(i.namespace[2], *i.key.split("#")) for i in items}
 
 
 def outcome(report: dict) -> dict:

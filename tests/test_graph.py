@@ -292,3 +292,37 @@ def test_concurrency_respects_capacity():
 
     status, peak = asyncio.run(go())
     assert status == "done" and peak == 3
+
+
+async def test_inline_attempts_give_the_same_run_without_subgraph_namespaces():
+    from orchestrator_graph.simulation import random_plan, simulated_team
+
+    plan = random_plan(15, seed=3, shape="layered", mean_effort=0.001)
+    outcomes, namespaces = [], []
+    for subgraph in (True, False):
+        graph = create_orchestrator(workers=simulated_team(3, seed=3, defect_rate=0.3)).compile(
+            checkpointer=InMemorySaver(), store=InMemoryStore()
+        )
+        seen, config = set(), {"configurable": {"thread_id": "m"}}
+        async for ns, ev in graph.astream(
+            {"request": "sim", "plan": plan.model_dump()},
+            config,
+            stream_mode="custom",
+            subgraphs=True,
+            context={"worker_subgraph": subgraph, "use_memory": False},
+        ):
+            if ev["kind"] == "qa_verdict":
+                seen.add(ns)
+        report = (await graph.aget_state(config)).values["report"]
+        outcomes.append(
+            (
+                {t: (r["status"], r["attempts"]) for t, r in report["tasks"].items()},
+                report["deliverable"],
+            )
+        )
+        namespaces.append(seen)
+    assert outcomes[0] == outcomes[1]
+    assert any(r[1] > 1 for r in outcomes[0][0].values())  # defects were retried
+    attempts = sum(r[1] for r in outcomes[0][0].values())
+    assert len(namespaces[0]) == attempts and () not in namespaces[0]  # one subgraph per attempt
+    assert namespaces[1] == {()}  # inline: the dispatcher's own stream
