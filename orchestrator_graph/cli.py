@@ -23,6 +23,7 @@ from rich.table import Table
 
 from orchestrator_graph.context import ROLES, Context
 from orchestrator_graph.graph import create_orchestrator
+from orchestrator_graph.llm import resolve_model
 from orchestrator_graph.models import Plan
 from orchestrator_graph.persistence import open_persistence
 from orchestrator_graph.tools import SAMPLES
@@ -73,9 +74,13 @@ def _context(models: list[str] | None, **settings: Any) -> Context:
         for r in [role] if role else ROLES:
             values[f"{r}_model"] = name
     try:
-        return Context(**values)
+        context = Context(**values)
     except TypeError as error:
         raise CliError(str(error)) from error
+    for role in ROLES:  # fail before the run starts, not inside it
+        if spec := getattr(context, f"{role}_model"):
+            resolve_model(spec)
+    return context
 
 
 def _read_plan(path: Path) -> dict[str, Any]:

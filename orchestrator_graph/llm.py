@@ -44,6 +44,9 @@ def resolve_model(spec: ModelSpec) -> BaseChatModel:
         raise ValueError(
             f"model {spec!r}: the provider's package is not installed ({err})"
         ) from err
+    except Exception as err:  # a missing key, an unknown provider: name the model and the cause
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"model {spec!r} cannot be created: {first}") from err
 
 
 def _describe_raw(raw: object) -> str:

@@ -7,7 +7,8 @@ import pytest
 
 
 def cli(*args: str, home) -> subprocess.CompletedProcess:
-    env = {**os.environ, "ORCHESTRATOR_GRAPH_HOME": str(home)}
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    env["ORCHESTRATOR_GRAPH_HOME"] = str(home)
     return subprocess.run(
         [sys.executable, "-m", "orchestrator_graph.cli", *args],
         env=env,
@@ -35,3 +36,17 @@ def test_run_status_and_bad_input(tmp_path):
     assert bad.returncode == 2 and "dependency cycle" in bad.stderr and bad.stdout == ""
     missing = cli("status", "ghost", home=tmp_path)
     assert missing.returncode == 2 and "no thread 'ghost'" in missing.stderr
+
+
+def test_model_flags_are_checked(tmp_path):
+    bad_role = cli("plan", "--example", "--model", "boss=offline", home=tmp_path)
+    assert bad_role.returncode == 2 and "unknown role 'boss'" in bad_role.stderr
+    per_role = cli("plan", "--example", "--model", "planner=offline", "--json", home=tmp_path)
+    assert per_role.returncode == 0, per_role.stderr
+    assert len(json.loads(per_role.stdout)["plan"]["tasks"]) == 6
+    no_provider = cli("plan", "--example", "--model", "nosuchprovider:m1", home=tmp_path)
+    assert no_provider.returncode == 2 and "nosuchprovider" in no_provider.stderr
+    no_key = cli("run", "--example", "--model", "openai:gpt-4.1", home=tmp_path)
+    assert no_key.returncode == 2
+    assert "model 'openai:gpt-4.1' cannot be created: Missing credentials" in no_key.stderr
+    assert not list(tmp_path.glob("*.db"))  # refused before any run or state was created
