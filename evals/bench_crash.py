@@ -16,15 +16,13 @@ import json
 import os
 import random
 import signal
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from orchestrator_graph.persistence import open_persistence
+from crash_job import executions, finished_attempts, outcome, report_of, start
 
-JOB = Path(__file__).with_name("crash_job.py")
 MODEL_DELAY = "0.05"
 PHASE = {
     "run_started": "planning",
@@ -41,45 +39,9 @@ PHASE = {
 }
 
 
-def start(mode: str, home: Path, pg: str, thread: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, str(JOB), mode, str(home), pg, thread, str(home / "effects"), MODEL_DELAY],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def report_of(proc: subprocess.Popen) -> dict:
-    out, err = proc.communicate(timeout=180)
-    if proc.returncode != 0:
-        raise RuntimeError(err[-2000:])
-    return json.loads(out.strip().splitlines()[-1].removeprefix("REPORT "))
-
-
-def executions(home: Path) -> list[tuple[str, ...]]:
-    """(run id, task, attempt) per worker execution."""
-    path = home / "effects"
-    return [tuple(x.split()) for x in path.read_text().splitlines()] if path.exists() else []
-
-
-def outcome(report: dict) -> dict:
-    return {
-        "status": report["status"],
-        "deliverable": report["deliverable"],
-        "tasks": {t: (r["status"], r["result_key"]) for t, r in report["tasks"].items()},
-    }
-
-
-async def finished_attempts(home: Path, pg: str) -> set[tuple[str, ...]]:
-    async with open_persistence(home, None if pg == "-" else pg) as (_saver, store):
-        items = await store.asearch(("orchestrator_graph", "runs"), limit=10_000)
-    return {(i.namespace[2], *i.key.split("#")) for i in items}
-
-
 def reference(pg: str) -> tuple[dict, list[str]]:
     with tempfile.TemporaryDirectory() as tmp:
-        proc = start("start", Path(tmp), pg, "reference")
+        proc = start("start", Path(tmp), pg, "reference", MODEL_DELAY)
         out, err = proc.communicate(timeout=180)
         if proc.returncode != 0:
             raise RuntimeError(err[-2000:])
@@ -100,7 +62,7 @@ def kill_point(seed: int, events: list[str], pg: str, expected: dict) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
         thread = f"kill-{seed}"
-        proc = start("start", home, pg, thread)
+        proc = start("start", home, pg, thread, MODEL_DELAY)
         last = "none"
         for _ in range(after):
             line = proc.stdout.readline()
@@ -112,7 +74,7 @@ def kill_point(seed: int, events: list[str], pg: str, expected: dict) -> dict:
         proc.wait()
         ran_before = len(executions(home))
         done_before = asyncio.run(finished_attempts(home, pg))
-        report = report_of(start("resume", home, pg, thread))
+        report = report_of(start("resume", home, pg, thread, MODEL_DELAY))
         rerun = set(executions(home)[ran_before:]) & done_before
         return {
             "seed": seed,
