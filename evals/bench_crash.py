@@ -81,7 +81,7 @@ def kill_point(seed: int, events: list[str], pg: str, expected: dict) -> dict:
             "after": after,
             "delay_ms": round(delay * 1000),
             "phase": PHASE.get(last, last),
-            "finished_before": len(done_before),
+            "finished_before": sum(run == report["run_id"] for run, *_ in done_before),
             "rerun": len(rerun),
             "same": outcome(report) == expected,
         }
