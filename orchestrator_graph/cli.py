@@ -127,7 +127,7 @@ class Display:
         line = f"[{ev['node']}] {kind} {tid or ''} {ev.get('worker') or ''} {ev['message']}".strip()
         self.events.append(line[:160])
         if kind == "planned":
-            self.progress.update(self.bar, total=int(ev["message"].split()[0]))
+            self.progress.update(self.bar, total=ev["data"]["tasks"])
         if tid:
             task = self.tasks.setdefault(tid, {})
             status = {

@@ -152,7 +152,11 @@ def create_orchestrator(
                 kind="planned",
                 node="planner",
                 message=f"{len(plan.tasks)} tasks ({plan.source})",
-                data={"critical_path": analysis.critical_path, "duration": analysis.duration},
+                data={
+                    "tasks": len(plan.tasks),
+                    "critical_path": analysis.critical_path,
+                    "duration": analysis.duration,
+                },
             )
         )
         return {

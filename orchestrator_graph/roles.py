@@ -27,9 +27,6 @@ class Roles:
         override = getattr(context, f"{role}_model")
         return _resolved(override) if override else _object_or_resolved(self.specs[role])
 
-    def describe(self, context: Context) -> dict[str, str]:
-        return {role: _name(self.model(role, context)) for role in ROLES}
-
 
 def _check_spec(role: str, spec: object) -> None:
     if not isinstance(spec, str) or not spec.strip():
@@ -46,9 +43,3 @@ def _resolved(spec: str) -> BaseChatModel:
 
 def _object_or_resolved(spec: ModelSpec) -> BaseChatModel:
     return spec if isinstance(spec, BaseChatModel) else _resolved(spec)
-
-
-def _name(model: BaseChatModel) -> str:
-    return str(
-        getattr(model, "model_name", None) or getattr(model, "model", None) or type(model).__name__
-    )

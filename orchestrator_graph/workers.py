@@ -10,6 +10,7 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import Runnable
+from langgraph.pregel import Pregel
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from orchestrator_graph.events import Emit
@@ -80,8 +81,6 @@ class Worker(BaseModel):
         run = self.run
         if isinstance(run, Runnable):
             out = await run.ainvoke(payload.model_dump(mode="json"))
-            from langgraph.pregel import Pregel
-
             if isinstance(run, Pregel) and isinstance(out, Mapping) and "output" in out:
                 return out["output"]
             return out
