@@ -106,7 +106,8 @@ class AttemptSteps:
         started = time.time()
         output, error = None, None
         try:
-            output = await asyncio.wait_for(worker.call(payload, ctx), timeout=task.timeout)
+            call = worker.call(payload, ctx)
+            output = await (asyncio.wait_for(call, task.timeout) if task.timeout else call)
         except TimeoutError:
             error = f"timed out after {task.timeout:g}s"
         except Exception as err:  # a worker's failure is a result to review, not a crash of the run

@@ -11,7 +11,7 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import Runnable
 from langgraph.pregel import Pregel
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from orchestrator_graph.events import Emit
 from orchestrator_graph.models import Task
@@ -50,6 +50,7 @@ class Worker(BaseModel):
     capacity: int = Field(1, ge=1, description="tasks it can run at once")
     cost: float = Field(0.0, ge=0)
     run: Any = Field(exclude=True)
+    _convention: tuple[bool, bool] = PrivateAttr(default=(False, False))
 
     @field_validator("skills", mode="before")
     @classmethod
@@ -74,6 +75,10 @@ class Worker(BaseModel):
             )
         return value
 
+    def model_post_init(self, _context: Any) -> None:
+        if not isinstance(self.run, Runnable):
+            self._convention = _calling_convention(self.run)
+
     def can_do(self, task: Task) -> bool:
         return all(s in self.skills for s in task.skills)
 
@@ -84,15 +89,19 @@ class Worker(BaseModel):
             if isinstance(run, Pregel) and isinstance(out, Mapping) and "output" in out:
                 return out["output"]
             return out
-        args = (payload, ctx) if _arity(run) >= 2 else (payload,)
-        if inspect.iscoroutinefunction(run) or inspect.iscoroutinefunction(type(run).__call__):
+        wants_context, is_async = self._convention
+        args = (payload, ctx) if wants_context else (payload,)
+        if is_async:
             return await run(*args)
         return await asyncio.to_thread(run, *args)
 
 
-def _arity(fn: Callable[..., Any]) -> int:
+def _calling_convention(fn: Callable[..., Any]) -> tuple[bool, bool]:
+    """(takes a WorkerContext as second argument, is async): read once per function."""
     params = inspect.signature(fn).parameters.values()
-    return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
+    positional = sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
+    is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(type(fn).__call__)
+    return positional >= 2, is_async
 
 
 def build_roster(workers: Iterable[Worker]) -> dict[str, Worker]:
