@@ -65,7 +65,8 @@ class CliError(Exception):
         self.code = code
 
 
-def _context(models: list[str] | None, **settings: Any) -> Context:
+def _settings(models: list[str] | None, **settings: Any) -> dict[str, Any]:
+    """The context values the flags set (unset flags are left out), checked."""
     values: dict[str, Any] = {k: v for k, v in settings.items() if v is not None}
     for spec in models or []:
         role, _, name = spec.partition("=") if "=" in spec else ("", "", spec)
@@ -73,14 +74,18 @@ def _context(models: list[str] | None, **settings: Any) -> Context:
             raise CliError(f"--model {spec!r}: unknown role {role!r}; roles are {', '.join(ROLES)}")
         for r in [role] if role else ROLES:
             values[f"{r}_model"] = name
-    try:
-        context = Context(**values)
-    except TypeError as error:
-        raise CliError(str(error)) from error
+    context = _context(values)
     for role in ROLES:  # fail before the run starts, not inside it
         if spec := getattr(context, f"{role}_model"):
             resolve_model(spec)
-    return context
+    return values
+
+
+def _context(values: dict[str, Any]) -> Context:
+    try:
+        return Context(**values)
+    except TypeError as error:
+        raise CliError(str(error)) from error
 
 
 def _read_plan(path: Path) -> dict[str, Any]:
@@ -151,18 +156,28 @@ class Display:
             self.console.print(line, highlight=False)
 
 
+THREAD_SETTINGS = ("orchestrator_graph", "cli_threads")
+
+
 async def _drive(
     payload: Any,
     thread: str,
-    context: Context,
+    settings: dict[str, Any],
     home: str | None,
     postgres: str | None,
     as_json: bool,
 ) -> int:
+    """Run or continue a thread. LangGraph does not checkpoint the run context, so the settings
+    a thread started with are kept in the store and applied again (under new flags) on resume."""
     builder = create_orchestrator()
     console = Console(stderr=True)
     config = {"configurable": {"thread_id": thread}}
     async with open_persistence(home, postgres) as (saver, store):
+        if not isinstance(payload, dict):  # resuming: the thread's own settings first
+            saved = await store.aget(THREAD_SETTINGS, thread)
+            settings = {**(saved.value if saved else {}), **settings}
+        await store.aput(THREAD_SETTINGS, thread, settings, index=False)
+        context = _context(settings)
         graph = builder.compile(checkpointer=saver, store=store)
         display = Display(console, live=console.is_terminal and not as_json)
         if not as_json:
@@ -289,9 +304,11 @@ def run(
         payload: dict[str, Any] = {"request": text}
         if plan is not None:
             payload["plan"] = _read_plan(plan)
-        context = _context(model, escalation=escalation, qa_policy=qa_policy, output_dir=output_dir)
+        settings = _settings(
+            model, escalation=escalation, qa_policy=qa_policy, output_dir=output_dir
+        )
         return await _drive(
-            payload, thread or uuid.uuid4().hex[:12], context, home, postgres, as_json
+            payload, thread or uuid.uuid4().hex[:12], settings, home, postgres, as_json
         )
 
     _guard(go())
@@ -320,7 +337,7 @@ def resume(
             raise CliError(f"thread {thread} waits for a human: pass --answer accept|retry|skip", 3)
         reply = json.loads(answer) if answer and answer.lstrip().startswith("{") else answer
         payload = Command(resume=reply) if waiting else None
-        return await _drive(payload, thread, _context(model), home, postgres, as_json)
+        return await _drive(payload, thread, _settings(model), home, postgres, as_json)
 
     _guard(go())
 
@@ -387,7 +404,7 @@ def plan_command(
             checkpointer=InMemorySaver(), store=InMemoryStore(), interrupt_before=["dispatcher"]
         )
         config = {"configurable": {"thread_id": "plan"}}
-        await graph.ainvoke(payload, config, context=_context(model, use_memory=False))
+        await graph.ainvoke(payload, config, context=_context(_settings(model, use_memory=False)))
         values = (await graph.aget_state(config)).values
         result = {"plan": values["plan"], "analysis": values["analysis"]}
         if as_json:

@@ -50,3 +50,50 @@ def test_model_flags_are_checked(tmp_path):
     assert no_key.returncode == 2
     assert "model 'openai:gpt-4.1' cannot be created: Missing credentials" in no_key.stderr
     assert not list(tmp_path.glob("*.db"))  # refused before any run or state was created
+
+
+@pytest.mark.slow
+def test_waiting_for_a_human_then_resumed_from_the_cli(tmp_path):
+    (tmp_path / "plan.json").write_text(
+        json.dumps(
+            {
+                "tasks": [
+                    {
+                        "id": "load",
+                        "title": "load",
+                        "skills": ["data_collection"],
+                        "inputs": {"path": "gone.csv"},
+                    },
+                    {
+                        "id": "stats",
+                        "title": "stats",
+                        "skills": ["analysis"],
+                        "depends_on": ["load"],
+                    },
+                ]
+            }
+        )
+    )
+    waiting = cli(
+        "run",
+        "x",
+        "--plan",
+        "plan.json",
+        "--thread",
+        "h1",
+        "--escalation",
+        "human",
+        "--json",
+        home=tmp_path,
+    )
+    assert waiting.returncode == 3, waiting.stderr
+    (question,) = json.loads(waiting.stdout)["interrupts"]
+    assert question["task_id"] == "load" and "gone.csv" in question["reason"]
+
+    refused = cli("resume", "h1", home=tmp_path)
+    assert refused.returncode == 3 and "--answer accept|retry|skip" in refused.stderr
+    done = cli("resume", "h1", "--answer", "skip", "--json", home=tmp_path)
+    assert done.returncode == 1  # finished, but not everything was approved
+    report = json.loads(done.stdout)
+    assert report["decisions"][0]["action"] == "skip" and report["decisions"][0]["by"] == "human"
+    assert "run failed: no task was approved" in done.stderr
