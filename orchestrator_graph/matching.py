@@ -1,0 +1,226 @@
+"""Capability matching: score every (ready task, free worker) pair, then assign the ready set
+jointly — the assignment with the highest total score over tasks × free worker slots
+(``scipy.optimize.linear_sum_assignment``), never above a worker's capacity, never to a worker
+that lacks a required skill at its level. Scoring is vectorised over all pairs with numpy."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+from scipy.sparse import csr_matrix, hstack, identity
+from scipy.sparse.csgraph import min_weight_full_bipartite_matching
+
+Objective = Literal["balanced", "quality", "cost"]
+PARTS = ("skill", "quality", "load", "cost", "fairness")
+
+# Weights of the score parts per objective; every part lies in [0, 1].
+OBJECTIVES: dict[str, dict[str, float]] = {
+    "balanced": {"skill": 0.35, "quality": 0.25, "load": 0.15, "cost": 0.15, "fairness": 0.10},
+    "quality": {"skill": 0.40, "quality": 0.45, "load": 0.05, "cost": 0.00, "fairness": 0.10},
+    "cost": {"skill": 0.20, "quality": 0.15, "load": 0.10, "cost": 0.50, "fairness": 0.05},
+}
+RETRY_PENALTY = 0.5  # a worker that already failed this task is the last resort
+_INFEASIBLE = -1e9
+_UNASSIGNED = 1e6
+
+
+@dataclass
+class Workforce:
+    """The free part of the team, as arrays over W workers and S skills."""
+
+    names: list[str]
+    skills: list[str]
+    levels: np.ndarray  # W×S, 0 = lacks the skill
+    quality: np.ndarray  # W×S, quality history in [0, 1] (0.5 with no history)
+    capacity: np.ndarray  # W
+    load: np.ndarray  # W, tasks running now
+    cost: np.ndarray  # W, cost per task
+    assigned: np.ndarray  # W, tasks given so far in this run (for fairness)
+
+    @property
+    def free(self) -> np.ndarray:
+        return np.maximum(self.capacity - self.load, 0).astype(int)
+
+
+@dataclass
+class Demand:
+    """T ready tasks: the level each needs in each skill (NaN = skill not needed)."""
+
+    ids: list[str]
+    required: np.ndarray  # T×S
+    failed_on: list[set[int]] = field(default_factory=list)  # per task: workers that failed it
+
+
+@dataclass
+class Scores:
+    total: np.ndarray  # T×W
+    feasible: np.ndarray  # T×W bool
+    parts: dict[str, np.ndarray]  # each T×W or broadcastable to it
+
+
+@dataclass(frozen=True)
+class Assignment:
+    task: str
+    worker: str
+    score: float
+    parts: dict[str, float]
+    runner_up: str | None
+    runner_up_score: float | None
+
+
+def score(
+    demand: Demand,
+    force: Workforce,
+    objective: Objective = "balanced",
+    weights: dict[str, float] | None = None,
+) -> Scores:
+    """``weights`` overrides the objective's weights (each part's weight, see ``OBJECTIVES``)."""
+    weights = weights or OBJECTIVES[objective]
+    t, w = len(demand.ids), len(force.names)
+    needed = ~np.isnan(demand.required)
+    n_needed = np.maximum(needed.sum(axis=1), 1)[:, None]
+    feasible = np.ones((t, w), dtype=bool)
+    skill = np.zeros((t, w), dtype=np.float32)
+    quality = np.zeros((t, w), dtype=np.float32)
+    for s in range(len(force.skills)):  # S is small; each step is one T_s × W operation
+        rows = np.flatnonzero(needed[:, s])
+        if rows.size == 0:
+            continue
+        level = force.levels[:, s][None, :]
+        feasible[rows] &= (level > 0) & (level >= demand.required[rows, s][:, None])
+        skill[rows] += level
+        quality[rows] += force.quality[:, s][None, :]
+    skill /= n_needed
+    quality /= n_needed
+    with np.errstate(invalid="ignore", divide="ignore"):
+        load = 1.0 - np.where(force.capacity > 0, force.load / force.capacity, 1.0)
+    top_cost = float(force.cost.max()) if w and force.cost.max() > 0 else 1.0
+    cost = 1.0 - force.cost / top_cost
+    most = float(force.assigned.max()) if w and force.assigned.max() > 0 else 1.0
+    fairness = 1.0 - force.assigned / most
+    parts = {
+        "skill": skill,
+        "quality": quality,
+        "load": load[None, :].astype(np.float32),
+        "cost": cost[None, :].astype(np.float32),
+        "fairness": fairness[None, :].astype(np.float32),
+    }
+    per_worker = sum(weights[k] * parts[k] for k in ("load", "cost", "fairness"))
+    total = weights["skill"] * skill
+    total += weights["quality"] * quality
+    total += per_worker
+    for row, failed in enumerate(demand.failed_on):
+        if failed:
+            total[row, sorted(failed)] -= RETRY_PENALTY
+    feasible &= (force.free > 0)[None, :]
+    return Scores(total=total, feasible=feasible, parts=parts)
+
+
+def _slots(free: np.ndarray, tasks: int) -> np.ndarray:
+    """Column -> worker: each worker repeated once per free slot (no task needs two slots of
+    one worker, so more than ``tasks`` slots of one worker never help)."""
+    return np.repeat(np.arange(free.size), np.minimum(free, tasks))
+
+
+def assign_jointly(
+    scores: Scores, free: np.ndarray, method: Literal["auto", "dense", "sparse"] = "auto"
+) -> list[tuple[int, int]]:
+    """(task row, worker column) pairs: as many tasks as can be placed, and among those the
+    highest total score; tasks no free worker can do stay unassigned.
+
+    Only each task's best ``T`` workers are offered: in an optimum no task needs a worker ranked
+    below ``T`` for it, because one of its top ``T`` is still free. ``auto`` solves sparse
+    (``min_weight_full_bipartite_matching`` over feasible pairs) when few pairs are feasible and
+    there are slots for every task, else dense (``linear_sum_assignment``)."""
+    t, w = scores.total.shape
+    if t == 0 or w == 0:
+        return []
+    matrix = np.where(scores.feasible, scores.total, _INFEASIBLE)
+    candidates = np.arange(w)
+    if w > t:
+        top = np.argpartition(-matrix, t - 1, axis=1)[:, :t]
+        candidates = np.unique(top)
+    columns = candidates[_slots(free[candidates], t)]
+    if columns.size == 0:
+        return []
+    feasible = scores.feasible[:, columns]
+    if method == "sparse" or (method == "auto" and columns.size >= t and feasible.mean() < 0.5):
+        rows, cols = _sparse_assignment(scores.total[:, columns], feasible)
+    else:
+        rows, cols = linear_sum_assignment(matrix[:, columns], maximize=True)
+    workers = columns[cols]
+    keep = scores.feasible[rows, workers]
+    return list(zip(rows[keep].tolist(), workers[keep].tolist(), strict=True))
+
+
+def _sparse_assignment(total: np.ndarray, feasible: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Min-cost full matching over the feasible pairs plus one 'unassigned' column per task.
+    Costs ``2 - score`` are positive (scores lie in [-0.5, 1]); an unassigned task costs more
+    than any real pair, so the most tasks are placed first, then the best total score."""
+    t, k = feasible.shape
+    r, c = np.nonzero(feasible)
+    real = csr_matrix((2.0 - total[r, c].astype(np.float64), (r, c)), shape=(t, k))
+    unassigned = identity(t, format="csr") * _UNASSIGNED
+    rows, cols = min_weight_full_bipartite_matching(hstack([real, unassigned], format="csr"))
+    placed = cols < k
+    return rows[placed], cols[placed]
+
+
+def assign_greedily(scores: Scores, free: np.ndarray) -> list[tuple[int, int]]:
+    """The baseline: tasks in order, each takes its best feasible worker with a free slot."""
+    left = free.copy()
+    out = []
+    for row in range(scores.total.shape[0]):
+        options = np.where(scores.feasible[row] & (left > 0), scores.total[row], -np.inf)
+        best = int(np.argmax(options)) if options.size else 0
+        if options.size and np.isfinite(options[best]):
+            out.append((row, best))
+            left[best] -= 1
+    return out
+
+
+def explain(
+    pairs: Sequence[tuple[int, int]],
+    scores: Scores,
+    demand: Demand,
+    force: Workforce,
+    objective: Objective = "balanced",
+) -> list[Assignment]:
+    """Why each task went where it did: the score parts, and the best other feasible worker."""
+    weights = OBJECTIVES[objective]
+    out = []
+    for row, col in pairs:
+        others = np.where(scores.feasible[row], scores.total[row], -np.inf)
+        others[col] = -np.inf
+        second = int(np.argmax(others)) if others.size > 1 else None
+        has_second = second is not None and np.isfinite(others[second])
+        parts = {
+            k: round(
+                float(np.broadcast_to(scores.parts[k], scores.total.shape)[row, col]) * weights[k],
+                4,
+            )
+            for k in PARTS
+        }
+        out.append(
+            Assignment(
+                task=demand.ids[row],
+                worker=force.names[col],
+                score=round(float(scores.total[row, col]), 4),
+                parts=parts,
+                runner_up=force.names[second] if has_second else None,
+                runner_up_score=round(float(others[second]), 4) if has_second else None,
+            )
+        )
+    return out
+
+
+def jain(values: Sequence[float] | np.ndarray) -> float:
+    """Jain's fairness index: 1 when all equal, 1/n when one value takes everything."""
+    x = np.asarray(values, dtype=float)
+    if x.size == 0 or not np.any(x):
+        return 1.0
+    return float(x.sum() ** 2 / (x.size * (x**2).sum()))
