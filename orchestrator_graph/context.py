@@ -27,6 +27,10 @@ class Context:
     synthesizer_model: str | None = field(
         default=None, metadata={"description": "'provider:model' for the final synthesis"}
     )
+    objective: Literal["balanced", "quality", "cost"] = field(
+        default="balanced",
+        metadata={"description": "what worker matching favours: balanced, quality or cost"},
+    )
     max_attempts: int = field(
         default=3, metadata={"description": "attempts per task before it is escalated"}
     )

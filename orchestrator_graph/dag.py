@@ -16,9 +16,13 @@ class PlanValidationError(ValueError):
         super().__init__("invalid plan: " + "; ".join(problems))
 
 
-def validate_plan(plan: Plan, available_skills: Iterable[str] | None = None) -> None:
+def validate_plan(
+    plan: Plan, available_skills: Mapping[str, float] | Iterable[str] | None = None
+) -> None:
     """Raise ``PlanValidationError`` naming every defect: empty plan, duplicate ids, unknown
-    dependencies, cycles, and required skills that no worker has."""
+    dependencies, cycles, and required skills (at their levels) that no worker has.
+
+    ``available_skills``: skill -> the team's highest level, or just the skill names."""
     problems: list[str] = []
     if not plan.tasks:
         raise PlanValidationError(["the plan has no tasks"])
@@ -35,14 +39,25 @@ def validate_plan(plan: Plan, available_skills: Iterable[str] | None = None) -> 
         if task.id in task.depends_on:
             problems.append(f"task {task.id!r} depends on itself")
     if available_skills is not None:
-        skills = set(available_skills)
+        best = (
+            dict(available_skills)
+            if isinstance(available_skills, Mapping)
+            else dict.fromkeys(available_skills, 1.0)
+        )
         for task in plan.tasks:
-            missing = [s for s in task.skills if s not in skills]
+            missing = [s for s in task.skills if s not in best]
             if missing:
                 problems.append(
                     f"task {task.id!r} needs skills no worker has: {', '.join(missing)} "
-                    f"(available: {', '.join(sorted(skills)) or 'none'})"
+                    f"(available: {', '.join(sorted(best)) or 'none'})"
                 )
+            short = [
+                f"{s} at {lvl:g} (best worker: {best[s]:g})"
+                for s, lvl in task.min_levels.items()
+                if s in best and best[s] < lvl
+            ]
+            if short:
+                problems.append(f"task {task.id!r} needs {', '.join(short)}")
     cycle = find_cycle({t.id: [d for d in t.depends_on if d in known] for t in plan.tasks})
     if cycle:
         problems.append(f"dependency cycle (a -> b: a depends on b): {' -> '.join(cycle)}")

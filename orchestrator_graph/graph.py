@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -24,6 +25,7 @@ from orchestrator_graph.dag import analyse_plan, validate_plan
 from orchestrator_graph.events import Event, stream_emitter
 from orchestrator_graph.ledger import Ledger, attempt_key
 from orchestrator_graph.llm import ModelSpec, ask_structured
+from orchestrator_graph.matching import jain
 from orchestrator_graph.memory import Memory, recall, remember, reusable
 from orchestrator_graph.models import (
     Check,
@@ -40,12 +42,13 @@ from orchestrator_graph.models import (
 )
 from orchestrator_graph.prompts import messages
 from orchestrator_graph.prompts import preload as preload_prompts
+from orchestrator_graph.registry import Registry, load_history, save_history
 from orchestrator_graph.roles import Roles
 from orchestrator_graph.scheduler import Dispatch
 from orchestrator_graph.state import InputState, OrchestratorState, OutputState
 from orchestrator_graph.team import default_team
 from orchestrator_graph.worker_graph import AttemptState, AttemptSteps, Env, store_of
-from orchestrator_graph.workers import Worker, build_roster, skills_of
+from orchestrator_graph.workers import Worker
 
 
 class PlanDraft(BaseModel):
@@ -70,24 +73,25 @@ def _dump(records: Mapping[str, TaskRecord]) -> dict[str, Any]:
 
 def create_orchestrator(
     *,
-    workers: Sequence[Worker] | None = None,
+    workers: Sequence[Worker] | Registry | None = None,
     model: ModelSpec = "offline",
     models: Mapping[str, ModelSpec] | None = None,
 ) -> StateGraph:
     """The orchestrator as an uncompiled ``StateGraph``: compile it with your saver and store.
 
     Args:
-        workers: the team; default: one worker per mission specialisation (``team.default_team``).
+        workers: the team: a list of ``Worker``s, or a ``Registry`` you keep changing while runs
+            go (register, update, heartbeat, drain, remove); default: one worker per mission
+            specialisation (``team.default_team``).
         model: the chat model for every role: a model object or a ``"provider:model"`` string for
             ``init_chat_model``; ``"offline"`` (default) is the deterministic offline model.
         models: per-role overrides: ``planner``, ``worker``, ``reviewer``, ``mediator``,
             ``synthesizer``. Each run may override again through the context.
     """
     preload_prompts()
-    roster = build_roster(default_team() if workers is None else workers)
+    registry = _registry(workers)
     roles = Roles(model, models)
-    skills = skills_of(roster)
-    steps = AttemptSteps(roster, roles)
+    steps = AttemptSteps(registry, roles)
     worker_graph = steps.graph()
 
     async def recall_node(state: OrchestratorState, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -124,9 +128,9 @@ def create_orchestrator(
         calls = 0
         if state.get("plan"):
             plan = Plan.model_validate(state["plan"]).model_copy(update={"source": "declared"})
-            validate_plan(plan, skills)
+            validate_plan(plan, registry.skills())
         elif (reused := reusable(state.get("recalled", []), context.reuse_threshold)) and _valid(
-            reused, skills
+            reused, registry.skills()
         ):
             plan = reused
         else:
@@ -140,10 +144,10 @@ def create_orchestrator(
                 messages(
                     "planner",
                     request=state["request"],
-                    skills=", ".join(sorted(skills)),
+                    skills=", ".join(sorted(registry.skills())),
                     examples=examples or "none",
                 ),
-                check=lambda d: validate_plan(Plan(goal=d.goal, tasks=d.tasks), skills),
+                check=lambda d: validate_plan(Plan(goal=d.goal, tasks=d.tasks), registry.skills()),
             )
             plan, calls = Plan(goal=draft.goal, tasks=draft.tasks, source="model"), 1
         analysis = analyse_plan(plan)
@@ -203,14 +207,18 @@ def create_orchestrator(
             )
             return TaskResult.model_validate(out["result"]), Review.model_validate(out["review"])
 
+        store = store_of(runtime)
         dispatch = Dispatch(
             Plan.model_validate(state["plan"]),
             PlanAnalysis.model_validate(state["analysis"]),
-            roster,
+            registry,
             _records(state),
             max_attempts=context.max_attempts,
             run_attempt=run_attempt,
             emit=env.emit,
+            objective=context.objective,
+            history=await load_history(store, [w.name for w in registry.workers()]),
+            save_history=lambda history, names: save_history(store, history, names),
         )
         outcome = await dispatch.run(await ledger.attempts())
         update = {
@@ -299,14 +307,17 @@ def create_orchestrator(
         ledger = Ledger(store_of(runtime), state["run_id"])
         plan = Plan.model_validate(state["plan"])
         records = _records(state)
-        blocks = []
-        for task in plan.tasks:
-            rec = records[task.id]
-            if rec.status == "approved" and rec.result_key:
-                output = await ledger.output(rec.result_key)
-                blocks.append(
-                    f'<result task="{task.id}">\n{_brief(output, rec.summary)}\n</result>'
-                )
+        approved = [
+            (t.id, records[t.id])
+            for t in plan.tasks
+            if records[t.id].status == "approved" and records[t.id].result_key
+        ]
+        outputs = await ledger.outputs([rec.result_key or "" for _, rec in approved])
+        blocks = [
+            f'<result task="{tid}">\n{_brief(outputs[rec.result_key or ""], rec.summary)}'
+            "\n</result>"
+            for tid, rec in approved
+        ]
         deliverable = await ask_structured(
             roles.model("synthesizer", context),
             Deliverable,
@@ -376,7 +387,7 @@ def create_orchestrator(
     async def learn(state: OrchestratorState, runtime: Runtime[Context]) -> dict[str, Any]:
         context = Context.coerce(runtime.context)
         records = _records(state)
-        report = _report(state, records)
+        report = _report(state, records, registry)
         if context.use_memory:
             plan = Plan.model_validate(state["plan"])
             scores = [r.score for r in records.values() if r.score is not None]
@@ -424,7 +435,19 @@ def create_orchestrator(
     return builder
 
 
-def _valid(plan: Plan, skills: set[str]) -> bool:
+def _registry(workers: Sequence[Worker] | Registry | None) -> Registry:
+    if isinstance(workers, Registry):
+        return workers
+    registry = Registry(default_team() if workers is None else workers)
+    if not registry.workers():
+        raise ValueError(
+            "the team is empty: pass at least one Worker in workers=[...], or a "
+            "Registry that workers join later"
+        )
+    return registry
+
+
+def _valid(plan: Plan, skills: Mapping[str, float]) -> bool:
     try:
         validate_plan(plan, skills)
     except ValueError:
@@ -438,6 +461,18 @@ def _brief(output: Any, summary: str) -> str:
         return json.dumps(output, default=str)[:1500]
     small = {k: v for k, v in output.items() if k not in ("rows", "markdown", "summary")}
     return f"{summary}\n{json.dumps(small, default=str)[:1500]}"
+
+
+def _fairness(per_worker: Mapping[str, int], registry: Registry) -> float | None:
+    """Jain's index of tasks per worker within each group of workers with the same skills,
+    averaged over groups that have more than one worker and did any work."""
+    groups: dict[frozenset[tuple[str, float]], list[int]] = {}
+    for worker in registry.workers():
+        groups.setdefault(frozenset(worker.skills.items()), []).append(
+            per_worker.get(worker.name, 0)
+        )
+    indices = [jain(counts) for counts in groups.values() if len(counts) > 1 and any(counts)]
+    return round(sum(indices) / len(indices), 4) if indices else None
 
 
 def _human_decision(task_id: str, answer: Any) -> Decision:
@@ -456,7 +491,9 @@ def _human_decision(task_id: str, answer: Any) -> Decision:
     )
 
 
-def _report(state: OrchestratorState, records: dict[str, TaskRecord]) -> RunReport:
+def _report(
+    state: OrchestratorState, records: dict[str, TaskRecord], registry: Registry
+) -> RunReport:
     final = Review.model_validate(state["final_review"]) if state.get("final_review") else None
     statuses = {r.status for r in records.values()}
     if statuses == {"approved"} and final is not None and final.verdict == "approve":
@@ -466,6 +503,8 @@ def _report(state: OrchestratorState, records: dict[str, TaskRecord]) -> RunRepo
         status, reason = "partial", f"not approved: {', '.join(bad)}"
     else:
         status, reason = "failed", "no task was approved"
+    per_worker = Counter(r.worker for r in records.values() if r.worker and r.status == "approved")
+    fairness = _fairness(per_worker, registry)
     finishes = [r.finished_at for r in records.values() if r.finished_at]
     started = state.get("started_at") or 0.0
     return RunReport(
@@ -482,6 +521,8 @@ def _report(state: OrchestratorState, records: dict[str, TaskRecord]) -> RunRepo
         makespan=round(max(finishes) - started, 4) if finishes else 0.0,
         planned_duration=PlanAnalysis.model_validate(state["analysis"]).duration,
         model_calls=dict(state.get("model_calls") or {}),
+        tasks_per_worker=dict(per_worker),
+        fairness=fairness,
     )
 
 

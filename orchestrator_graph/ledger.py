@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from langgraph.store.base import BaseStore
+from langgraph.store.base import BaseStore, GetOp
 
 from orchestrator_graph.models import Review, TaskResult
 
@@ -52,6 +52,14 @@ class Ledger:
                 break
             offset += PAGE
         return sorted(out, key=lambda pair: (pair[0].task_id, pair[0].attempt))
+
+    async def outputs(self, keys: list[str]) -> dict[str, Any]:
+        """Several outputs in one store batch."""
+        items = await self.store.abatch([GetOp(self.namespace, key) for key in keys])
+        missing = [k for k, item in zip(keys, items, strict=True) if item is None]
+        if missing:
+            raise KeyError(f"ledger has no attempts {missing} in {'/'.join(self.namespace)}")
+        return {k: item.value["result"]["output"] for k, item in zip(keys, items, strict=True)}
 
     async def output(self, key: str) -> Any:
         item = await self.store.aget(self.namespace, key)

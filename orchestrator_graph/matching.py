@@ -190,32 +190,32 @@ def explain(
     force: Workforce,
     objective: Objective = "balanced",
 ) -> list[Assignment]:
-    """Why each task went where it did: the score parts, and the best other feasible worker."""
+    """Why each task went where it did: the weighted score parts, and the best other feasible
+    worker (the runner-up)."""
+    if not pairs:
+        return []
     weights = OBJECTIVES[objective]
-    out = []
-    for row, col in pairs:
-        others = np.where(scores.feasible[row], scores.total[row], -np.inf)
-        others[col] = -np.inf
-        second = int(np.argmax(others)) if others.size > 1 else None
-        has_second = second is not None and np.isfinite(others[second])
-        parts = {
-            k: round(
-                float(np.broadcast_to(scores.parts[k], scores.total.shape)[row, col]) * weights[k],
-                4,
-            )
-            for k in PARTS
-        }
-        out.append(
-            Assignment(
-                task=demand.ids[row],
-                worker=force.names[col],
-                score=round(float(scores.total[row, col]), 4),
-                parts=parts,
-                runner_up=force.names[second] if has_second else None,
-                runner_up_score=round(float(others[second]), 4) if has_second else None,
-            )
+    rows = np.array([r for r, _ in pairs])
+    cols = np.array([c for _, c in pairs])
+    shape = scores.total.shape
+    parts = {k: np.broadcast_to(scores.parts[k], shape)[rows, cols] * weights[k] for k in PARTS}
+    others = np.where(scores.feasible[rows], scores.total[rows], -np.inf)
+    others[np.arange(rows.size), cols] = -np.inf
+    second = others.argmax(axis=1)
+    second_score = others[np.arange(rows.size), second]
+    return [
+        Assignment(
+            task=demand.ids[r],
+            worker=force.names[c],
+            score=round(float(scores.total[r, c]), 4),
+            parts={k: round(float(parts[k][i]), 4) for k in PARTS},
+            runner_up=force.names[second[i]] if np.isfinite(second_score[i]) else None,
+            runner_up_score=round(float(second_score[i]), 4)
+            if np.isfinite(second_score[i])
+            else None,
         )
-    return out
+        for i, (r, c) in enumerate(zip(rows.tolist(), cols.tolist(), strict=True))
+    ]
 
 
 def jain(values: Sequence[float] | np.ndarray) -> float:

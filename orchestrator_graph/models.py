@@ -31,6 +31,9 @@ class Task(BaseModel):
     title: str = Field(min_length=1)
     description: str = ""
     skills: list[str] = Field(min_length=1, description="skills a worker needs for this task")
+    min_levels: dict[str, float] = Field(
+        default_factory=dict, description="lowest skill level (0-1) a worker needs, per skill"
+    )
     depends_on: list[str] = Field(default_factory=list)
     inputs: dict[str, Any] = Field(default_factory=dict, description="parameters for the worker")
     outputs: list[str] = Field(default_factory=list, description="names of what the task produces")
@@ -135,6 +138,9 @@ class TaskRecord(BaseModel):
     finished_at: float | None = None
     feedback: str = ""
     extra_attempts: int = Field(0, description="attempts granted beyond the limit by the mediator")
+    assignment: dict[str, Any] | None = Field(
+        None, description="why the last attempt went to its worker: score parts, runner-up"
+    )
 
 
 class Section(BaseModel):
@@ -162,3 +168,7 @@ class RunReport(BaseModel):
     makespan: float = 0.0
     planned_duration: float = 0.0
     model_calls: dict[str, int] = Field(default_factory=dict)
+    tasks_per_worker: dict[str, int] = Field(default_factory=dict)
+    fairness: float | None = Field(
+        None, description="Jain's index of tasks per worker among equally skilled workers"
+    )

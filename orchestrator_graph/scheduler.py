@@ -5,8 +5,13 @@ loop therefore waits for the slowest task of each wave (langgraph #6320, #4673).
 dispatcher superstep keeps every worker slot busy: the moment an attempt finishes and passes QA,
 the tasks waiting on it start. Durability comes from the ledger, not the superstep: every finished
 attempt is recorded under (run, task, attempt) before the loop reacts to it, and ``Dispatch.run``
-begins by replaying the ledger, so a resumed run never repeats finished work. Decisions depend
-only on the ledger and the plan, never on call order, so replay is exact."""
+begins by replaying the ledger, so a resumed run never repeats finished work.
+
+Each scheduling round takes as many ready tasks as there are free worker slots (longest
+remaining path first, then priority), scores them against the workers that can take work now and
+assigns them jointly (``matching``). The registry may change at any time: new workers are used
+from the next round, workers that go offline have their running tasks taken back and reassigned.
+"""
 
 from __future__ import annotations
 
@@ -16,9 +21,21 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
 
 from orchestrator_graph.events import Emit, Event
 from orchestrator_graph.ledger import attempt_key
+from orchestrator_graph.matching import (
+    Assignment,
+    Demand,
+    Objective,
+    Workforce,
+    assign_jointly,
+    explain,
+    score,
+)
 from orchestrator_graph.models import (
     Escalation,
     Plan,
@@ -28,12 +45,16 @@ from orchestrator_graph.models import (
     TaskRecord,
     TaskResult,
 )
+from orchestrator_graph.registry import History, Registry, SkillStats
 from orchestrator_graph.workers import Worker
 
 RunAttempt = Callable[[Task, str, int, str, dict[str, str]], Awaitable[tuple[TaskResult, Review]]]
 """(task, worker, attempt, feedback, upstream result keys) -> the recorded result and review."""
+SaveHistory = Callable[[History, set[str]], Awaitable[None]]
 
 FINAL = {"approved", "failed", "skipped"}
+POLL_SECONDS = 0.2  # how often heartbeats are checked while tasks run
+HISTORY_EVERY = 1.0  # seconds between writes of the performance history
 
 
 @dataclass
@@ -42,30 +63,52 @@ class Outcome:
     escalations: list[Escalation] = field(default_factory=list)
 
 
+@dataclass
+class Running:
+    task_id: str
+    worker: str
+
+
 class Dispatch:
     def __init__(
         self,
         plan: Plan,
         analysis: PlanAnalysis,
-        roster: Mapping[str, Worker],
+        registry: Registry,
         records: Mapping[str, TaskRecord],
         *,
         max_attempts: int,
         run_attempt: RunAttempt,
         emit: Emit,
+        objective: Objective = "balanced",
+        history: History | None = None,
+        save_history: SaveHistory | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.tasks = {t.id: t for t in plan.tasks}
         self.analysis = analysis
-        self.roster = roster
+        self.registry = registry
         self.records = {tid: records.get(tid, TaskRecord()).model_copy() for tid in self.tasks}
         self.max_attempts = max_attempts
         self.run_attempt = run_attempt
         self.emit = emit
+        self.objective = objective
+        self.history: History = history if history is not None else {}
+        self.save_history = save_history
         self.clock = clock
         self.load: Counter[str] = Counter()
+        self.given: Counter[str] = Counter(
+            r.worker for r in self.records.values() if r.worker and r.status in FINAL
+        )
         self.failed_on: dict[str, set[str]] = {tid: set() for tid in self.tasks}
         self.reviews: dict[str, list[Review]] = {tid: [] for tid in self.tasks}
+        self.touched: set[str] = set()
+        self.saved_at = clock()
+        self.skills = sorted({s for t in plan.tasks for s in t.skills})
+        self.column = {s: i for i, s in enumerate(self.skills)}
+        self._team_key: tuple[Any, ...] | None = None
+        self._stale: set[str] = set()
+        self._changed: asyncio.Future[None] | None = None
 
     # --- replay --------------------------------------------------------------------------
     def replay(self, finished: list[tuple[TaskResult, Review]]) -> None:
@@ -87,43 +130,54 @@ class Dispatch:
         rec.worker, rec.score = result.worker, review.score
         rec.started_at, rec.finished_at = result.started_at, result.finished_at
         if review.verdict == "approve":
-            rec.status, rec.result_key, rec.summary = (
-                "approved",
-                attempt_key(tid, result.attempt),
-                result.summary,
-            )
+            rec.status, rec.summary = "approved", result.summary
+            rec.result_key = attempt_key(tid, result.attempt)
             rec.feedback = ""
         else:
             self.failed_on[tid].add(result.worker)
             rec.feedback = review.feedback
             rec.status = "escalated" if rec.attempts >= self._allowed(tid) else "pending"
-        if live:
-            kind = "task_completed" if rec.status == "approved" else "task_failed"
+        if not live:
+            return
+        self._learn(result, review)
+        kind = "task_completed" if rec.status == "approved" else "task_failed"
+        self.emit(
+            Event(
+                kind=kind,
+                node="dispatcher",
+                task_id=tid,
+                worker=result.worker,
+                attempt=result.attempt,
+                message=review.feedback or result.summary[:200],
+                data={"score": review.score, "status": rec.status},
+            )
+        )
+        if rec.status == "escalated":
             self.emit(
                 Event(
-                    kind=kind,
+                    kind="escalated",
                     node="dispatcher",
                     task_id=tid,
-                    worker=result.worker,
-                    attempt=result.attempt,
-                    message=review.feedback or result.summary[:200],
-                    data={"score": review.score, "status": rec.status},
+                    message=f"failed QA on all {rec.attempts} attempts: {rec.feedback}",
                 )
             )
-            if rec.status == "escalated":
-                self.emit(
-                    Event(
-                        kind="escalated",
-                        node="dispatcher",
-                        task_id=tid,
-                        message=f"failed QA on all {rec.attempts} attempts: {rec.feedback}",
-                    )
-                )
 
-    # --- scheduling -----------------------------------------------------------------------
+    def _learn(self, result: TaskResult, review: Review) -> None:
+        """Per-skill performance history of the worker, updated after every attempt."""
+        stats = self.history.setdefault(result.worker, {})
+        for skill in self.tasks[result.task_id].skills:
+            stats.setdefault(skill, SkillStats()).add(
+                review.verdict == "approve",
+                review.score,
+                max(0.0, result.finished_at - result.started_at),
+            )
+        self.touched.add(result.worker)
+        self._stale.add(result.worker)
+
+    # --- preparation ---------------------------------------------------------------------
     def _prepare(self) -> None:
-        """Index the plan once per superstep: dependents, unmet dependencies, upward ranks,
-        which workers can do each task, and the ready heap."""
+        """Index the plan once per superstep: dependents, unmet dependencies, upward ranks and
+        the ready heap."""
         self.dependents: dict[str, list[str]] = {tid: [] for tid in self.tasks}
         for task in self.tasks.values():
             for dep in task.depends_on:
@@ -132,9 +186,6 @@ class Dispatch:
         for tid in reversed(self.analysis.order):
             tail = max((self.rank[d] for d in self.dependents[tid]), default=0.0)
             self.rank[tid] = self.tasks[tid].effort + tail
-        self.able = {
-            tid: [w for w in self.roster.values() if w.can_do(t)] for tid, t in self.tasks.items()
-        }
         self._skip_downstream_of_failures()
         self.unmet = {
             tid: sum(self.records[d].status != "approved" for d in t.depends_on)
@@ -160,103 +211,217 @@ class Dispatch:
             ):
                 rec.status, rec.feedback = "skipped", "an upstream task failed or was skipped"
 
-    def _choose(self, tid: str) -> str | None:
-        task = self.tasks[tid]
-        free = [w for w in self.able[tid] if self.load[w.name] < w.capacity]
-        if not free:
-            return None
+    # --- matching ------------------------------------------------------------------------
+    def _team(self, workers: list[Worker]) -> Workforce:
+        """The assignable workers as arrays over the plan's skills. The static part is rebuilt
+        only when the registry changes; quality rows only for workers whose history moved."""
+        key = (self.registry.version, tuple(w.name for w in workers))
+        if self._team_key != key:
+            self._team_key, self._stale = key, {w.name for w in workers}
+            self._force = Workforce(
+                names=[w.name for w in workers],
+                skills=self.skills,
+                levels=np.array([[w.skills.get(s, 0.0) for s in self.skills] for w in workers]),
+                quality=np.full((len(workers), len(self.skills)), SkillStats().quality),
+                capacity=np.array([w.capacity for w in workers]),
+                load=np.zeros(len(workers), dtype=int),
+                cost=np.array([w.cost for w in workers], dtype=float),
+                assigned=np.zeros(len(workers)),
+            )
+        force = self._force
+        for row, name in enumerate(force.names):
+            if name in self._stale:
+                stats = self.history.get(name, {})
+                force.quality[row] = [
+                    stats[s].quality if s in stats else SkillStats().quality for s in self.skills
+                ]
+            force.load[row], force.assigned[row] = self.load[name], self.given[name]
+        self._stale = set()
+        return force
 
-        def rank(w: Worker) -> tuple[bool, float, float, str]:
-            level = sum(w.skills[s] for s in task.skills) / len(task.skills)
-            return (w.name in self.failed_on[tid], -level, self.load[w.name] / w.capacity, w.name)
+    def _match(self, tids: list[str], workers: list[Worker]) -> list[Assignment]:
+        force = self._team(workers)
+        required = np.full((len(tids), len(self.skills)), np.nan)
+        for row, tid in enumerate(tids):
+            task = self.tasks[tid]
+            for skill in task.skills:
+                required[row, self.column[skill]] = task.min_levels.get(skill, 0.0)
+        index = {name: i for i, name in enumerate(force.names)}
+        demand = Demand(
+            ids=tids,
+            required=required,
+            failed_on=[{index[n] for n in self.failed_on[t] if n in index} for t in tids],
+        )
+        scores = score(demand, force, self.objective)
+        return explain(assign_jointly(scores, force.free), scores, demand, force, self.objective)
 
-        return min(free, key=rank).name
-
-    def _launch(self, running: dict[asyncio.Task[tuple[TaskResult, Review]], str]) -> None:
-        slots = sum(w.capacity - self.load[w.name] for w in self.roster.values())
-        waiting: list[tuple[float, int, str]] = []
-        while self.heap and slots > 0:
-            entry = heapq.heappop(self.heap)
+    def _launch(self, running: dict[asyncio.Future[Any], Running]) -> None:
+        workers = self.registry.assignable()
+        slots = sum(max(0, w.capacity - self.load[w.name]) for w in workers)
+        batch: list[tuple[float, int, str]] = []
+        while self.heap and len(batch) < slots:
+            batch.append(heapq.heappop(self.heap))
+        if not batch:
+            return
+        chosen = {a.task: a for a in self._match([e[2] for e in batch], workers)}
+        for entry in batch:
             tid = entry[2]
-            worker = self._choose(tid)
-            rec = self.records[tid]
-            if worker is None:  # its workers are busy; others may still take other tasks
-                waiting.append(entry)
-                if rec.queued_at is None:
-                    rec.queued_at = self.clock()
-                    self.emit(
-                        Event(
-                            kind="task_queued",
-                            node="dispatcher",
-                            task_id=tid,
-                            message="waiting for a free worker",
-                        )
-                    )
+            if tid in chosen:
+                self._start(tid, chosen[tid], running)
                 continue
-            slots -= 1
-            attempt = rec.attempts + 1
-            if rec.worker and rec.worker != worker and rec.attempts:
+            heapq.heappush(self.heap, entry)
+            rec = self.records[tid]
+            if rec.queued_at is None:
+                rec.queued_at = self.clock()
                 self.emit(
                     Event(
-                        kind="reassigned",
+                        kind="task_queued",
                         node="dispatcher",
                         task_id=tid,
-                        worker=worker,
-                        attempt=attempt,
-                        message=f"from {rec.worker}",
+                        message="waiting for a free worker with the skills",
                     )
                 )
-            rec.status, rec.worker = "running", worker
-            rec.queued_at = rec.queued_at or self.clock()
-            self.load[worker] += 1
-            upstream = {d: self.records[d].result_key or "" for d in self.tasks[tid].depends_on}
+
+    def _start(
+        self, tid: str, choice: Assignment, running: dict[asyncio.Future[Any], Running]
+    ) -> None:
+        rec = self.records[tid]
+        attempt = rec.attempts + 1
+        if rec.worker and rec.worker != choice.worker and rec.attempts:
             self.emit(
                 Event(
-                    kind="task_started",
+                    kind="reassigned",
                     node="dispatcher",
                     task_id=tid,
-                    worker=worker,
+                    worker=choice.worker,
                     attempt=attempt,
+                    message=f"from {rec.worker}",
                 )
             )
-            job = asyncio.ensure_future(
-                self.run_attempt(self.tasks[tid], worker, attempt, rec.feedback, upstream)
+        rec.status, rec.worker = "running", choice.worker
+        rec.queued_at = rec.queued_at or self.clock()
+        rec.assignment = {
+            "objective": self.objective,
+            "score": choice.score,
+            "parts": choice.parts,
+            "runner_up": choice.runner_up,
+            "runner_up_score": choice.runner_up_score,
+        }
+        self.load[choice.worker] += 1
+        self.given[choice.worker] += 1
+        upstream = {d: self.records[d].result_key or "" for d in self.tasks[tid].depends_on}
+        self.emit(
+            Event(
+                kind="task_started",
+                node="dispatcher",
+                task_id=tid,
+                worker=choice.worker,
+                attempt=attempt,
+                data={"assignment": rec.assignment},
             )
-            running[job] = tid
-        for entry in waiting:
-            heapq.heappush(self.heap, entry)
+        )
+        job = asyncio.ensure_future(
+            self.run_attempt(self.tasks[tid], choice.worker, attempt, rec.feedback, upstream)
+        )
+        running[job] = Running(tid, choice.worker)
 
+    # --- the loop ------------------------------------------------------------------------
     async def run(self, finished: list[tuple[TaskResult, Review]]) -> Outcome:
         self.replay(finished)
         self._prepare()
-        running: dict[asyncio.Task[tuple[TaskResult, Review]], str] = {}
+        running: dict[asyncio.Future[Any], Running] = {}
         try:
             while True:
+                self._take_back(running)
                 self._launch(running)
                 if not running:
                     break
-                done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-                for job in sorted(done, key=lambda j: running[j]):
-                    tid = running.pop(job)
-                    result, review = job.result()
-                    self.load[result.worker] -= 1
-                    self._settle(result, review, live=True)
-                    rec = self.records[tid]
-                    if rec.status == "pending":
-                        self._push(tid)
-                    elif rec.status == "approved":
-                        for dep in self.dependents[tid]:
-                            self.unmet[dep] -= 1
-                            if not self.unmet[dep] and self.records[dep].status == "pending":
-                                self._push(dep)
+                done = await self._wait(running)
+                for job in sorted(done, key=lambda j: running[j].task_id):
+                    self._finish(running.pop(job), *job.result())
+                if self.clock() - self.saved_at >= HISTORY_EVERY:
+                    await self._save_history()
                 self._progress()
         finally:
-            for job in running:
-                job.cancel()
-        escalations = [
-            self._escalation(tid) for tid, r in self.records.items() if r.status == "escalated"
-        ]
-        return Outcome(records=self.records, escalations=escalations)
+            for job in [*running, self._changed]:
+                if job is not None:
+                    job.cancel()
+        await self._save_history()
+        return Outcome(records=self.records, escalations=self._escalations())
+
+    async def _save_history(self) -> None:
+        """Statistics, not results: written at most every ``HISTORY_EVERY`` seconds and at the
+        end, so a crash may lose that much of them but never a result."""
+        if self.touched and self.save_history is not None:
+            await self.save_history(self.history, self.touched)
+        self.touched, self.saved_at = set(), self.clock()
+
+    async def _wait(self, running: dict[asyncio.Future[Any], Running]) -> set[asyncio.Future[Any]]:
+        """Until an attempt finishes, the registry changes, or (when heartbeats are watched) the
+        next check is due."""
+        if self._changed is None or self._changed.done():
+            self._changed = asyncio.ensure_future(self.registry.wait_changed())
+        timeout = POLL_SECONDS if self.registry.watches_heartbeats() else None
+        done, _ = await asyncio.wait(
+            {*running, self._changed}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        return {job for job in done if job in running}
+
+    def _finish(self, run: Running, result: TaskResult, review: Review) -> None:
+        self.load[run.worker] -= 1
+        self._settle(result, review, live=True)
+        rec = self.records[run.task_id]
+        if rec.status == "pending":
+            self._push(run.task_id)
+        elif rec.status == "approved":
+            for dep in self.dependents[run.task_id]:
+                self.unmet[dep] -= 1
+                if not self.unmet[dep] and self.records[dep].status == "pending":
+                    self._push(dep)
+
+    def _take_back(self, running: dict[asyncio.Future[Any], Running]) -> None:
+        """Attempts on workers that went offline are cancelled and queued again with the same
+        attempt number: the lost attempt never reached the ledger, so nothing is applied twice."""
+        gone = self.registry.gone({r.worker for r in running.values()})
+        for job, run in list(running.items()):
+            if run.worker not in gone or job.done():
+                continue  # a finished job's result is kept: it is processed like any other
+            job.cancel()
+            del running[job]
+            self.load[run.worker] -= 1
+            self.failed_on[run.task_id].add(run.worker)
+            self.records[run.task_id].status = "pending"
+            self._push(run.task_id)
+            self.emit(
+                Event(
+                    kind="reassigned",
+                    node="dispatcher",
+                    task_id=run.task_id,
+                    worker=run.worker,
+                    message=f"worker {run.worker} went offline",
+                )
+            )
+
+    def _escalations(self) -> list[Escalation]:
+        out = [self._escalation(tid) for tid, r in self.records.items() if r.status == "escalated"]
+        # Ready tasks left with no running work: nobody who can do them is available.
+        for _, _, tid in sorted(self.heap):
+            rec = self.records[tid]
+            if rec.status != "pending":
+                continue
+            rec.status = "escalated"
+            rec.feedback = self._nobody_reason(self.tasks[tid])
+            self.emit(Event(kind="escalated", node="dispatcher", task_id=tid, message=rec.feedback))
+            out.append(self._escalation(tid))
+        return out
+
+    def _nobody_reason(self, task: Task) -> str:
+        need = ", ".join(f"{s}>={task.min_levels.get(s, 0.0):g}" for s in task.skills)
+        able = [w.name for w in self.registry.workers() if w.can_do(task)]
+        if not able:
+            return f"no registered worker has {need}"
+        states = ", ".join(f"{n}: {self.registry.status(n)}" for n in able)
+        return f"no available worker has {need} ({states})"
 
     def _escalation(self, tid: str) -> Escalation:
         reviews = self.reviews[tid]

@@ -9,7 +9,6 @@ import asyncio
 import time
 import traceback
 import warnings
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NotRequired
 
@@ -25,8 +24,9 @@ from orchestrator_graph.events import Emit, Event, stream_emitter
 from orchestrator_graph.ledger import Ledger
 from orchestrator_graph.models import Task, TaskResult
 from orchestrator_graph.qa import review_result
+from orchestrator_graph.registry import Registry
 from orchestrator_graph.roles import Roles
-from orchestrator_graph.workers import Worker, WorkerContext, WorkerInput
+from orchestrator_graph.workers import WorkerContext, WorkerInput
 
 DEFAULT_OUTPUT_DIR = "orchestrator-output"
 
@@ -81,8 +81,8 @@ class AttemptSteps:
     """The two steps of an attempt. ``graph()`` runs them as the ``worker`` subgraph (its own
     namespace in streams and Studio); ``run_inline`` runs the very same steps without it."""
 
-    def __init__(self, roster: Mapping[str, Worker], roles: Roles) -> None:
-        self.roster, self.roles = roster, roles
+    def __init__(self, registry: Registry, roles: Roles) -> None:
+        self.registry, self.roles = registry, roles
 
     async def execute(self, state: AttemptState, env: Env) -> dict[str, Any]:
         """Gather the approved upstream outputs from the ledger, then run the worker, timed."""
@@ -90,7 +90,9 @@ class AttemptSteps:
         ledger = Ledger(env.store, state["run_id"])
         upstream = {dep: await ledger.output(key) for dep, key in state["upstream_keys"].items()}
         task = Task.model_validate(state["task"])
-        worker = self.roster[state["worker"]]
+        worker = self.registry.get(state["worker"])
+        if worker is None:
+            raise LookupError(f"worker {state['worker']!r} was removed before its task started")
         payload = WorkerInput(
             run_id=state["run_id"],
             task=task,

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import Runnable
-from langgraph.pregel import Pregel
+from langgraph.pregel.protocol import PregelProtocol
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from orchestrator_graph.events import Emit
@@ -39,8 +39,9 @@ class WorkerContext:
 
 class Worker(BaseModel):
     """A member of the team. ``run`` is a function ``(WorkerInput[, WorkerContext]) -> output``
-    (sync or async), a Runnable, or a compiled graph; each gets the ``WorkerInput`` (a Runnable or
-    graph as a dict) and returns the output (a graph: its ``output`` key, else its whole state)."""
+    (sync or async), a Runnable, a compiled graph or a ``RemoteGraph``; each gets the
+    ``WorkerInput`` (a Runnable or graph as a dict) and returns the output (a graph: its
+    ``output`` key, else its whole state)."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
 
@@ -48,7 +49,14 @@ class Worker(BaseModel):
     skills: dict[str, float] = Field(description="skill -> level in [0, 1]")
     description: str = ""
     capacity: int = Field(1, ge=1, description="tasks it can run at once")
-    cost: float = Field(0.0, ge=0)
+    cost: float = Field(0.0, ge=0, description="cost per task")
+    speed: float = Field(1.0, gt=0, description="expected speed: 2.0 = twice the estimate's pace")
+    experience: int = Field(0, ge=0, description="tasks done before joining this team")
+    region: str = ""
+    tags: list[str] = Field(default_factory=list)
+    heartbeat_timeout: float | None = Field(
+        None, gt=0, description="seconds without a heartbeat before it counts as offline"
+    )
     run: Any = Field(exclude=True)
     _convention: tuple[bool, bool] = PrivateAttr(default=(False, False))
 
@@ -80,14 +88,16 @@ class Worker(BaseModel):
             self._convention = _calling_convention(self.run)
 
     def can_do(self, task: Task) -> bool:
-        return all(s in self.skills for s in task.skills)
+        return all(
+            s in self.skills and self.skills[s] >= task.min_levels.get(s, 0.0) for s in task.skills
+        )
 
     async def call(self, payload: WorkerInput, ctx: WorkerContext) -> Any:
         run = self.run
         if isinstance(run, Runnable):
             out = await run.ainvoke(payload.model_dump(mode="json"))
-            if isinstance(run, Pregel) and isinstance(out, Mapping) and "output" in out:
-                return out["output"]
+            if isinstance(run, PregelProtocol) and isinstance(out, Mapping):
+                return out.get("output", out)
             return out
         wants_context, is_async = self._convention
         args = (payload, ctx) if wants_context else (payload,)
@@ -102,23 +112,3 @@ def _calling_convention(fn: Callable[..., Any]) -> tuple[bool, bool]:
     positional = sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
     is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(type(fn).__call__)
     return positional >= 2, is_async
-
-
-def build_roster(workers: Iterable[Worker]) -> dict[str, Worker]:
-    """Validate a team at build time: unique names, at least one worker."""
-    roster: dict[str, Worker] = {}
-    for worker in workers:
-        if not isinstance(worker, Worker):
-            raise TypeError(
-                f"workers must be Worker objects, got {type(worker).__name__}: {worker!r}"
-            )
-        if worker.name in roster:
-            raise ValueError(f"two workers are named {worker.name!r}; worker names must be unique")
-        roster[worker.name] = worker
-    if not roster:
-        raise ValueError("the team is empty: pass at least one Worker in workers=[...]")
-    return roster
-
-
-def skills_of(roster: Mapping[str, Worker]) -> set[str]:
-    return {s for w in roster.values() for s in w.skills}

@@ -261,7 +261,7 @@ async def test_orchestrator_as_a_node_directly():
 
 
 def test_build_time_errors_say_what_to_change():
-    with pytest.raises(ValueError, match="two workers are named 'w'"):
+    with pytest.raises(ValueError, match="a worker named 'w' is registered already"):
         create_orchestrator(workers=[sim_worker("w", "a"), sim_worker("w", "b")])
     with pytest.raises(ValueError, match="team is empty"):
         create_orchestrator(workers=[])

@@ -1,0 +1,303 @@
+"""The live team: who is registered, who can take work now, and how each did per skill.
+
+A ``Registry`` may change at any time, also while a run is going: the dispatcher reads it at
+every scheduling round and wakes when it changes. Workers come from Python, a roster file
+(YAML or JSON), installed plugins (entry point group ``orchestrator_graph.workers``) or a
+LangGraph server (``RemoteGraph``). Performance history lives in the LangGraph store, so it
+survives runs and processes."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import time
+from collections.abc import Callable, Iterable, Mapping
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from langgraph.store.base import BaseStore
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from orchestrator_graph.ledger import ROOT
+from orchestrator_graph.workers import Worker
+
+Status = Literal["available", "draining", "offline"]
+ENTRY_POINT_GROUP = "orchestrator_graph.workers"
+HISTORY = (ROOT, "performance")
+PRIOR_QUALITY, PRIOR_WEIGHT = 0.5, 2.0
+
+
+class SkillStats(BaseModel):
+    attempts: int = 0
+    successes: int = 0
+    quality_sum: float = 0.0
+    latency_sum: float = 0.0
+
+    @property
+    def success_rate(self) -> float:
+        return self.successes / self.attempts if self.attempts else 0.0
+
+    @property
+    def quality(self) -> float:
+        """Mean review score, pulled towards 0.5 while there are few attempts."""
+        return (self.quality_sum + PRIOR_QUALITY * PRIOR_WEIGHT) / (self.attempts + PRIOR_WEIGHT)
+
+    @property
+    def latency(self) -> float | None:
+        return self.latency_sum / self.attempts if self.attempts else None
+
+    def add(self, approved: bool, score: float, seconds: float) -> None:
+        self.attempts += 1
+        self.successes += approved
+        self.quality_sum += score
+        self.latency_sum += seconds
+
+
+History = dict[str, dict[str, SkillStats]]  # worker -> skill -> stats
+
+
+async def load_history(store: BaseStore, names: Iterable[str]) -> History:
+    out: History = {}
+    for name in names:
+        item = await store.aget(HISTORY, name)
+        out[name] = {
+            s: SkillStats.model_validate(v) for s, v in (item.value if item else {}).items()
+        }
+    return out
+
+
+async def save_history(store: BaseStore, history: History, names: Iterable[str]) -> None:
+    for name in names:
+        value = {s: stats.model_dump() for s, stats in history.get(name, {}).items()}
+        await store.aput(HISTORY, name, value, index=False)
+
+
+class Registry:
+    """Mutable, in-process team. Call it from the event loop the graph runs on (or hand calls to
+    it with ``loop.call_soon_threadsafe``)."""
+
+    def __init__(
+        self, workers: Iterable[Worker] = (), *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.clock = clock
+        self._workers: dict[str, Worker] = {}
+        self._status: dict[str, Status] = {}
+        self._seen: dict[str, float] = {}
+        self._changed: asyncio.Event | None = None
+        self.version = 0
+        for worker in workers:
+            self.register(worker)
+
+    # --- changes ----------------------------------------------------------------------------
+    def register(self, worker: Worker) -> None:
+        if not isinstance(worker, Worker):
+            raise TypeError(f"register a Worker, got {type(worker).__name__}: {worker!r}")
+        if worker.name in self._workers:
+            raise ValueError(
+                f"a worker named {worker.name!r} is registered already; "
+                "use update() to change it or remove() it first"
+            )
+        self._workers[worker.name] = worker
+        self._status[worker.name] = "available"
+        self._seen[worker.name] = self.clock()
+        self._touch()
+
+    def update(self, name: str, **changes: Any) -> Worker:
+        """Change a worker's fields (skills, capacity, cost, ...); validated like a new one."""
+        current = self._get(name)
+        try:
+            worker = Worker.model_validate({**current.model_dump(), "run": current.run, **changes})
+        except ValidationError as err:
+            raise ValueError(f"update of worker {name!r}: {err}") from None
+        self._workers[name] = worker
+        self._touch()
+        return worker
+
+    def heartbeat(self, name: str) -> None:
+        self._get(name)
+        self._seen[name] = self.clock()
+        if self._status[name] == "offline":
+            self._status[name] = "available"
+            self._touch()
+
+    def drain(self, name: str) -> None:
+        """No new tasks; running ones finish."""
+        self._set(name, "draining")
+
+    def set_offline(self, name: str) -> None:
+        """Gone now: its running tasks are reassigned."""
+        self._set(name, "offline")
+
+    def resume_work(self, name: str) -> None:
+        self._set(name, "available")
+
+    def remove(self, name: str) -> None:
+        self._get(name)
+        self._status[name] = "offline"  # kept until its running tasks are taken back
+        self._workers.pop(name)
+        self._touch()
+
+    # --- reading ----------------------------------------------------------------------------
+    def get(self, name: str) -> Worker | None:
+        return self._workers.get(name)
+
+    def status(self, name: str) -> Status:
+        self._get(name)
+        worker = self._workers[name]
+        lapsed = (
+            worker.heartbeat_timeout is not None
+            and self.clock() - self._seen[name] > worker.heartbeat_timeout
+        )
+        return "offline" if lapsed else self._status[name]
+
+    def workers(self) -> list[Worker]:
+        return list(self._workers.values())
+
+    def assignable(self) -> list[Worker]:
+        """Workers that may take new tasks now."""
+        return [w for w in self._workers.values() if self.status(w.name) == "available"]
+
+    def gone(self, names: Iterable[str]) -> set[str]:
+        """Of ``names``, those whose running tasks must be taken back."""
+        return {n for n in names if n not in self._workers or self.status(n) == "offline"}
+
+    def skills(self) -> dict[str, float]:
+        """Every skill the team has, with its highest level."""
+        best: dict[str, float] = {}
+        for worker in self._workers.values():
+            for skill, level in worker.skills.items():
+                best[skill] = max(level, best.get(skill, 0.0))
+        return best
+
+    def watches_heartbeats(self) -> bool:
+        return any(w.heartbeat_timeout is not None for w in self._workers.values())
+
+    async def wait_changed(self) -> None:
+        await self._event().wait()
+        self._event().clear()
+
+    # --- internals --------------------------------------------------------------------------
+    def _get(self, name: str) -> Worker:
+        if name not in self._workers:
+            known = ", ".join(sorted(self._workers)) or "none"
+            raise KeyError(f"no worker named {name!r} (registered: {known})")
+        return self._workers[name]
+
+    def _set(self, name: str, status: Status) -> None:
+        self._get(name)
+        self._status[name] = status
+        self._touch()
+
+    def _event(self) -> asyncio.Event:
+        if self._changed is None:
+            self._changed = asyncio.Event()
+        return self._changed
+
+    def _touch(self) -> None:
+        self.version += 1
+        if self._changed is not None:
+            self._changed.set()
+
+
+# --- sources ------------------------------------------------------------------------------------
+
+
+class RemoteSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(description="LangGraph server URL, e.g. http://127.0.0.1:2024")
+    graph: str = Field(description="graph id (assistant) on that server")
+
+
+class RosterEntry(BaseModel):
+    """One worker in a roster file: ``run`` (``module:attribute``) or ``remote``, not both."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    skills: dict[str, float] | list[str]
+    description: str = ""
+    capacity: int = 1
+    cost: float = 0.0
+    speed: float = 1.0
+    experience: int = 0
+    region: str = ""
+    tags: list[str] = Field(default_factory=list)
+    heartbeat_timeout: float | None = None
+    run: str | None = None
+    remote: RemoteSpec | None = None
+
+
+def remote_worker(name: str, url: str, graph: str, **fields: Any) -> Worker:
+    """A worker that is a graph on a LangGraph server (``langgraph.pregel.remote.RemoteGraph``)."""
+    from langgraph.pregel.remote import RemoteGraph
+
+    return Worker(name=name, run=RemoteGraph(graph, url=url), **fields)
+
+
+def _import(path: str) -> Any:
+    module, _, attribute = path.partition(":")
+    if not module or not attribute:
+        raise ValueError(f"run must be 'module:attribute', got {path!r}")
+    try:
+        return getattr(importlib.import_module(module), attribute)
+    except (ImportError, AttributeError) as err:
+        raise ValueError(f"cannot import {path!r}: {err}") from None
+
+
+def load_roster(path: str | Path) -> list[Worker]:
+    """Workers from a YAML or JSON roster file: ``{"workers": [entry, ...]}``. Errors name the
+    file, the entry and the field."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
+    except (OSError, ValueError, yaml.YAMLError) as err:
+        raise ValueError(f"roster {path}: {err}") from None
+    if not isinstance(data, Mapping) or not isinstance(data.get("workers"), list):
+        raise ValueError(f"roster {path}: expected a mapping with a 'workers' list")
+    workers = []
+    for i, raw in enumerate(data["workers"]):
+        label = f"roster {path}, worker #{i + 1}" + (
+            f" ({raw.get('name')!r})" if isinstance(raw, Mapping) and raw.get("name") else ""
+        )
+        try:
+            entry = RosterEntry.model_validate(raw)
+            if (entry.run is None) == (entry.remote is None):
+                raise ValueError("give exactly one of 'run' (module:attribute) or 'remote'")
+            fields = entry.model_dump(exclude={"run", "remote"})
+            if entry.remote is not None:
+                workers.append(
+                    remote_worker(url=entry.remote.url, graph=entry.remote.graph, **fields)
+                )
+            else:
+                workers.append(Worker(run=_import(entry.run or ""), **fields))
+        except ValidationError as err:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors()
+            )
+            raise ValueError(f"{label}: {problems}") from None
+        except ValueError as err:
+            raise ValueError(f"{label}: {err}") from None
+    return workers
+
+
+def discover_plugins(group: str = ENTRY_POINT_GROUP) -> list[Worker]:
+    """Workers installed packages offer under the entry point group: each entry point is a
+    Worker, a list of Workers, or a function returning either."""
+    found: list[Worker] = []
+    for ep in entry_points(group=group):
+        value = ep.load()
+        if callable(value) and not isinstance(value, Worker):
+            value = value()
+        items = value if isinstance(value, (list, tuple)) else [value]
+        for item in items:
+            if not isinstance(item, Worker):
+                raise TypeError(
+                    f"entry point {ep.name!r} ({ep.value}) gave {type(item).__name__}, not a Worker"
+                )
+            found.append(item)
+    return found
