@@ -111,7 +111,7 @@ class Registry:
         try:
             worker = Worker.model_validate({**current.model_dump(), "run": current.run, **changes})
         except ValidationError as err:
-            raise ValueError(f"update of worker {name!r}: {err}") from None
+            raise ValueError(f"update of worker {name!r}: {field_errors(err)}") from None
         self._workers[name] = worker
         self._touch()
         return worker
@@ -202,6 +202,11 @@ class Registry:
             self._changed.set()
 
 
+def field_errors(err: ValidationError) -> str:
+    """A pydantic error on one line: ``field: message; field: message``."""
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in err.errors())
+
+
 # --- sources ------------------------------------------------------------------------------------
 
 
@@ -276,10 +281,7 @@ def load_roster(path: str | Path) -> list[Worker]:
             else:
                 workers.append(Worker(run=_import(entry.run or ""), **fields))
         except ValidationError as err:
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors()
-            )
-            raise ValueError(f"{label}: {problems}") from None
+            raise ValueError(f"{label}: {field_errors(err)}") from None
         except ValueError as err:
             raise ValueError(f"{label}: {err}") from None
     return workers

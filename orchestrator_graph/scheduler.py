@@ -109,6 +109,7 @@ class Dispatch:
         self._team_key: tuple[Any, ...] | None = None
         self._stale: set[str] = set()
         self._changed: asyncio.Future[None] | None = None
+        self.unannounced: set[str] = set()
 
     # --- replay --------------------------------------------------------------------------
     def replay(self, finished: list[tuple[TaskResult, Review]]) -> None:
@@ -201,6 +202,7 @@ class Dispatch:
     def _push(self, tid: str) -> None:
         """Longest remaining path first (HEFT's upward rank), then the plan's priority."""
         heapq.heappush(self.heap, (-self.rank[tid], -self.tasks[tid].priority, tid))
+        self.unannounced.add(tid)
 
     def _skip_downstream_of_failures(self) -> None:
         """Tasks downstream of a failed or skipped task can never run: mark them skipped."""
@@ -265,13 +267,16 @@ class Dispatch:
             return
         chosen = {a.task: a for a in self._match([e[2] for e in batch], workers)}
         for entry in batch:
-            tid = entry[2]
-            if tid in chosen:
-                self._start(tid, chosen[tid], running)
-                continue
-            heapq.heappush(self.heap, entry)
+            if entry[2] in chosen:
+                self._start(entry[2], chosen[entry[2]], running)
+            else:
+                heapq.heappush(self.heap, entry)
+
+    def _announce_queued(self) -> None:
+        """Tasks that became ready but found no free worker with their skills."""
+        for tid in sorted(self.unannounced):
             rec = self.records[tid]
-            if rec.queued_at is None:
+            if rec.status == "pending" and rec.queued_at is None:
                 rec.queued_at = self.clock()
                 self.emit(
                     Event(
@@ -281,6 +286,7 @@ class Dispatch:
                         message="waiting for a free worker with the skills",
                     )
                 )
+        self.unannounced = set()
 
     def _start(
         self, tid: str, choice: Assignment, running: dict[asyncio.Future[Any], Running]
@@ -334,6 +340,7 @@ class Dispatch:
             while True:
                 self._take_back(running)
                 self._launch(running)
+                self._announce_queued()
                 if not running:
                     break
                 done = await self._wait(running)
