@@ -26,7 +26,10 @@ from orchestrator_graph.graph import create_orchestrator
 from orchestrator_graph.llm import resolve_model
 from orchestrator_graph.models import Plan
 from orchestrator_graph.persistence import open_persistence
+from orchestrator_graph.registry import discover_plugins, load_history, load_roster
+from orchestrator_graph.team import default_team
 from orchestrator_graph.tools import SAMPLES
+from orchestrator_graph.workers import Worker
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 err = Console(stderr=True)
@@ -47,6 +50,13 @@ Postgres = Annotated[
     str | None, typer.Option(help="Postgres URL: checkpoints and store in Postgres")
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="print one JSON document, no live display")]
+Roster = Annotated[
+    Path | None,
+    typer.Option(help="a roster file (YAML/JSON) of workers: replaces the default team"),
+]
+Plugins = Annotated[
+    bool, typer.Option("--plugins", help="add workers from installed plugins (entry points)")
+]
 Models = Annotated[
     list[str] | None,
     typer.Option(
@@ -81,11 +91,25 @@ def _settings(models: list[str] | None, **settings: Any) -> dict[str, Any]:
     return values
 
 
+TEAM_KEYS = ("roster", "plugins")
+
+
 def _context(values: dict[str, Any]) -> Context:
     try:
-        return Context(**values)
+        return Context(**{k: v for k, v in values.items() if k not in TEAM_KEYS})
     except TypeError as error:
         raise CliError(str(error)) from error
+
+
+def _team(values: dict[str, Any]) -> list[Worker] | None:
+    """The roster file and/or plugin workers; ``None`` = the default team."""
+    roster, plugins = values.get("roster"), values.get("plugins")
+    if not roster and not plugins:
+        return None
+    workers = (load_roster(roster) if roster else []) + (discover_plugins() if plugins else [])
+    if not workers:
+        raise CliError("no workers: the roster is empty and no plugin offers any")
+    return workers
 
 
 def _read_plan(path: Path) -> dict[str, Any]:
@@ -169,15 +193,15 @@ async def _drive(
 ) -> int:
     """Run or continue a thread. LangGraph does not checkpoint the run context, so the settings
     a thread started with are kept in the store and applied again (under new flags) on resume."""
-    builder = create_orchestrator()
     console = Console(stderr=True)
     config = {"configurable": {"thread_id": thread}}
     async with open_persistence(home, postgres) as (saver, store):
         if not isinstance(payload, dict):  # resuming: the thread's own settings first
             saved = await store.aget(THREAD_SETTINGS, thread)
             settings = {**(saved.value if saved else {}), **settings}
-        await store.aput(THREAD_SETTINGS, thread, settings, index=False)
         context = _context(settings)
+        builder = create_orchestrator(workers=_team(settings))
+        await store.aput(THREAD_SETTINGS, thread, settings, index=False)
         graph = builder.compile(checkpointer=saver, store=store)
         display = Display(console, live=console.is_terminal and not as_json)
         if not as_json:
@@ -264,6 +288,10 @@ async def _snapshot(thread: str, home: str | None, postgres: str | None) -> Any:
     return snapshot
 
 
+def _team_settings(roster: Path | None, plugins: bool) -> dict[str, Any]:
+    return {"roster": str(roster.resolve()) if roster else None, "plugins": plugins}
+
+
 def _guard(coro: Any) -> None:
     from orchestrator_graph.dag import PlanValidationError
     from orchestrator_graph.llm import StructuredOutputError
@@ -291,6 +319,9 @@ def run(
     escalation: Annotated[str | None, typer.Option(help="policy | human")] = None,
     qa_policy: Annotated[str | None, typer.Option(help="strict | standard | lenient")] = None,
     output_dir: Annotated[str | None, typer.Option(help="where workers write files")] = None,
+    objective: Annotated[str | None, typer.Option(help="balanced | quality | cost")] = None,
+    roster: Roster = None,
+    plugins: Plugins = False,
     home: Home = None,
     postgres: Postgres = None,
     as_json: AsJson = False,
@@ -305,8 +336,12 @@ def run(
         if plan is not None:
             payload["plan"] = _read_plan(plan)
         settings = _settings(
-            model, escalation=escalation, qa_policy=qa_policy, output_dir=output_dir
-        )
+            model,
+            escalation=escalation,
+            qa_policy=qa_policy,
+            output_dir=output_dir,
+            objective=objective,
+        ) | _team_settings(roster, plugins)
         return await _drive(
             payload, thread or uuid.uuid4().hex[:12], settings, home, postgres, as_json
         )
@@ -389,6 +424,8 @@ def plan_command(
     example: Annotated[bool, typer.Option(help="the bundled sales-data job")] = False,
     plan: Annotated[Path | None, typer.Option(help="validate and analyse this plan file")] = None,
     model: Models = None,
+    roster: Roster = None,
+    plugins: Plugins = False,
     as_json: AsJson = False,
 ) -> None:
     """Plan only: the validated plan and its critical path; nothing is executed."""
@@ -400,7 +437,7 @@ def plan_command(
         payload: dict[str, Any] = {"request": text or f"plan from {plan}"}
         if plan is not None:
             payload["plan"] = _read_plan(plan)
-        graph = create_orchestrator().compile(
+        graph = create_orchestrator(workers=_team(_team_settings(roster, plugins))).compile(
             checkpointer=InMemorySaver(), store=InMemoryStore(), interrupt_before=["dispatcher"]
         )
         config = {"configurable": {"thread_id": "plan"}}
@@ -430,6 +467,60 @@ def plan_command(
             f"critical path: {' -> '.join(analysis['critical_path'])} "
             f"({analysis['duration']:g}s of {analysis['total_work']:g}s work)"
         )
+        return 0
+
+    _guard(go())
+
+
+@app.command("workers")
+def workers_command(
+    roster: Roster = None,
+    plugins: Plugins = False,
+    home: Home = None,
+    postgres: Postgres = None,
+    as_json: AsJson = False,
+) -> None:
+    """The team (default, roster file and/or plugins) with each worker's history per skill."""
+
+    async def go() -> int:
+        team = _team(_team_settings(roster, plugins)) or default_team()
+        async with open_persistence(home, postgres) as (_saver, store):
+            history = await load_history(store, [w.name for w in team])
+        rows = [
+            {
+                **w.model_dump(),
+                "history": {
+                    s: {
+                        "attempts": h.attempts,
+                        "success_rate": round(h.success_rate, 3),
+                        "quality": round(h.quality, 3),
+                        "latency": h.latency,
+                    }
+                    for s, h in history[w.name].items()
+                },
+            }
+            for w in team
+        ]
+        if as_json:
+            print(json.dumps(rows, indent=2))
+            return 0
+        table = Table(
+            "worker", "skills", "capacity", "cost", "region", "history (attempts, success, quality)"
+        )
+        for row in rows:
+            table.add_row(
+                row["name"],
+                ", ".join(f"{k} {v:g}" for k, v in row["skills"].items()),
+                str(row["capacity"]),
+                f"{row['cost']:g}",
+                row["region"],
+                "; ".join(
+                    f"{s}: {h['attempts']}, {h['success_rate']:.0%}, {h['quality']:.2f}"
+                    for s, h in row["history"].items()
+                )
+                or "none yet",
+            )
+        Console().print(table)
         return 0
 
     _guard(go())

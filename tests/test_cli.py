@@ -97,3 +97,33 @@ def test_waiting_for_a_human_then_resumed_from_the_cli(tmp_path):
     report = json.loads(done.stdout)
     assert report["decisions"][0]["action"] == "skip" and report["decisions"][0]["by"] == "human"
     assert "run failed: no task was approved" in done.stderr
+
+
+@pytest.mark.slow
+def test_roster_objective_and_workers_listing(tmp_path):
+    team = "orchestrator_graph.team"
+    (tmp_path / "team.yaml").write_text(
+        "workers:\n"
+        f"  - {{name: loader, skills: {{data_collection: 0.9}}, run: {team}:collect}}\n"
+        f"  - {{name: pricey, skills: {{analysis: 0.9}}, cost: 5, run: {team}:analyse}}\n"
+        f"  - {{name: thrifty, skills: {{analysis: 0.7}}, cost: 1, run: {team}:analyse}}\n"
+    )
+    done = cli(
+        "run",
+        "Collect sales.csv and analyse it by region",
+        "--roster",
+        "team.yaml",
+        "--objective",
+        "cost",
+        "--thread",
+        "r1",
+        "--json",
+        home=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    tasks = json.loads(done.stdout)["tasks"]
+    assert tasks["analyse"]["worker"] == "thrifty"
+    assert tasks["analyse"]["assignment"]["runner_up"] == "pricey"
+    listing = json.loads(cli("workers", "--roster", "team.yaml", "--json", home=tmp_path).stdout)
+    history = {w["name"]: w["history"] for w in listing}
+    assert history["thrifty"]["analysis"]["attempts"] == 1 and history["pricey"] == {}

@@ -146,3 +146,50 @@ async def test_human_escalation_paused_and_resumed_through_the_sdk(server):
     assert report["status"] == "failed"
     assert report["tasks"]["stats"]["status"] == "skipped"
     assert report["decisions"][0]["by"] == "human"
+
+
+async def test_a_remote_worker_served_by_langgraph_dev(server):
+    """A local orchestrator whose analyst is a graph on the server (RemoteGraph)."""
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.store.memory import InMemoryStore
+
+    from orchestrator_graph import Plan, Task, create_orchestrator, default_team, tools
+    from orchestrator_graph.registry import remote_worker
+
+    collector = next(w for w in default_team() if w.name == "collector")
+    analyst = remote_worker("remote-analyst", server, "table_analyst", skills={"analysis": 0.9})
+    plan = Plan(
+        tasks=[
+            Task(
+                id="load",
+                title="load",
+                skills=["data_collection"],
+                inputs={"path": str(tools.SAMPLES / "sales.csv")},
+            ),
+            Task(
+                id="stats",
+                title="stats",
+                skills=["analysis"],
+                depends_on=["load"],
+                inputs={"group_by": "region"},
+                acceptance=[{"kind": "has_keys", "keys": ["groups"]}],
+            ),
+        ]
+    )
+    store = InMemoryStore()
+    graph = create_orchestrator(workers=[collector, analyst]).compile(
+        checkpointer=InMemorySaver(), store=store
+    )
+    out = await graph.ainvoke(
+        {"request": "remote", "plan": plan.model_dump()},
+        {"configurable": {"thread_id": "remote"}},
+        context={"use_memory": False},
+    )
+    report = out["report"]
+    assert report["status"] == "done", report["tasks"]
+    assert report["tasks"]["stats"]["worker"] == "remote-analyst"
+    item = await store.aget(("orchestrator_graph", "runs", report["run_id"], "attempts"), "stats#1")
+    got = item.value["result"]["output"]
+    table = tools.load_table(str(tools.SAMPLES / "sales.csv"))
+    expected = tools.describe(tools.combine([table]), "region")
+    assert got["groups"] == expected["groups"] and got["statistics"] == expected["statistics"]
