@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from orchestrator_graph.ledger import ROOT
 from orchestrator_graph.workers import Worker
 
-Status = Literal["available", "draining", "offline"]
+Status = Literal["available", "busy", "draining", "offline"]
 ENTRY_POINT_GROUP = "orchestrator_graph.workers"
 HISTORY = (ROOT, "performance")
 PRIOR_QUALITY, PRIOR_WEIGHT = 0.5, 2.0
@@ -86,6 +86,7 @@ class Registry:
         self._workers: dict[str, Worker] = {}
         self._status: dict[str, Status] = {}
         self._seen: dict[str, float] = {}
+        self._load: dict[str, int] = {}
         self._changed: asyncio.Event | None = None
         self.version = 0
         for worker in workers:
@@ -140,7 +141,17 @@ class Registry:
         self._workers.pop(name)
         self._touch()
 
+    def occupy(self, name: str) -> None:
+        """A task started on the worker (the dispatcher calls this; shared by concurrent runs)."""
+        self._load[name] = self._load.get(name, 0) + 1
+
+    def release(self, name: str) -> None:
+        self._load[name] = max(0, self._load.get(name, 0) - 1)
+
     # --- reading ----------------------------------------------------------------------------
+    def load(self, name: str) -> int:
+        return self._load.get(name, 0)
+
     def get(self, name: str) -> Worker | None:
         return self._workers.get(name)
 
@@ -151,14 +162,18 @@ class Registry:
             worker.heartbeat_timeout is not None
             and self.clock() - self._seen[name] > worker.heartbeat_timeout
         )
-        return "offline" if lapsed else self._status[name]
+        if lapsed:
+            return "offline"
+        if self._status[name] == "available" and self.load(name) >= worker.capacity:
+            return "busy"
+        return self._status[name]
 
     def workers(self) -> list[Worker]:
         return list(self._workers.values())
 
     def assignable(self) -> list[Worker]:
-        """Workers that may take new tasks now."""
-        return [w for w in self._workers.values() if self.status(w.name) == "available"]
+        """Workers that take new tasks (when they have a free slot)."""
+        return [w for w in self._workers.values() if self.status(w.name) in ("available", "busy")]
 
     def gone(self, names: Iterable[str]) -> set[str]:
         """Of ``names``, those whose running tasks must be taken back."""

@@ -96,7 +96,6 @@ class Dispatch:
         self.history: History = history if history is not None else {}
         self.save_history = save_history
         self.clock = clock
-        self.load: Counter[str] = Counter()
         self.given: Counter[str] = Counter(
             r.worker for r in self.records.values() if r.worker and r.status in FINAL
         )
@@ -237,7 +236,7 @@ class Dispatch:
                 force.quality[row] = [
                     stats[s].quality if s in stats else SkillStats().quality for s in self.skills
                 ]
-            force.load[row], force.assigned[row] = self.load[name], self.given[name]
+            force.load[row], force.assigned[row] = self.registry.load(name), self.given[name]
         self._stale = set()
         return force
 
@@ -259,7 +258,7 @@ class Dispatch:
 
     def _launch(self, running: dict[asyncio.Future[Any], Running]) -> None:
         workers = self.registry.assignable()
-        slots = sum(max(0, w.capacity - self.load[w.name]) for w in workers)
+        slots = sum(max(0, w.capacity - self.registry.load(w.name)) for w in workers)
         batch: list[tuple[float, int, str]] = []
         while self.heap and len(batch) < slots:
             batch.append(heapq.heappop(self.heap))
@@ -313,7 +312,7 @@ class Dispatch:
             "runner_up": choice.runner_up,
             "runner_up_score": choice.runner_up_score,
         }
-        self.load[choice.worker] += 1
+        self.registry.occupy(choice.worker)
         self.given[choice.worker] += 1
         upstream = {d: self.records[d].result_key or "" for d in self.tasks[tid].depends_on}
         self.emit(
@@ -375,7 +374,7 @@ class Dispatch:
         return {job for job in done if job in running}
 
     def _finish(self, run: Running, result: TaskResult, review: Review) -> None:
-        self.load[run.worker] -= 1
+        self.registry.release(run.worker)
         self._settle(result, review, live=True)
         rec = self.records[run.task_id]
         if rec.status == "pending":
@@ -395,7 +394,7 @@ class Dispatch:
                 continue  # a finished job's result is kept: it is processed like any other
             job.cancel()
             del running[job]
-            self.load[run.worker] -= 1
+            self.registry.release(run.worker)
             self.failed_on[run.task_id].add(run.worker)
             self.records[run.task_id].status = "pending"
             self._push(run.task_id)

@@ -90,6 +90,11 @@ def test_register_update_heartbeat_drain_remove():
     reg.heartbeat("a")
     assert reg.status("a") == "available"
 
+    reg.occupy("b")  # b has capacity 1: now busy, still a candidate for matching
+    assert reg.status("b") == "busy" and "b" in {w.name for w in reg.assignable()}
+    reg.release("b")
+    assert reg.status("b") == "available"
+
     reg.drain("b")
     assert [w.name for w in reg.assignable()] == ["a"] and reg.status("b") == "draining"
     version = reg.version
