@@ -119,7 +119,7 @@ def main() -> None:
             flush=True,
         )
     print("\n## Fairness among equally fit workers (Jain's index, 6 rounds, 1 = perfectly even)\n")
-    print("| ready tasks per round | workers | joint (with fairness term) | greedy |")
+    print("| ready tasks per round | workers | with the fairness term (0.10) | without it |")
     print("|---|---|---|---|")
     for tasks, workers in [(100, 100), (300, 1000)]:
         print(
