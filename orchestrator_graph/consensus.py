@@ -1,0 +1,122 @@
+"""Consensus among redundant answers: majority, weighted vote, ranked choice (Borda) and expert
+arbitration. Pure functions over ballots; every decision keeps its votes, weights and reason."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+Mechanism = Literal["majority", "weighted", "borda", "arbitration"]
+
+
+class Ballot(BaseModel):
+    """One voter's answer. ``answer`` is a canonical key (equal answers compare equal);
+    ``ranking`` lists the candidates it prefers, best first (for Borda; its answer if empty);
+    ``weight`` is its expertise for this question (skill level × quality history, say)."""
+
+    voter: str
+    answer: str
+    ranking: list[str] = Field(default_factory=list)
+    weight: float = Field(1.0, ge=0)
+
+
+class Verdict(BaseModel):
+    mechanism: Mechanism
+    winner: str | None = Field(description="None when the vote is tied or empty")
+    votes: dict[str, float] = Field(description="points per candidate answer")
+    weights: dict[str, float] = Field(description="weight per voter as used")
+    reason: str
+
+
+def _decide(
+    mechanism: Mechanism, points: dict[str, float], weights: dict[str, float], how: str
+) -> Verdict:
+    if not points:
+        return Verdict(
+            mechanism=mechanism, winner=None, votes={}, weights=weights, reason="no ballots"
+        )
+    ranked = sorted(points.items(), key=lambda kv: (-kv[1], kv[0]))
+    best, top = ranked[0]
+    tied = [a for a, p in ranked if math.isclose(p, top)]
+    if len(tied) > 1:
+        return Verdict(
+            mechanism=mechanism,
+            winner=None,
+            votes=points,
+            weights=weights,
+            reason=f"tie between {', '.join(tied)} at {top:g} ({how})",
+        )
+    runner = f"; next {ranked[1][0]} with {ranked[1][1]:g}" if len(ranked) > 1 else ""
+    return Verdict(
+        mechanism=mechanism,
+        winner=best,
+        votes=points,
+        weights=weights,
+        reason=f"{best} has {top:g} ({how}){runner}",
+    )
+
+
+def majority(ballots: Sequence[Ballot]) -> Verdict:
+    points: dict[str, float] = defaultdict(float)
+    for b in ballots:
+        points[b.answer] += 1
+    return _decide("majority", dict(points), {b.voter: 1.0 for b in ballots}, "one vote each")
+
+
+def weighted(ballots: Sequence[Ballot]) -> Verdict:
+    points: dict[str, float] = defaultdict(float)
+    for b in ballots:
+        points[b.answer] += b.weight
+    return _decide(
+        "weighted",
+        {k: round(v, 6) for k, v in points.items()},
+        {b.voter: b.weight for b in ballots},
+        "votes weighted by expertise",
+    )
+
+
+def borda(ballots: Sequence[Ballot]) -> Verdict:
+    """Each ballot gives n-1 points to its first choice, n-2 to the next, ... over the n
+    candidates anyone proposed; unranked candidates share the lowest points."""
+    candidates = sorted({b.answer for b in ballots} | {a for b in ballots for a in b.ranking})
+    n = len(candidates)
+    points: dict[str, float] = dict.fromkeys(candidates, 0.0)
+    for b in ballots:
+        order = list(dict.fromkeys(b.ranking or [b.answer]))
+        for place, answer in enumerate(order):
+            points[answer] += n - 1 - place
+    return _decide("borda", points, {b.voter: 1.0 for b in ballots}, "ranked choice, Borda count")
+
+
+def arbitration(ballots: Sequence[Ballot]) -> Verdict:
+    """The most qualified voter decides (highest weight; ties by name)."""
+    if not ballots:
+        return _decide("arbitration", {}, {}, "")
+    expert = min(ballots, key=lambda b: (-b.weight, b.voter))
+    return Verdict(
+        mechanism="arbitration",
+        winner=expert.answer,
+        votes={expert.answer: expert.weight},
+        weights={b.voter: b.weight for b in ballots},
+        reason=f"{expert.voter} is the most qualified (weight {expert.weight:g}) and "
+        f"answers {expert.answer}",
+    )
+
+
+MECHANISMS: dict[str, Callable[[Sequence[Ballot]], Verdict]] = {
+    "majority": majority,
+    "weighted": weighted,
+    "borda": borda,
+    "arbitration": arbitration,
+}
+
+
+def expertise_weight(level: float, quality: float) -> float:
+    """Log-odds of being right, from a skill level and a quality history in (0, 1): the weight
+    that makes a weighted vote of independent voters most likely correct."""
+    p = min(max(level * quality, 1e-3), 1 - 1e-3)
+    return max(0.0, math.log(p / (1 - p)))
