@@ -37,6 +37,13 @@ class Context:
     qa_policy: Literal["strict", "standard", "lenient"] = field(
         default="standard", metadata={"description": "how high a result must score to pass QA"}
     )
+    qa_thresholds: dict[str, float] | None = field(
+        default=None,
+        metadata={
+            "description": "score a result needs per policy, e.g. {'strict': 0.95}; "
+            "unset policies keep 0.9 / 0.7 / 0.5"
+        },
+    )
     review_mode: Literal["auto", "always", "never"] = field(
         default="auto",
         metadata={
@@ -72,3 +79,6 @@ class Context:
         if isinstance(value, dict):
             return cls(**{k: v for k, v in value.items() if k in names})
         return cls(**{n: getattr(value, n) for n in names if hasattr(value, n)})
+
+    def threshold(self, policy: str) -> float:
+        return {**QA_THRESHOLDS, **(self.qa_thresholds or {})}[policy]

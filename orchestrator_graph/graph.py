@@ -20,7 +20,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command, Overwrite, interrupt
 from pydantic import BaseModel, Field
 
-from orchestrator_graph.context import QA_THRESHOLDS, Context
+from orchestrator_graph.context import Context
 from orchestrator_graph.dag import analyse_plan, validate_plan
 from orchestrator_graph.events import Event, stream_emitter
 from orchestrator_graph.ledger import Ledger, attempt_key
@@ -150,6 +150,14 @@ def create_orchestrator(
                 check=lambda d: validate_plan(Plan(goal=d.goal, tasks=d.tasks), registry.skills()),
             )
             plan, calls = Plan(goal=draft.goal, tasks=draft.tasks, source="model"), 1
+        plan = plan.model_copy(
+            update={
+                "tasks": [  # the plan's QA policy, task by task
+                    t.model_copy(update={"qa_policy": t.qa_policy or plan.qa_policy})
+                    for t in plan.tasks
+                ]
+            }
+        )
         analysis = analyse_plan(plan)
         stream_emitter(runtime.stream_writer)(
             Event(
@@ -363,15 +371,14 @@ def create_orchestrator(
                 detail=f"{len(approved)}/{len(records)} approved",
             ),
         ]
+        policy = Plan.model_validate(state["plan"]).qa_policy or context.qa_policy
         score = sum(c.passed for c in checks) / len(checks)
         hard_ok = all(c.passed for c in checks[:3])
         review = Review(
             task_id="final",
             attempt=1,
             score=round(score, 4),
-            verdict="approve"
-            if hard_ok and score >= QA_THRESHOLDS[context.qa_policy]
-            else "reject",
+            verdict="approve" if hard_ok and score >= context.threshold(policy) else "reject",
             checks=checks,
             feedback="; ".join(f"{c.name}: {c.detail}" for c in checks if not c.passed),
         )

@@ -11,17 +11,44 @@ Verdict = Literal["approve", "reject"]
 
 
 class Criterion(BaseModel):
-    """An acceptance criterion. ``kind`` other than ``text`` is checked by code, not by a model."""
+    """An acceptance criterion. ``kind`` other than ``text`` is checked by code, not by a model.
+
+    Field paths are dotted (``statistics.revenue.sum``); a trailing ``#len`` takes a length."""
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["text", "has_keys", "min_items", "contains", "number_range"] = "text"
+    kind: Literal[
+        "text",
+        "has_keys",
+        "min_items",
+        "contains",
+        "number_range",
+        "schema",
+        "matches",
+        "sections",
+        "references_upstream",
+        "matches_upstream",
+    ] = "text"
     description: str = ""
-    keys: list[str] = Field(default_factory=list, description="has_keys: keys the output must hold")
-    field: str | None = Field(None, description="min_items/number_range: output field to inspect")
+    keys: list[str] = Field(
+        default_factory=list,
+        description="has_keys: keys the output must hold; sections: the "
+        "Markdown headings the field must have",
+    )
+    field: str | None = Field(None, description="the output field to inspect")
     value: float | None = Field(None, description="min_items: minimum count; number_range: minimum")
     maximum: float | None = Field(None, description="number_range: maximum")
     text: str | None = Field(None, description="contains: text the output must contain")
+    json_schema: dict[str, Any] | None = Field(None, description="schema: a JSON Schema")
+    pattern: str | None = Field(None, description="matches: a regular expression (full match)")
+    task: str | None = Field(None, description="matches_upstream: the upstream task")
+    upstream_field: str | None = Field(
+        None, description="matches_upstream: the field of the upstream output to agree with"
+    )
+    tolerance: float = Field(1e-6, ge=0, description="matches_upstream: allowed difference")
+
+
+QAPolicy = Literal["strict", "standard", "lenient"]
 
 
 class Task(BaseModel):
@@ -42,6 +69,7 @@ class Task(BaseModel):
     acceptance: list[Criterion] = Field(default_factory=list)
     optional: bool = False
     timeout: float | None = Field(None, gt=0, description="seconds before an attempt is abandoned")
+    qa_policy: QAPolicy | None = Field(None, description="overrides the plan's and the run's")
 
 
 class Plan(BaseModel):
@@ -51,6 +79,7 @@ class Plan(BaseModel):
     tasks: list[Task] = Field(default_factory=list)
     deadline: float | None = Field(None, gt=0, description="seconds from the start of execution")
     source: Literal["model", "recalled", "declared"] = "model"
+    qa_policy: QAPolicy | None = Field(None, description="for tasks without their own")
 
 
 class TaskAnalysis(BaseModel):

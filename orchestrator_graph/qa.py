@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Mapping
 from typing import Any, Literal
 
+from jsonschema import Draft202012Validator
 from langchain_core.language_models import BaseChatModel
 from pydantic import BaseModel, Field
 
-from orchestrator_graph.context import QA_THRESHOLDS
 from orchestrator_graph.llm import ask_structured
 from orchestrator_graph.models import Check, Criterion, Review, Task, TaskResult
 from orchestrator_graph.prompts import messages
@@ -20,47 +22,116 @@ class RubricReview(BaseModel):
     reasons: list[str] = Field(default_factory=list)
 
 
-def _field(output: Any, name: str | None) -> Any:
-    if name is None:
+_MISSING = object()
+
+
+def resolve(output: Any, path: str | None) -> Any:
+    """``a.b.c`` into nested dicts (and list indices); ``#len`` at the end takes a length."""
+    if path is None:
         return output
-    return output.get(name) if isinstance(output, dict) else None
+    path, _, suffix = path.partition("#")
+    value = output
+    for part in [p for p in path.split(".") if p]:
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return _MISSING
+    if suffix == "len":
+        return len(value) if isinstance(value, (list, dict, str)) else _MISSING
+    return value
 
 
-def check_criterion(criterion: Criterion, output: Any) -> Check | None:
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, default=str)
+
+
+def check_criterion(criterion: Criterion, output: Any, upstream: Mapping[str, Any]) -> Check | None:
     """A check for a criterion code can verify; ``None`` for a free-text one."""
-    name = f"{criterion.kind}:{criterion.field or criterion.text or ','.join(criterion.keys)}"
-    value = _field(output, criterion.field)
-    if criterion.kind == "has_keys":
-        missing = [k for k in criterion.keys if not (isinstance(output, dict) and k in output)]
-        return Check(
-            name=name, passed=not missing, detail=f"missing keys: {missing}" if missing else ""
-        )
-    if criterion.kind == "min_items":
+    kind = criterion.kind
+    label = criterion.field or criterion.text or criterion.task or ",".join(criterion.keys)
+    name = f"{kind}:{label}" if label else kind
+    value = resolve(output, criterion.field)
+    present = value is not _MISSING
+
+    def verdict(passed: bool, detail: str) -> Check:
+        return Check(name=name, passed=passed, detail="" if passed else detail)
+
+    if kind == "has_keys":
+        missing = [k for k in criterion.keys if resolve(output, k) is _MISSING]
+        return verdict(not missing, f"missing keys: {missing}")
+    if kind == "min_items":
         size = len(value) if isinstance(value, (list, dict, str)) else 0
         need = criterion.value or 1
-        return Check(name=name, passed=size >= need, detail=f"{size} items, need at least {need:g}")
-    if criterion.kind == "contains":
-        text = value if isinstance(value, str) else json.dumps(value, default=str)
-        found = (criterion.text or "") in (text or "")
-        return Check(
-            name=name, passed=found, detail="" if found else f"{criterion.text!r} not found"
+        return verdict(size >= need, f"{size} items, need at least {need:g}")
+    if kind == "contains":
+        return verdict(
+            present and (criterion.text or "") in _text(value), f"{criterion.text!r} not found"
         )
-    if criterion.kind == "number_range":
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind == "number_range":
         low, high = criterion.value, criterion.maximum
-        ok = ok and (low is None or value >= low) and (high is None or value <= high)
-        return Check(name=name, passed=ok, detail=f"value {value!r}, range [{low}, {high}]")
+        ok = _number(value) and (low is None or value >= low) and (high is None or value <= high)
+        return verdict(ok, f"value {value if present else 'missing'!r}, range [{low}, {high}]")
+    if kind == "schema":
+        errors = sorted(
+            Draft202012Validator(criterion.json_schema or {}).iter_errors(
+                value if present else None
+            ),
+            key=lambda e: list(e.path),
+        )
+        return verdict(
+            not errors,
+            "; ".join(f"{'/'.join(map(str, e.path)) or 'output'}: {e.message}" for e in errors[:3]),
+        )
+    if kind == "matches":
+        ok = present and re.fullmatch(criterion.pattern or "", _text(value)) is not None
+        return verdict(
+            ok,
+            f"{_text(value)[:80] if present else 'missing'!r} does not match {criterion.pattern!r}",
+        )
+    if kind == "sections":
+        headings = (
+            {h.strip() for h in re.findall(r"^#+\s+(.*)$", _text(value), re.M)}
+            if present
+            else set()
+        )
+        missing = [k for k in criterion.keys if k not in headings]
+        return verdict(not missing, f"missing sections: {missing}")
+    if kind == "references_upstream":
+        text = _text(value) if present else ""
+        missing = [t for t in upstream if t not in text]
+        return verdict(not missing, f"does not reference the upstream results of {missing}")
+    if kind == "matches_upstream":
+        theirs = resolve(upstream.get(criterion.task or ""), criterion.upstream_field)
+        ok = _number(value) and _number(theirs) and abs(value - theirs) <= criterion.tolerance
+        return verdict(
+            ok,
+            f"{criterion.field}={value if present else 'missing'!r} but "
+            f"{criterion.task}.{criterion.upstream_field}="
+            f"{theirs if theirs is not _MISSING else 'missing'!r}",
+        )
     return None
 
 
-def run_gates(task: Task, result: TaskResult) -> list[Check]:
+def run_gates(
+    task: Task, result: TaskResult, upstream: Mapping[str, Any] | None = None
+) -> list[Check]:
     checks = [Check(name="no_error", passed=result.error is None, detail=result.error or "")]
     if result.error is None:
         empty = result.output is None or result.output in ("", [], {})
         checks.append(
             Check(name="has_output", passed=not empty, detail="empty output" if empty else "")
         )
-        checks += [c for c in (check_criterion(k, result.output) for k in task.acceptance) if c]
+        checks += [
+            c
+            for c in (check_criterion(k, result.output, upstream or {}) for k in task.acceptance)
+            if c
+        ]
     return checks
 
 
@@ -69,15 +140,22 @@ def needs_rubric(task: Task, mode: str) -> bool:
 
 
 async def review_result(
-    task: Task, result: TaskResult, *, policy: str, mode: str, reviewer: BaseChatModel | None
+    task: Task,
+    result: TaskResult,
+    *,
+    policy: str,
+    threshold: float,
+    mode: str,
+    reviewer: BaseChatModel | None,
+    upstream: Mapping[str, Any] | None = None,
 ) -> Review:
-    """Deterministic gates decide alone when they fail; a rubric review joins when they pass."""
-    checks = run_gates(task, result)
-    passed = sum(c.passed for c in checks)
-    score = passed / len(checks)
+    """Deterministic gates decide alone when they fail; a rubric review joins when they pass,
+    and its rejection stands whatever the averaged score."""
+    checks = run_gates(task, result, upstream)
+    score = sum(c.passed for c in checks) / len(checks)
     failed = [c for c in checks if not c.passed]
     feedback = "; ".join(f"{c.name}: {c.detail}" for c in failed)
-    by = "gates"
+    by, rubric_rejects = "gates", False
     if not failed and reviewer is not None and needs_rubric(task, mode):
         listing = "\n".join(f"{'PASS' if c.passed else 'FAIL'} {c.name} {c.detail}" for c in checks)
         rubric = await ask_structured(
@@ -92,16 +170,16 @@ async def review_result(
             ),
         )
         score = (score + rubric.score) / 2
-        by = "gates+rubric"
-        if rubric.verdict == "reject":
+        by, rubric_rejects = "gates+rubric", rubric.verdict == "reject"
+        if rubric_rejects:
             feedback = "; ".join(rubric.reasons) or "the rubric review rejected the result"
-    verdict = "approve" if not failed and score >= QA_THRESHOLDS[policy] else "reject"
-    if verdict == "reject" and not feedback:
-        feedback = f"score {score:.2f} is below the {policy} threshold {QA_THRESHOLDS[policy]}"
+    approve = not failed and not rubric_rejects and score >= threshold
+    if not approve and not feedback:
+        feedback = f"score {score:.2f} is below the {policy} threshold {threshold:g}"
     return Review(
         task_id=task.id,
         attempt=result.attempt,
-        verdict=verdict,
+        verdict="approve" if approve else "reject",
         score=round(score, 4),
         checks=checks,
         feedback=feedback,

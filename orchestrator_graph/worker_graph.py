@@ -42,6 +42,8 @@ class AttemptState(TypedDict):
     attempt: int
     feedback: str
     upstream_keys: dict[str, str]
+    upstream: NotRequired[dict[str, Any]]
+    """The approved upstream outputs, for the gates that compare against them (not kept)."""
     result: NotRequired[dict[str, Any]]
     review: NotRequired[dict[str, Any]]
 
@@ -127,19 +129,22 @@ class AttemptSteps:
             started_at=started,
             finished_at=time.time(),
         )
-        return {"result": result.model_dump(mode="json")}
+        return {"result": result.model_dump(mode="json"), "upstream": upstream}
 
     async def review(self, state: AttemptState, env: Env) -> dict[str, Any]:
         """Quality gates on the result, then the ledger entry for (run, task, attempt)."""
         context = env.context
         task = Task.model_validate(state["task"])
         result = TaskResult.model_validate(state["result"])
+        policy = task.qa_policy or context.qa_policy
         verdict = await review_result(
             task,
             result,
-            policy=context.qa_policy,
+            policy=policy,
+            threshold=context.threshold(policy),
             mode=context.review_mode,
             reviewer=self.roles.model("reviewer", context),
+            upstream=state.get("upstream", {}),
         )
         env.emit(
             Event(
