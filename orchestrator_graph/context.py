@@ -31,6 +31,17 @@ class Context:
         default="balanced",
         metadata={"description": "what worker matching favours: balanced, quality or cost"},
     )
+    cross_validate: Literal["off", "critical"] = field(
+        default="off",
+        metadata={
+            "description": "critical: run each critical-path task on two workers and "
+            "compare their answers"
+        },
+    )
+    resolution: Literal["majority", "weighted", "borda", "arbitration"] = field(
+        default="weighted",
+        metadata={"description": "how disagreeing answers (redundant runs, facts) are settled"},
+    )
     max_attempts: int = field(
         default=3, metadata={"description": "attempts per task before it is escalated"}
     )

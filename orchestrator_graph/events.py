@@ -19,6 +19,7 @@ EventKind = Literal[
     "qa_verdict",
     "reassigned",
     "escalated",
+    "conflict",
     "decision",
     "progress",
     "synthesized",

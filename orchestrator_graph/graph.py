@@ -29,6 +29,7 @@ from orchestrator_graph.matching import jain
 from orchestrator_graph.memory import Memory, recall, remember, reusable
 from orchestrator_graph.models import (
     Check,
+    Conflict,
     Decision,
     Deliverable,
     Escalation,
@@ -119,6 +120,7 @@ def create_orchestrator(
             "recalled": [r.model_dump(mode="json") for r in found],
             "tasks": Overwrite({}),
             "decisions": Overwrite([]),
+            "conflicts": Overwrite([]),
             "escalations": [],
             "model_calls": Overwrite({}),
         }
@@ -225,11 +227,14 @@ def create_orchestrator(
             run_attempt=run_attempt,
             emit=env.emit,
             objective=context.objective,
+            cross_validate=context.cross_validate,
+            resolution=context.resolution,
             history=await load_history(store, [w.name for w in registry.workers()]),
             save_history=lambda history, names: save_history(store, history, names),
         )
         outcome = await dispatch.run(await ledger.attempts())
         update = {
+            "conflicts": [c.model_dump(mode="json") for c in outcome.conflicts],
             "tasks": _dump(outcome.records),
             "escalations": [e.model_dump(mode="json") for e in outcome.escalations],
         }
@@ -525,6 +530,7 @@ def _report(
         final_review=final,
         tasks=records,
         decisions=[Decision.model_validate(d) for d in state.get("decisions", [])],
+        conflicts=[Conflict.model_validate(c) for c in state.get("conflicts", [])],
         makespan=round(max(finishes) - started, 4) if finishes else 0.0,
         planned_duration=PlanAnalysis.model_validate(state["analysis"]).duration,
         model_calls=dict(state.get("model_calls") or {}),

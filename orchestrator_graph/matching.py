@@ -53,6 +53,7 @@ class Demand:
     ids: list[str]
     required: np.ndarray  # T×S
     failed_on: list[set[int]] = field(default_factory=list)  # per task: workers that failed it
+    excluded: list[set[int]] = field(default_factory=list)  # per task: workers it may not use
 
 
 @dataclass
@@ -117,6 +118,9 @@ def score(
         if failed:
             total[row, sorted(failed)] -= RETRY_PENALTY
     feasible &= (force.free > 0)[None, :]
+    for row, banned in enumerate(demand.excluded):
+        if banned:
+            feasible[row, sorted(banned)] = False
     return Scores(total=total, feasible=feasible, parts=parts)
 
 

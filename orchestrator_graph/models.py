@@ -70,6 +70,14 @@ class Task(BaseModel):
     optional: bool = False
     timeout: float | None = Field(None, gt=0, description="seconds before an attempt is abandoned")
     qa_policy: QAPolicy | None = Field(None, description="overrides the plan's and the run's")
+    redundancy: int = Field(
+        1, ge=1, le=5, description="independent executions on different workers, compared"
+    )
+    consensus_field: str | None = Field(
+        None,
+        description="the output field redundant executions must agree on (default: all "
+        "of the output but its summary)",
+    )
 
 
 class Plan(BaseModel):
@@ -143,6 +151,26 @@ class Escalation(BaseModel):
     best_score: float = 0.0
 
 
+class Conflict(BaseModel):
+    """A disagreement found during a run, and how it was settled."""
+
+    kind: Literal[
+        "redundant_disagree",
+        "worker_vs_reviewer",
+        "scarce_worker",
+        "priority_dispute",
+        "contradicting_facts",
+    ]
+    task_id: str | None = None
+    parties: list[str] = Field(default_factory=list)
+    detail: str = ""
+    mechanism: str = ""
+    winner: str | None = None
+    votes: dict[str, float] = Field(default_factory=dict)
+    weights: dict[str, float] = Field(default_factory=dict)
+    resolution: str = ""
+
+
 class Decision(BaseModel):
     """How the mediator settled an escalation."""
 
@@ -194,6 +222,7 @@ class RunReport(BaseModel):
     final_review: Review | None = None
     tasks: dict[str, TaskRecord]
     decisions: list[Decision] = Field(default_factory=list)
+    conflicts: list[Conflict] = Field(default_factory=list)
     makespan: float = 0.0
     planned_duration: float = 0.0
     model_calls: dict[str, int] = Field(default_factory=dict)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import json
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
@@ -25,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from orchestrator_graph.consensus import MECHANISMS, Ballot, Mechanism, expertise_weight
 from orchestrator_graph.events import Emit, Event
 from orchestrator_graph.ledger import attempt_key
 from orchestrator_graph.matching import (
@@ -37,6 +39,7 @@ from orchestrator_graph.matching import (
     score,
 )
 from orchestrator_graph.models import (
+    Conflict,
     Escalation,
     Plan,
     PlanAnalysis,
@@ -45,6 +48,7 @@ from orchestrator_graph.models import (
     TaskRecord,
     TaskResult,
 )
+from orchestrator_graph.qa import resolve
 from orchestrator_graph.registry import History, Registry, SkillStats
 from orchestrator_graph.workers import Worker
 
@@ -61,12 +65,26 @@ HISTORY_EVERY = 1.0  # seconds between writes of the performance history
 class Outcome:
     records: dict[str, TaskRecord]
     escalations: list[Escalation] = field(default_factory=list)
+    conflicts: list[Conflict] = field(default_factory=list)
 
 
 @dataclass
 class Running:
     task_id: str
     worker: str
+    attempt: int
+
+
+def answer_key(task: Task, output: Any) -> str:
+    """What redundant executions must agree on, canonically: the task's ``consensus_field``,
+    else the whole output but its free-text summary."""
+    if task.consensus_field:
+        value = resolve(output, task.consensus_field)
+    elif isinstance(output, dict):
+        value = {k: v for k, v in output.items() if k != "summary"}
+    else:
+        value = output
+    return json.dumps(value, sort_keys=True, default=str)
 
 
 class Dispatch:
@@ -81,6 +99,8 @@ class Dispatch:
         run_attempt: RunAttempt,
         emit: Emit,
         objective: Objective = "balanced",
+        cross_validate: str = "off",
+        resolution: Mechanism = "weighted",
         history: History | None = None,
         save_history: SaveHistory | None = None,
         clock: Callable[[], float] = time.time,
@@ -93,6 +113,14 @@ class Dispatch:
         self.run_attempt = run_attempt
         self.emit = emit
         self.objective = objective
+        self.cross_validate = cross_validate
+        self.resolution = resolution
+        self.approved: dict[str, list[tuple[TaskResult, Review]]] = {t: [] for t in self.tasks}
+        self.running_for: dict[str, set[str]] = {t: set() for t in self.tasks}
+        self.launched: dict[str, int] = {}
+        self.lost: dict[str, list[int]] = {t: [] for t in self.tasks}
+        self.conflicts: list[Conflict] = []
+        self.redundancy = {t.id: t.redundancy for t in plan.tasks}
         self.history: History = history if history is not None else {}
         self.save_history = save_history
         self.clock = clock
@@ -118,7 +146,8 @@ class Dispatch:
                 self._settle(result, review, live=False)
 
     def _allowed(self, tid: str) -> int:
-        return self.max_attempts + self.records[tid].extra_attempts
+        """Reviewed attempts a task may use (each replica of a redundant task gets the budget)."""
+        return self.max_attempts * self.redundancy[tid] + self.records[tid].extra_attempts
 
     def _settle(self, result: TaskResult, review: Review, *, live: bool) -> None:
         tid = result.task_id
@@ -130,17 +159,35 @@ class Dispatch:
         rec.worker, rec.score = result.worker, review.score
         rec.started_at, rec.finished_at = result.started_at, result.finished_at
         if review.verdict == "approve":
-            rec.status, rec.summary = "approved", result.summary
-            rec.result_key = attempt_key(tid, result.attempt)
-            rec.feedback = ""
+            self.approved[tid].append((result, review))
+            rec.status, rec.feedback = "pending", ""
+            if len(self.approved[tid]) >= self.redundancy[tid]:
+                self._conclude(tid, live)
         else:
             self.failed_on[tid].add(result.worker)
             rec.feedback = review.feedback
-            rec.status = "escalated" if rec.attempts >= self._allowed(tid) else "pending"
+            spent = len(self.reviews[tid]) >= self._allowed(tid)
+            rec.status = "escalated" if spent else "pending"
+            if review.reviewer == "gates+rubric" and all(c.passed for c in review.checks):
+                self._conflict(
+                    live,
+                    Conflict(
+                        kind="worker_vs_reviewer",
+                        task_id=tid,
+                        parties=[result.worker, "reviewer"],
+                        detail=f"all code checks passed; the rubric rejected: {rec.feedback}",
+                        mechanism="reviewer prevails",
+                        resolution="retried with the reviewer's feedback"
+                        if rec.status == "pending"
+                        else "escalated",
+                    ),
+                )
+        if rec.status == "pending" and self.running_for[tid]:
+            rec.status = "running"  # other replicas are still at work
         if not live:
             return
         self._learn(result, review)
-        kind = "task_completed" if rec.status == "approved" else "task_failed"
+        kind = "task_completed" if review.verdict == "approve" else "task_failed"
         self.emit(
             Event(
                 kind=kind,
@@ -158,7 +205,71 @@ class Dispatch:
                     kind="escalated",
                     node="dispatcher",
                     task_id=tid,
-                    message=f"failed QA on all {rec.attempts} attempts: {rec.feedback}",
+                    message=f"after {len(self.reviews[tid])} attempts: {rec.feedback}",
+                )
+            )
+
+    def _conclude(self, tid: str, live: bool) -> None:
+        """All replicas approved: one answer, or a vote among the disagreeing ones."""
+        rec, task = self.records[tid], self.tasks[tid]
+        replicas = sorted(self.approved[tid], key=lambda pair: pair[0].attempt)
+        answers = {r.attempt: answer_key(task, r.output) for r, _ in replicas}
+        winner = replicas[0][0]
+        if len(set(answers.values())) > 1:
+            ballots = [
+                Ballot(
+                    voter=r.worker,
+                    answer=answers[r.attempt],
+                    weight=self._expertise(r.worker, task, v.score),
+                )
+                for r, v in replicas
+            ]
+            verdict = MECHANISMS[self.resolution](ballots)
+            chosen = next((r for r, _ in replicas if answers[r.attempt] == verdict.winner), None)
+            self._conflict(
+                live,
+                Conflict(
+                    kind="redundant_disagree",
+                    task_id=tid,
+                    parties=[r.worker for r, _ in replicas],
+                    detail=f"{len(set(answers.values()))} different answers from "
+                    f"{len(replicas)} executions",
+                    mechanism=verdict.mechanism,
+                    winner=chosen.worker if chosen else None,
+                    votes=verdict.votes,
+                    weights=verdict.weights,
+                    resolution=verdict.reason,
+                ),
+            )
+            if chosen is None:
+                rec.status = "escalated"
+                rec.feedback = f"redundant results disagree and the vote is tied: {verdict.reason}"
+                return
+            winner = chosen
+        rec.status, rec.worker, rec.summary = "approved", winner.worker, winner.summary
+        rec.result_key = attempt_key(tid, winner.attempt)
+
+    def _expertise(self, worker: str, task: Task, score: float) -> float:
+        """Skill level (from the registry) times the reviewer's score of this very answer: both
+        are known again on replay, so a resumed run settles the vote the same way."""
+        member = self.registry.get(worker)
+        level = (
+            min((member.skills.get(s, 0.0) for s in task.skills), default=0.0) if member else 0.5
+        )
+        return expertise_weight(level, score)
+
+    def _conflict(self, live: bool, conflict: Conflict) -> None:
+        """Recorded also on replay (the state only keeps what a finished superstep returns);
+        announced only live."""
+        self.conflicts.append(conflict)
+        if live:
+            self.emit(
+                Event(
+                    kind="conflict",
+                    node="mediator",
+                    task_id=conflict.task_id,
+                    message=f"{conflict.kind}: {conflict.resolution}",
+                    data=conflict.model_dump(mode="json"),
                 )
             )
 
@@ -186,6 +297,12 @@ class Dispatch:
         for tid in reversed(self.analysis.order):
             tail = max((self.rank[d] for d in self.dependents[tid]), default=0.0)
             self.rank[tid] = self.tasks[tid].effort + tail
+        for tid, task in self.tasks.items():
+            wanted = task.redundancy
+            if self.cross_validate == "critical" and self.analysis.tasks[tid].critical:
+                wanted = max(wanted, 2)
+            able = sum(w.can_do(task) for w in self.registry.workers())
+            self.redundancy[tid] = max(1, min(wanted, able))
         self._skip_downstream_of_failures()
         self.unmet = {
             tid: sum(self.records[d].status != "approved" for d in t.depends_on)
@@ -240,6 +357,13 @@ class Dispatch:
         self._stale = set()
         return force
 
+    def _busy_on(self, tid: str) -> set[str]:
+        """Workers that already hold a replica of the task: a replica needs another worker."""
+        return self.running_for[tid] | {r.worker for r, _ in self.approved[tid]}
+
+    def _needed(self, tid: str) -> int:
+        return self.redundancy[tid] - len(self.approved[tid]) - len(self.running_for[tid])
+
     def _match(self, tids: list[str], workers: list[Worker]) -> list[Assignment]:
         force = self._team(workers)
         required = np.full((len(tids), len(self.skills)), np.nan)
@@ -252,24 +376,37 @@ class Dispatch:
             ids=tids,
             required=required,
             failed_on=[{index[n] for n in self.failed_on[t] if n in index} for t in tids],
+            excluded=[{index[n] for n in self._busy_on(t) if n in index} for t in tids],
         )
         scores = score(demand, force, self.objective)
         return explain(assign_jointly(scores, force.free), scores, demand, force, self.objective)
 
     def _launch(self, running: dict[asyncio.Future[Any], Running]) -> None:
-        workers = self.registry.assignable()
-        slots = sum(max(0, w.capacity - self.registry.load(w.name)) for w in workers)
-        batch: list[tuple[float, int, str]] = []
-        while self.heap and len(batch) < slots:
-            batch.append(heapq.heappop(self.heap))
-        if not batch:
-            return
-        chosen = {a.task: a for a in self._match([e[2] for e in batch], workers)}
-        for entry in batch:
-            if entry[2] in chosen:
-                self._start(entry[2], chosen[entry[2]], running)
-            else:
+        """Rounds of joint assignment while slots and ready work remain; one replica of a task
+        per round, so its replicas land on different workers."""
+        while True:
+            workers = self.registry.assignable()
+            slots = sum(max(0, w.capacity - self.registry.load(w.name)) for w in workers)
+            batch: list[tuple[float, int, str]] = []
+            later: list[tuple[float, int, str]] = []
+            while self.heap and len(batch) < slots:
+                entry = heapq.heappop(self.heap)
+                tid = entry[2]
+                if self.records[tid].status not in ("pending", "running") or self._needed(tid) < 1:
+                    continue  # stale: settled or fully staffed since it was queued
+                (later if any(e[2] == tid for e in batch) else batch).append(entry)
+            for entry in later:
                 heapq.heappush(self.heap, entry)
+            if not batch:
+                return
+            chosen = {a.task: a for a in self._match([e[2] for e in batch], workers)}
+            for entry in batch:
+                if entry[2] in chosen:
+                    self._start(entry[2], chosen[entry[2]], running)
+                else:
+                    heapq.heappush(self.heap, entry)
+            if not chosen:
+                return
 
     def _announce_queued(self) -> None:
         """Tasks that became ready but found no free worker with their skills."""
@@ -291,7 +428,10 @@ class Dispatch:
         self, tid: str, choice: Assignment, running: dict[asyncio.Future[Any], Running]
     ) -> None:
         rec = self.records[tid]
-        attempt = rec.attempts + 1
+        if self.lost[tid]:  # the number of an attempt taken back: it never reached the ledger
+            attempt = self.lost[tid].pop(0)
+        else:
+            attempt = self.launched[tid] = max(self.launched.get(tid, 0), rec.attempts) + 1
         if rec.worker and rec.worker != choice.worker and rec.attempts:
             self.emit(
                 Event(
@@ -314,6 +454,9 @@ class Dispatch:
         }
         self.registry.occupy(choice.worker)
         self.given[choice.worker] += 1
+        self.running_for[tid].add(choice.worker)
+        if self._needed(tid) > 0:
+            self._push(tid)
         upstream = {d: self.records[d].result_key or "" for d in self.tasks[tid].depends_on}
         self.emit(
             Event(
@@ -328,7 +471,7 @@ class Dispatch:
         job = asyncio.ensure_future(
             self.run_attempt(self.tasks[tid], choice.worker, attempt, rec.feedback, upstream)
         )
-        running[job] = Running(tid, choice.worker)
+        running[job] = Running(tid, choice.worker, attempt)
 
     # --- the loop ------------------------------------------------------------------------
     async def run(self, finished: list[tuple[TaskResult, Review]]) -> Outcome:
@@ -353,7 +496,9 @@ class Dispatch:
                 if job is not None:
                     job.cancel()
         await self._save_history()
-        return Outcome(records=self.records, escalations=self._escalations())
+        return Outcome(
+            records=self.records, escalations=self._escalations(), conflicts=self.conflicts
+        )
 
     async def _save_history(self) -> None:
         """Statistics, not results: written at most every ``HISTORY_EVERY`` seconds and at the
@@ -375,9 +520,10 @@ class Dispatch:
 
     def _finish(self, run: Running, result: TaskResult, review: Review) -> None:
         self.registry.release(run.worker)
+        self.running_for[run.task_id].discard(run.worker)
         self._settle(result, review, live=True)
         rec = self.records[run.task_id]
-        if rec.status == "pending":
+        if rec.status in ("pending", "running") and self._needed(run.task_id) > 0:
             self._push(run.task_id)
         elif rec.status == "approved":
             for dep in self.dependents[run.task_id]:
@@ -395,8 +541,11 @@ class Dispatch:
             job.cancel()
             del running[job]
             self.registry.release(run.worker)
+            self.running_for[run.task_id].discard(run.worker)
             self.failed_on[run.task_id].add(run.worker)
-            self.records[run.task_id].status = "pending"
+            self.lost[run.task_id].append(run.attempt)
+            if not self.running_for[run.task_id]:
+                self.records[run.task_id].status = "pending"
             self._push(run.task_id)
             self.emit(
                 Event(

@@ -41,6 +41,8 @@ class OrchestratorState(InputState, OutputState):
     """task id -> ``models.TaskRecord``: the small hot status; outputs live in the store."""
     escalations: NotRequired[list[dict[str, Any]]]
     decisions: NotRequired[Annotated[list[dict[str, Any]], operator.add]]
+    conflicts: NotRequired[Annotated[list[dict[str, Any]], operator.add]]
+    """``models.Conflict``: every disagreement found, and how it was settled."""
     deliverable: NotRequired[dict[str, Any]]
     final_review: NotRequired[dict[str, Any]]
     model_calls: NotRequired[Annotated[dict[str, int], add_counts]]

@@ -1,0 +1,155 @@
+"""Redundant execution, conflicts between answers, and how they are settled."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from langchain_core.messages import AIMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.store.memory import InMemoryStore
+
+from orchestrator_graph import OfflineChatModel, Plan, Task, Worker, create_orchestrator
+
+
+def answering(value: Any):
+    def work(payload):
+        seen = {k: v.get("value") for k, v in payload.upstream.items()}
+        return {"value": value, "seen": seen, "summary": f"says {value}"}
+
+    return work
+
+
+def team(*members: tuple[str, float, Any]) -> list[Worker]:
+    return [Worker(name=n, skills={"q": level}, run=answering(v)) for n, level, v in members]
+
+
+PLAN = Plan(
+    tasks=[
+        Task(
+            id="ask",
+            title="ask",
+            skills=["q"],
+            redundancy=3,
+            consensus_field="value",
+            acceptance=[{"kind": "has_keys", "keys": ["value"]}],
+        ),
+        Task(id="use", title="use", skills=["q"], depends_on=["ask"]),
+    ]
+)
+
+
+async def run(workers, plan=PLAN, model=None, **context) -> tuple[dict, list[dict]]:
+    graph = create_orchestrator(workers=workers, **({"model": model} if model else {})).compile(
+        checkpointer=InMemorySaver(), store=(store := InMemoryStore())
+    )
+    events = []
+    config = {"configurable": {"thread_id": "x"}}
+    async for _ns, ev in graph.astream(
+        {"request": "r", "plan": plan.model_dump()},
+        config,
+        stream_mode="custom",
+        subgraphs=True,
+        context={"use_memory": False, **context},
+    ):
+        events.append(ev)
+    report = (await graph.aget_state(config)).values["report"]
+    report["_store"] = store
+    return report, events
+
+
+EXPERT_VS_NOVICES = (("expert", 0.95, 42), ("novice-a", 0.55, 7), ("novice-b", 0.55, 7))
+
+
+@pytest.mark.parametrize(
+    ("resolution", "winner", "value"),
+    [("weighted", "expert", 42), ("majority", "novice-a", 7), ("arbitration", "expert", 42)],
+)
+async def test_disagreeing_replicas_are_settled_by_the_configured_mechanism(
+    resolution, winner, value
+):
+    report, events = await run(team(*EXPERT_VS_NOVICES), resolution=resolution)
+    (conflict,) = report["conflicts"]
+    assert conflict["kind"] == "redundant_disagree" and conflict["mechanism"] == resolution
+    assert sorted(conflict["parties"]) == ["expert", "novice-a", "novice-b"]
+    assert conflict["winner"] == winner and conflict["resolution"]
+    assert set(conflict["weights"]) == {"expert", "novice-a", "novice-b"}
+    ask = report["tasks"]["ask"]
+    assert ask["status"] == "approved" and ask["worker"] == winner
+    # only the winning answer reaches the dependent task
+    store = report["_store"]
+    used = await store.aget(
+        ("orchestrator_graph", "runs", report["run_id"], "attempts"),
+        report["tasks"]["use"]["result_key"],
+    )
+    assert used.value["result"]["output"]["seen"] == {"ask": value}
+    assert any(e["kind"] == "conflict" for e in events)
+    started = [e["worker"] for e in events if e["kind"] == "task_started" and e["task_id"] == "ask"]
+    assert sorted(started) == ["expert", "novice-a", "novice-b"]  # three different workers
+
+
+async def test_agreeing_replicas_make_no_conflict():
+    report, _ = await run(team(("a", 0.9, 5), ("b", 0.9, 5), ("c", 0.9, 5)))
+    assert report["conflicts"] == [] and report["status"] == "done"
+    assert report["tasks"]["ask"]["attempts"] == 3
+
+
+async def test_a_tied_vote_is_escalated_not_guessed():
+    report, _ = await run(
+        team(("a", 0.8, 1), ("b", 0.8, 2)),
+        plan=PLAN.model_copy(
+            update={"tasks": [PLAN.tasks[0].model_copy(update={"redundancy": 2}), PLAN.tasks[1]]}
+        ),
+        resolution="majority",
+    )
+    assert report["conflicts"][0]["winner"] is None
+    assert report["tasks"]["ask"]["status"] == "failed"  # policy: a tie is not guessed
+    assert report["tasks"]["use"]["status"] == "skipped"
+
+
+async def test_critical_tasks_are_cross_validated_on_request():
+    plan = Plan(
+        tasks=[
+            Task(id="long", title="l", skills=["q"], effort=5),
+            Task(id="short", title="s", skills=["q"], effort=1),
+        ]
+    )
+    report, _ = await run(team(("a", 0.9, 1), ("b", 0.9, 1)), plan=plan, cross_validate="critical")
+    assert report["tasks"]["long"]["attempts"] == 2  # on the critical path: run twice
+    assert report["tasks"]["short"]["attempts"] == 1
+
+
+class Rejecting(OfflineChatModel):
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs) -> ChatResult:
+        name = kwargs["tools"][0]["function"]["name"]
+        args = (
+            {"score": 0.9, "verdict": "reject", "reasons": ["units are wrong"]}
+            if name == "RubricReview"
+            else self.responders[name]("", {})
+        )
+        call = {"name": name, "args": args, "id": "c"}
+        return ChatResult(
+            generations=[ChatGeneration(message=AIMessage(content="", tool_calls=[call]))]
+        )
+
+
+async def test_worker_vs_reviewer_is_a_recorded_conflict():
+    plan = Plan(
+        tasks=[
+            Task(
+                id="t",
+                title="t",
+                skills=["q"],
+                acceptance=[{"kind": "has_keys", "keys": ["value"]}],
+            )
+        ]
+    )
+    report, _ = await run(
+        team(("a", 0.9, 1)), plan=plan, model=Rejecting(), review_mode="always", max_attempts=2
+    )
+    kinds = [c["kind"] for c in report["conflicts"]]
+    assert kinds == ["worker_vs_reviewer", "worker_vs_reviewer"]
+    assert report["conflicts"][0]["resolution"] == "retried with the reviewer's feedback"
+    assert report["conflicts"][1]["resolution"] == "escalated"
+    assert report["tasks"]["t"]["status"] == "failed"
