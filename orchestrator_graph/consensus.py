@@ -3,12 +3,15 @@ arbitration. Pure functions over ballots; every decision keeps its votes, weight
 
 from __future__ import annotations
 
+import json
 import math
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+
+from orchestrator_graph.models import Conflict
 
 Mechanism = Literal["majority", "weighted", "borda", "arbitration"]
 
@@ -120,3 +123,53 @@ def expertise_weight(level: float, quality: float) -> float:
     that makes a weighted vote of independent voters most likely correct."""
     p = min(max(level * quality, 1e-3), 1 - 1e-3)
     return max(0.0, math.log(p / (1 - p)))
+
+
+class FactClaim(BaseModel):
+    """One result's value for a named fact (``output["facts"][name]``)."""
+
+    task_id: str
+    worker: str
+    name: str
+    value: Any
+    weight: float = 1.0
+
+
+def settle_facts(
+    claims: Sequence[FactClaim], mechanism: Mechanism
+) -> tuple[dict[str, Any], list[str], list[Conflict]]:
+    """Facts every claim agrees on pass; contradicting ones go to a vote among the claims.
+    Returns the settled facts, the names still disputed (tied votes), and the conflicts."""
+    by_name: dict[str, list[FactClaim]] = defaultdict(list)
+    for claim in claims:
+        by_name[claim.name].append(claim)
+    settled: dict[str, Any] = {}
+    disputed: list[str] = []
+    conflicts: list[Conflict] = []
+    for name, group in sorted(by_name.items()):
+        key = {id(c): json.dumps(c.value, sort_keys=True, default=str) for c in group}
+        if len(set(key.values())) == 1:
+            settled[name] = group[0].value
+            continue
+        ballots = [
+            Ballot(voter=f"{c.task_id}/{c.worker}", answer=key[id(c)], weight=c.weight)
+            for c in group
+        ]
+        verdict = MECHANISMS[mechanism](ballots)
+        if verdict.winner is None:
+            disputed.append(name)
+        else:
+            settled[name] = json.loads(verdict.winner)
+        conflicts.append(
+            Conflict(
+                kind="contradicting_facts",
+                parties=[b.voter for b in ballots],
+                detail=f"fact {name!r}: " + ", ".join(f"{b.voter}={b.answer}" for b in ballots),
+                mechanism=verdict.mechanism,
+                winner=verdict.winner,
+                votes=verdict.votes,
+                weights=verdict.weights,
+                resolution=verdict.reason,
+            )
+        )
+    return settled, disputed, conflicts

@@ -20,6 +20,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command, Overwrite, interrupt
 from pydantic import BaseModel, Field
 
+from orchestrator_graph.consensus import FactClaim, expertise_weight, settle_facts
 from orchestrator_graph.context import Context
 from orchestrator_graph.dag import analyse_plan, validate_plan
 from orchestrator_graph.events import Event, stream_emitter
@@ -32,6 +33,7 @@ from orchestrator_graph.models import (
     Conflict,
     Decision,
     Deliverable,
+    DeliverableDraft,
     Escalation,
     Plan,
     PlanAnalysis,
@@ -331,12 +333,44 @@ def create_orchestrator(
             "\n</result>"
             for tid, rec in approved
         ]
-        deliverable = await ask_structured(
+        tasks = {t.id: t for t in plan.tasks}
+        claims = [
+            FactClaim(
+                task_id=tid,
+                worker=rec.worker or "",
+                name=name,
+                value=value,
+                weight=expertise_weight(
+                    registry.level(rec.worker or "", tasks[tid].skills), rec.score or 0.0
+                ),
+            )
+            for tid, rec in approved
+            for name, value in _facts(outputs[rec.result_key or ""]).items()
+        ]
+        facts, disputed, conflicts = settle_facts(claims, context.resolution)
+        draft = await ask_structured(
             roles.model("synthesizer", context),
-            Deliverable,
-            messages("synthesizer", request=state["request"], results="\n".join(blocks) or "none"),
+            DeliverableDraft,
+            messages(
+                "synthesizer",
+                request=state["request"],
+                results="\n".join(blocks) or "none",
+                facts=json.dumps(facts, default=str),
+                disputed=", ".join(disputed) or "none",
+            ),
         )
-        stream_emitter(runtime.stream_writer)(
+        deliverable = Deliverable(**draft.model_dump(), facts=facts, disputed=disputed)
+        emit = stream_emitter(runtime.stream_writer)
+        for conflict in conflicts:
+            emit(
+                Event(
+                    kind="conflict",
+                    node="synthesizer",
+                    message=conflict.detail,
+                    data=conflict.model_dump(mode="json"),
+                )
+            )
+        emit(
             Event(
                 kind="synthesized",
                 node="synthesizer",
@@ -346,6 +380,7 @@ def create_orchestrator(
         )
         return {
             "deliverable": deliverable.model_dump(mode="json"),
+            "conflicts": [c.model_dump(mode="json") for c in conflicts],
             "model_calls": {"synthesizer": 1},
         }
 
@@ -369,6 +404,11 @@ def create_orchestrator(
                 name="only_approved_results",
                 passed=not unapproved,
                 detail=f"unapproved: {unapproved}",
+            ),
+            Check(
+                name="no_disputed_facts",
+                passed=not deliverable.disputed,
+                detail=f"disputed: {deliverable.disputed}",
             ),
             Check(
                 name="all_tasks_approved",
@@ -465,6 +505,11 @@ def _valid(plan: Plan, skills: Mapping[str, float]) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _facts(output: Any) -> dict[str, Any]:
+    facts = output.get("facts") if isinstance(output, dict) else None
+    return facts if isinstance(facts, dict) else {}
 
 
 def _brief(output: Any, summary: str) -> str:

@@ -205,12 +205,20 @@ class Section(BaseModel):
     body: str
 
 
-class Deliverable(BaseModel):
-    """The synthesizer's structured answer."""
+class DeliverableDraft(BaseModel):
+    """What the synthesizer model writes."""
 
     title: str
     summary: str
     sections: list[Section] = Field(default_factory=list)
+
+
+class Deliverable(DeliverableDraft):
+    """The final answer: the draft plus the facts the results agree on (settled by vote where
+    they contradicted each other) and the ones still disputed."""
+
+    facts: dict[str, Any] = Field(default_factory=dict)
+    disputed: list[str] = Field(default_factory=list)
 
 
 class RunReport(BaseModel):

@@ -95,7 +95,7 @@ def _plan(prompt: str, _schema: dict[str, Any]) -> dict[str, Any]:
                 "analysis",
                 upstream,
                 inputs,
-                [{"kind": "has_keys", "keys": ["statistics"]}],
+                [{"kind": "has_keys", "keys": ["statistics"]}, *_agree("rows", upstream)],
             )
         )
         middle.append("analyse")
@@ -107,7 +107,10 @@ def _plan(prompt: str, _schema: dict[str, Any]) -> dict[str, Any]:
                 "validation",
                 upstream,
                 {},
-                [{"kind": "has_keys", "keys": ["issues", "checked_rows"]}],
+                [
+                    {"kind": "has_keys", "keys": ["issues", "checked_rows"]},
+                    *_agree("checked_rows", upstream),
+                ],
             )
         )
         middle.append("validate")
@@ -119,13 +122,35 @@ def _plan(prompt: str, _schema: dict[str, Any]) -> dict[str, Any]:
                 "reporting",
                 middle or upstream,
                 {},
-                [{"kind": "contains", "field": "markdown", "text": "# "}],
+                [
+                    {"kind": "contains", "field": "markdown", "text": "# "},
+                    {"kind": "references_upstream", "field": "markdown"},
+                    {
+                        "kind": "sections",
+                        "field": "markdown",
+                        "keys": [f"{t}: summary" for t in middle or upstream],
+                    },
+                ],
             )
         )
     for skill in wanted:
         if skill not in _SKILL_WORDS:
             tasks.append(_task(skill, f"{skill.replace('_', ' ').title()}", skill, [], {}, []))
     return {"goal": f"{TAG} {request.strip()[:200]}", "tasks": tasks}
+
+
+def _agree(field: str, upstream: list[str]) -> list[dict[str, Any]]:
+    """The row count must equal the cleaned table's, when there is one upstream."""
+    if upstream != ["process"]:
+        return []
+    return [
+        {
+            "kind": "matches_upstream",
+            "field": field,
+            "task": "process",
+            "upstream_field": "rows#len",
+        }
+    ]
 
 
 def _task(
@@ -186,7 +211,7 @@ def _mediation(prompt: str, _schema: dict[str, Any]) -> dict[str, Any]:
 DEFAULT_RESPONDERS: dict[str, Responder] = {
     "PlanDraft": _plan,
     "RubricReview": _review,
-    "Deliverable": _deliverable,
+    "DeliverableDraft": _deliverable,
     "WorkerNote": _note,
     "MediationAdvice": _mediation,
 }

@@ -149,6 +149,13 @@ class Registry:
         self._load[name] = max(0, self._load.get(name, 0) - 1)
 
     # --- reading ----------------------------------------------------------------------------
+    def level(self, name: str, skills: Iterable[str], default: float = 0.5) -> float:
+        """The worker's lowest level among ``skills`` (``default`` if it is gone)."""
+        worker = self._workers.get(name)
+        if worker is None:
+            return default
+        return min((worker.skills.get(s, 0.0) for s in skills), default=0.0)
+
     def load(self, name: str) -> int:
         return self._load.get(name, 0)
 

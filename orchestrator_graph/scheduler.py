@@ -252,11 +252,7 @@ class Dispatch:
     def _expertise(self, worker: str, task: Task, score: float) -> float:
         """Skill level (from the registry) times the reviewer's score of this very answer: both
         are known again on replay, so a resumed run settles the vote the same way."""
-        member = self.registry.get(worker)
-        level = (
-            min((member.skills.get(s, 0.0) for s in task.skills), default=0.0) if member else 0.5
-        )
-        return expertise_weight(level, score)
+        return expertise_weight(self.registry.level(worker, task.skills), score)
 
     def _conflict(self, live: bool, conflict: Conflict) -> None:
         """Recorded also on replay (the state only keeps what a finished superstep returns);

@@ -58,12 +58,19 @@ async def collect(payload: WorkerInput, ctx: WorkerContext) -> dict[str, Any]:
 async def process(payload: WorkerInput, ctx: WorkerContext) -> dict[str, Any]:
     table = tools.clean_table(_upstream_table(payload))
     facts = {"rows": len(table["rows"]), "dropped": table["dropped"], "columns": table["columns"]}
-    return {**table, "summary": await _note("processing", payload, ctx, facts)}
+    return {
+        **table,
+        "facts": {"rows_after_cleaning": len(table["rows"])},
+        "summary": await _note("processing", payload, ctx, facts),
+    }
 
 
 async def analyse(payload: WorkerInput, ctx: WorkerContext) -> dict[str, Any]:
     result = tools.describe(_upstream_table(payload), payload.task.inputs.get("group_by"))
-    return {**result, "summary": await _note("analysis", payload, ctx, result)}
+    facts = {"rows_after_cleaning": result["rows"]}
+    if "revenue" in result["statistics"]:
+        facts["total_revenue"] = result["statistics"]["revenue"]["sum"]
+    return {**result, "facts": facts, "summary": await _note("analysis", payload, ctx, result)}
 
 
 async def validate(payload: WorkerInput, ctx: WorkerContext) -> dict[str, Any]:
@@ -73,7 +80,11 @@ async def validate(payload: WorkerInput, ctx: WorkerContext) -> dict[str, Any]:
         "issues": len(result["issues"]),
         "first_issues": result["issues"][:5],
     }
-    return {**result, "summary": await _note("validation", payload, ctx, facts)}
+    return {
+        **result,
+        "facts": {"rows_after_cleaning": result["checked_rows"]},
+        "summary": await _note("validation", payload, ctx, facts),
+    }
 
 
 async def report(payload: WorkerInput, ctx: WorkerContext) -> dict[str, Any]:

@@ -153,3 +153,46 @@ async def test_worker_vs_reviewer_is_a_recorded_conflict():
     assert report["conflicts"][0]["resolution"] == "retried with the reviewer's feedback"
     assert report["conflicts"][1]["resolution"] == "escalated"
     assert report["tasks"]["t"]["status"] == "failed"
+
+
+def claiming(rows: int):
+    def work(payload):
+        return {"value": rows, "facts": {"rows": rows, "source": "sales"}, "summary": "counted"}
+
+    return work
+
+
+async def test_contradicting_facts_are_settled_before_synthesis():
+    workers = [
+        Worker(name="expert", skills={"a": 0.95}, run=claiming(160)),
+        Worker(name="novice-1", skills={"b": 0.55}, run=claiming(163)),
+        Worker(name="novice-2", skills={"c": 0.55}, run=claiming(163)),
+    ]
+    plan = Plan(
+        tasks=[
+            Task(id=t, title=t, skills=[s])
+            for t, s in (("count", "a"), ("recount", "b"), ("tally", "c"))
+        ]
+    )
+    weighted, events = await run(workers, plan=plan)
+    (conflict,) = weighted["conflicts"]
+    assert conflict["kind"] == "contradicting_facts" and "fact 'rows'" in conflict["detail"]
+    assert weighted["deliverable"]["facts"] == {"rows": 160, "source": "sales"}
+    majority, _ = await run(workers, plan=plan, resolution="majority")
+    assert majority["deliverable"]["facts"]["rows"] == 163
+    assert any(e["kind"] == "conflict" and e["node"] == "synthesizer" for e in events)
+
+
+async def test_a_disputed_fact_is_named_not_guessed():
+    workers = [
+        Worker(name="a", skills={"a": 0.8}, run=claiming(1)),
+        Worker(name="b", skills={"b": 0.8}, run=claiming(2)),
+    ]
+    plan = Plan(
+        tasks=[Task(id="x", title="x", skills=["a"]), Task(id="y", title="y", skills=["b"])]
+    )
+    report, _ = await run(workers, plan=plan, resolution="majority")
+    assert report["deliverable"]["disputed"] == ["rows"]
+    assert "rows" not in report["deliverable"]["facts"]
+    gate = {c["name"]: c["passed"] for c in report["final_review"]["checks"]}
+    assert gate["no_disputed_facts"] is False

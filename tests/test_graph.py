@@ -90,6 +90,9 @@ async def test_example_job_end_to_end(make_persistence, tmp_path):
         # the checkpointed state never holds the tables themselves
         assert "doohickey" not in str(values)  # a product name: it appears only in the rows
         assert report["model_calls"] == {"planner": 1, "synthesizer": 1}
+        facts = report["deliverable"]["facts"]  # three tasks report it; they agree
+        assert facts["rows_after_cleaning"] == 160 and facts["total_revenue"] > 0
+        assert report["conflicts"] == []
 
         # the second, identical request reuses the remembered plan: no planning model call
         again, _ = await run(

@@ -53,7 +53,7 @@ async def test_whole_run_on_chat_openai_for_every_role(api, tmp_path):
     )
     assert out["report"]["status"] == "done"
     schemas = {r["body"]["response_format"]["json_schema"]["name"] for r in api.requests}
-    assert schemas == {"PlanDraft", "WorkerNote", "Deliverable"}
+    assert schemas == {"PlanDraft", "WorkerNote", "DeliverableDraft"}
 
 
 async def test_unreachable_provider_is_an_error_not_a_hang():
