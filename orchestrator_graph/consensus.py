@@ -173,3 +173,31 @@ def settle_facts(
             )
         )
     return settled, disputed, conflicts
+
+
+def settle_priority(
+    task_id: str, votes: dict[str, int], weights: dict[str, float], mechanism: Mechanism
+) -> tuple[int | None, Conflict | None]:
+    """Stakeholders' priorities for a task: the agreed one, or the vote's winner with the
+    dispute recorded (``None`` priority when the vote ties: the plan's own priority stands)."""
+    if not votes:
+        return None, None
+    if len(set(votes.values())) == 1:
+        return next(iter(votes.values())), None
+    ballots = [
+        Ballot(voter=who, answer=str(p), weight=weights.get(who, 1.0))
+        for who, p in sorted(votes.items())
+    ]
+    verdict = MECHANISMS[mechanism](ballots)
+    conflict = Conflict(
+        kind="priority_dispute",
+        task_id=task_id,
+        parties=[b.voter for b in ballots],
+        detail=", ".join(f"{b.voter} wants {b.answer}" for b in ballots),
+        mechanism=verdict.mechanism,
+        winner=verdict.winner,
+        votes=verdict.votes,
+        weights=verdict.weights,
+        resolution=verdict.reason,
+    )
+    return (int(verdict.winner) if verdict.winner else None), conflict

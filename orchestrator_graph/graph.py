@@ -20,7 +20,12 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command, Overwrite, interrupt
 from pydantic import BaseModel, Field
 
-from orchestrator_graph.consensus import FactClaim, expertise_weight, settle_facts
+from orchestrator_graph.consensus import (
+    FactClaim,
+    expertise_weight,
+    settle_facts,
+    settle_priority,
+)
 from orchestrator_graph.context import Context
 from orchestrator_graph.dag import analyse_plan, validate_plan
 from orchestrator_graph.events import Event, stream_emitter
@@ -154,14 +159,7 @@ def create_orchestrator(
                 check=lambda d: validate_plan(Plan(goal=d.goal, tasks=d.tasks), registry.skills()),
             )
             plan, calls = Plan(goal=draft.goal, tasks=draft.tasks, source="model"), 1
-        plan = plan.model_copy(
-            update={
-                "tasks": [  # the plan's QA policy, task by task
-                    t.model_copy(update={"qa_policy": t.qa_policy or plan.qa_policy})
-                    for t in plan.tasks
-                ]
-            }
-        )
+        plan, disputes = _settle_plan(plan, context)
         analysis = analyse_plan(plan)
         stream_emitter(runtime.stream_writer)(
             Event(
@@ -179,6 +177,7 @@ def create_orchestrator(
             "plan": plan.model_dump(mode="json"),
             "analysis": analysis.model_dump(mode="json"),
             "tasks": {t.id: TaskRecord().model_dump(mode="json") for t in plan.tasks},
+            "conflicts": [c.model_dump(mode="json") for c in disputes],
             "model_calls": {"planner": calls},
         }
 
@@ -497,6 +496,26 @@ def _registry(workers: Sequence[Worker] | Registry | None) -> Registry:
             "Registry that workers join later"
         )
     return registry
+
+
+def _settle_plan(plan: Plan, context: Context) -> tuple[Plan, list[Conflict]]:
+    """Each task gets the plan's QA policy unless it has its own, and the priority its
+    stakeholders agree on or vote for."""
+    tasks, disputes = [], []
+    for task in plan.tasks:
+        priority, dispute = settle_priority(
+            task.id, task.priority_votes, plan.stakeholders, context.resolution
+        )
+        tasks.append(
+            task.model_copy(
+                update={
+                    "qa_policy": task.qa_policy or plan.qa_policy,
+                    "priority": priority or task.priority,
+                }
+            )
+        )
+        disputes += [dispute] if dispute else []
+    return plan.model_copy(update={"tasks": tasks}), disputes
 
 
 def _valid(plan: Plan, skills: Mapping[str, float]) -> bool:

@@ -66,6 +66,11 @@ class Task(BaseModel):
     outputs: list[str] = Field(default_factory=list, description="names of what the task produces")
     effort: float = Field(1.0, gt=0, description="estimated duration in seconds")
     priority: int = Field(3, ge=1, le=5, description="1 = lowest, 5 = highest")
+    priority_votes: dict[str, int] = Field(
+        default_factory=dict,
+        description="stakeholder -> the priority (1-5) they want; "
+        "disagreements are settled by a vote weighted by the plan's stakeholder weights",
+    )
     acceptance: list[Criterion] = Field(default_factory=list)
     optional: bool = False
     timeout: float | None = Field(None, gt=0, description="seconds before an attempt is abandoned")
@@ -88,6 +93,9 @@ class Plan(BaseModel):
     deadline: float | None = Field(None, gt=0, description="seconds from the start of execution")
     source: Literal["model", "recalled", "declared"] = "model"
     qa_policy: QAPolicy | None = Field(None, description="for tasks without their own")
+    stakeholders: dict[str, float] = Field(
+        default_factory=dict, description="stakeholder -> weight in priority disputes (default 1)"
+    )
 
 
 class TaskAnalysis(BaseModel):

@@ -137,6 +137,8 @@ class Dispatch:
         self._stale: set[str] = set()
         self._changed: asyncio.Future[None] | None = None
         self.unannounced: set[str] = set()
+        self.scarce_seen: set[str] = set()
+        self.round_started: dict[str, str] = {}
 
     # --- replay --------------------------------------------------------------------------
     def replay(self, finished: list[tuple[TaskResult, Review]]) -> None:
@@ -404,11 +406,35 @@ class Dispatch:
             if not chosen:
                 return
 
+    def _scarce(self, tid: str) -> None:
+        """A task left waiting because the workers it needs went to other tasks in the same
+        scheduling round: recorded once, with who went first and why."""
+        able = {w.name for w in self.registry.workers() if w.can_do(self.tasks[tid])}
+        rivals = sorted(t for t, w in self.round_started.items() if w in able and t != tid)
+        if not rivals or tid in self.scarce_seen:
+            return
+        self.scarce_seen.add(tid)
+        held = sorted({self.round_started[r] for r in rivals})
+        self._conflict(
+            True,
+            Conflict(
+                kind="scarce_worker",
+                task_id=tid,
+                parties=[tid, *rivals],
+                detail=f"{tid} and {', '.join(rivals)} need {', '.join(held)} at the same time",
+                mechanism="critical path, then priority",
+                winner=rivals[0],
+                resolution=f"{', '.join(rivals)} first (longer remaining path or higher priority); "
+                f"{tid} waits for the next free slot",
+            ),
+        )
+
     def _announce_queued(self) -> None:
         """Tasks that became ready but found no free worker with their skills."""
         for tid in sorted(self.unannounced):
             rec = self.records[tid]
             if rec.status == "pending" and rec.queued_at is None:
+                self._scarce(tid)
                 rec.queued_at = self.clock()
                 self.emit(
                     Event(
@@ -418,7 +444,7 @@ class Dispatch:
                         message="waiting for a free worker with the skills",
                     )
                 )
-        self.unannounced = set()
+        self.unannounced, self.round_started = set(), {}
 
     def _start(
         self, tid: str, choice: Assignment, running: dict[asyncio.Future[Any], Running]
@@ -451,6 +477,7 @@ class Dispatch:
         self.registry.occupy(choice.worker)
         self.given[choice.worker] += 1
         self.running_for[tid].add(choice.worker)
+        self.round_started[tid] = choice.worker
         if self._needed(tid) > 0:
             self._push(tid)
         upstream = {d: self.records[d].result_key or "" for d in self.tasks[tid].depends_on}

@@ -54,8 +54,9 @@ async def run(workers, plan=PLAN, model=None, **context) -> tuple[dict, list[dic
         context={"use_memory": False, **context},
     ):
         events.append(ev)
-    report = (await graph.aget_state(config)).values["report"]
-    report["_store"] = store
+    values = (await graph.aget_state(config)).values
+    report = values["report"]
+    report["_store"], report["_plan"] = store, values["plan"]
     return report, events
 
 
@@ -196,3 +197,35 @@ async def test_a_disputed_fact_is_named_not_guessed():
     assert "rows" not in report["deliverable"]["facts"]
     gate = {c["name"]: c["passed"] for c in report["final_review"]["checks"]}
     assert gate["no_disputed_facts"] is False
+
+
+async def test_two_tasks_wanting_one_scarce_worker():
+    plan = Plan(
+        tasks=[
+            Task(id="urgent", title="u", skills=["q"], priority=5),
+            Task(id="later", title="l", skills=["q"], priority=1),
+        ]
+    )
+    report, _ = await run(team(("only", 0.9, 1)), plan=plan)
+    (conflict,) = report["conflicts"]
+    assert conflict["kind"] == "scarce_worker" and conflict["task_id"] == "later"
+    assert conflict["winner"] == "urgent" and "need only at the same time" in conflict["detail"]
+    assert report["status"] == "done"
+
+
+async def test_stakeholders_priority_dispute_is_settled_by_weighted_vote():
+    plan = Plan(
+        stakeholders={"cfo": 3.0, "ops": 1.0, "sales": 1.0},
+        tasks=[
+            Task(
+                id="audit", title="a", skills=["q"], priority_votes={"cfo": 5, "ops": 2, "sales": 2}
+            ),
+            Task(id="agreed", title="b", skills=["q"], priority_votes={"cfo": 4, "ops": 4}),
+        ],
+    )
+    report, _ = await run(team(("w", 0.9, 1)), plan=plan)
+    (dispute,) = [c for c in report["conflicts"] if c["kind"] == "priority_dispute"]
+    assert dispute["task_id"] == "audit" and dispute["winner"] == "5"
+    assert dispute["votes"] == {"5": 3.0, "2": 2.0}
+    state_plan = {t["id"]: t["priority"] for t in report["_plan"]["tasks"]}
+    assert state_plan == {"audit": 5, "agreed": 4}
