@@ -1,7 +1,12 @@
 """orchestrator-graph: the orchestrator-workers pattern for LangGraph."""
 
 from orchestrator_graph.context import Context
-from orchestrator_graph.dag import PlanValidationError, analyse_plan, validate_plan
+from orchestrator_graph.dag import (
+    PlanRejectedError,
+    PlanValidationError,
+    analyse_plan,
+    validate_plan,
+)
 from orchestrator_graph.graph import create_orchestrator
 from orchestrator_graph.llm import StructuredOutputError, resolve_model
 from orchestrator_graph.models import Criterion, Plan, Review, RunReport, Task, TaskResult
@@ -14,6 +19,7 @@ __all__ = [
     "Criterion",
     "OfflineChatModel",
     "Plan",
+    "PlanRejectedError",
     "PlanValidationError",
     "Review",
     "RunReport",

@@ -55,6 +55,13 @@ class Context:
             "unset policies keep 0.9 / 0.7 / 0.5"
         },
     )
+    plan_review: bool = field(
+        default=False,
+        metadata={
+            "description": "ask the reviewer model whether the plan covers the request "
+            "(a model's plan rejected once is re-planned with the feedback)"
+        },
+    )
     review_mode: Literal["auto", "always", "never"] = field(
         default="auto",
         metadata={

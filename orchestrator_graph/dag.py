@@ -16,6 +16,10 @@ class PlanValidationError(ValueError):
         super().__init__("invalid plan: " + "; ".join(problems))
 
 
+class PlanRejectedError(ValueError):
+    """The plan gate's reviewer rejected the plan (after one re-plan, for a model's plan)."""
+
+
 def validate_plan(
     plan: Plan, available_skills: Mapping[str, float] | Iterable[str] | None = None
 ) -> None:

@@ -27,7 +27,7 @@ from orchestrator_graph.consensus import (
     settle_priority,
 )
 from orchestrator_graph.context import Context
-from orchestrator_graph.dag import analyse_plan, validate_plan
+from orchestrator_graph.dag import PlanRejectedError, analyse_plan, validate_plan
 from orchestrator_graph.events import Event, stream_emitter
 from orchestrator_graph.ledger import Ledger, attempt_key
 from orchestrator_graph.llm import ModelSpec, ask_structured
@@ -50,6 +50,7 @@ from orchestrator_graph.models import (
 )
 from orchestrator_graph.prompts import messages
 from orchestrator_graph.prompts import preload as preload_prompts
+from orchestrator_graph.qa import review_plan
 from orchestrator_graph.registry import Registry, load_history, save_history
 from orchestrator_graph.roles import Roles
 from orchestrator_graph.scheduler import Dispatch
@@ -134,15 +135,18 @@ def create_orchestrator(
 
     async def planner(state: OrchestratorState, runtime: Runtime[Context]) -> dict[str, Any]:
         context = Context.coerce(runtime.context)
-        calls = 0
-        if state.get("plan"):
-            plan = Plan.model_validate(state["plan"]).model_copy(update={"source": "declared"})
-            validate_plan(plan, registry.skills())
-        elif (reused := reusable(state.get("recalled", []), context.reuse_threshold)) and _valid(
-            reused, registry.skills()
-        ):
-            plan = reused
-        else:
+
+        async def make_plan(feedback: str) -> tuple[Plan, int]:
+            """A declared plan, a recalled one, or one from the planner model (1 call)."""
+            if state.get("plan"):
+                plan = Plan.model_validate(state["plan"]).model_copy(update={"source": "declared"})
+                validate_plan(plan, registry.skills())
+                return plan, 0
+            reused = (
+                None if feedback else reusable(state.get("recalled", []), context.reuse_threshold)
+            )
+            if reused and _valid(reused, registry.skills()):
+                return reused, 0
             examples = "\n".join(
                 json.dumps({"request": r["memory"]["request"], "plan": r["memory"]["plan"]})
                 for r in state.get("recalled", [])[:2]
@@ -155,10 +159,44 @@ def create_orchestrator(
                     request=state["request"],
                     skills=", ".join(sorted(registry.skills())),
                     examples=examples or "none",
+                    feedback=feedback or "none",
                 ),
                 check=lambda d: validate_plan(Plan(goal=d.goal, tasks=d.tasks), registry.skills()),
             )
-            plan, calls = Plan(goal=draft.goal, tasks=draft.tasks, source="model"), 1
+            return Plan(goal=draft.goal, tasks=draft.tasks, source="model"), 1
+
+        reviewer = roles.model("reviewer", context) if context.plan_review else None
+        plan, calls = await make_plan("")
+        gate = await review_plan(
+            plan,
+            analyse_plan(plan),
+            state["request"],
+            reviewer=reviewer,
+            threshold=context.threshold(plan.qa_policy or context.qa_policy),
+        )
+        if gate.verdict == "reject" and plan.source != "declared":  # one re-plan with feedback
+            plan, more = await make_plan(gate.feedback)
+            calls += more
+            gate = await review_plan(
+                plan,
+                analyse_plan(plan),
+                state["request"],
+                reviewer=reviewer,
+                threshold=context.threshold(plan.qa_policy or context.qa_policy),
+            )
+        stream_emitter(runtime.stream_writer)(
+            Event(
+                kind="qa_verdict",
+                node="qa_reviewer",
+                task_id="plan",
+                message=f"{gate.verdict} ({gate.score:.2f})",
+                data={"feedback": gate.feedback},
+            )
+        )
+        if gate.verdict == "reject":
+            raise PlanRejectedError(
+                f"the plan gate rejected the {plan.source} plan: {gate.feedback}"
+            )
         plan, disputes = _settle_plan(plan, context)
         analysis = analyse_plan(plan)
         stream_emitter(runtime.stream_writer)(
@@ -178,6 +216,7 @@ def create_orchestrator(
             "analysis": analysis.model_dump(mode="json"),
             "tasks": {t.id: TaskRecord().model_dump(mode="json") for t in plan.tasks},
             "conflicts": [c.model_dump(mode="json") for c in disputes],
+            "plan_review": gate.model_dump(mode="json"),
             "model_calls": {"planner": calls},
         }
 

@@ -12,7 +12,7 @@ from langchain_core.language_models import BaseChatModel
 from pydantic import BaseModel, Field
 
 from orchestrator_graph.llm import ask_structured
-from orchestrator_graph.models import Check, Criterion, Review, Task, TaskResult
+from orchestrator_graph.models import Check, Criterion, Plan, PlanAnalysis, Review, Task, TaskResult
 from orchestrator_graph.prompts import messages
 
 
@@ -180,6 +180,75 @@ async def review_result(
         task_id=task.id,
         attempt=result.attempt,
         verdict="approve" if approve else "reject",
+        score=round(score, 4),
+        checks=checks,
+        feedback=feedback,
+        reviewer=by,
+    )
+
+
+CHECKABLE = {
+    "has_keys",
+    "min_items",
+    "contains",
+    "number_range",
+    "schema",
+    "matches",
+    "sections",
+    "references_upstream",
+    "matches_upstream",
+}
+
+
+async def review_plan(
+    plan: Plan,
+    analysis: PlanAnalysis,
+    request: str,
+    *,
+    threshold: float,
+    reviewer: BaseChatModel | None,
+) -> Review:
+    """The gate before execution. Validity and feasibility were checked already (an invalid plan
+    never gets here); these checks add what can be judged by code, and the reviewer model, when
+    asked, judges whether the plan covers the request."""
+    unchecked = [t.id for t in plan.tasks if not any(c.kind in CHECKABLE for c in t.acceptance)]
+    late = plan.deadline is not None and analysis.duration > plan.deadline
+    checks = [
+        Check(name="valid_and_feasible", passed=True),
+        Check(
+            name="checkable_criteria",
+            passed=not unchecked,
+            detail=f"tasks whose results code cannot check: {unchecked}",
+        ),
+        Check(
+            name="deadline",
+            passed=not late,
+            detail=f"critical path {analysis.duration:g}s exceeds the deadline {plan.deadline}s",
+        ),
+    ]
+    score = sum(c.passed for c in checks) / len(checks)
+    feedback = "; ".join(f"{c.name}: {c.detail}" for c in checks if not c.passed)
+    verdict, by = "approve", "gates"
+    if reviewer is not None:
+        listing = "\n".join(f"{'PASS' if c.passed else 'FAIL'} {c.name} {c.detail}" for c in checks)
+        rubric = await ask_structured(
+            reviewer,
+            RubricReview,
+            messages(
+                "plan_reviewer",
+                request=request,
+                checks=listing,
+                plan=json.dumps(plan.model_dump(mode="json", include={"goal", "tasks"}))[:8000],
+            ),
+        )
+        score, by = (score + rubric.score) / 2, "gates+rubric"
+        if rubric.verdict == "reject" or score < threshold:
+            verdict = "reject"
+            feedback = "; ".join(rubric.reasons) or feedback or f"score {score:.2f} < {threshold}"
+    return Review(
+        task_id="plan",
+        attempt=1,
+        verdict=verdict,
         score=round(score, 4),
         checks=checks,
         feedback=feedback,

@@ -37,6 +37,8 @@ class OrchestratorState(InputState, OutputState):
     started_at: NotRequired[float]
     recalled: NotRequired[list[dict[str, Any]]]
     analysis: NotRequired[dict[str, Any]]
+    plan_review: NotRequired[dict[str, Any]]
+    """``models.Review`` of the plan by the plan gate."""
     tasks: NotRequired[Annotated[dict[str, Any], merge]]
     """task id -> ``models.TaskRecord``: the small hot status; outputs live in the store."""
     escalations: NotRequired[list[dict[str, Any]]]

@@ -167,3 +167,56 @@ async def test_policies_and_configurable_thresholds():
     assert strict.verdict == "reject" and "below the strict threshold 0.9" in strict.feedback
     tuned = Context(qa_thresholds={"standard": 0.85})
     assert (await review(mild, "standard", tuned)).verdict == "reject"
+
+
+async def test_the_plan_gate_records_checks_and_can_reject(tmp_path):
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.store.memory import InMemoryStore
+
+    from orchestrator_graph import Plan, PlanRejectedError, create_orchestrator
+    from orchestrator_graph.cli import EXAMPLE
+
+    calls: list[str] = []
+
+    class PlanCritic(OfflineChatModel):
+        verdict: str = "reject"
+
+        def _generate(self, messages, stop=None, run_manager=None, **kwargs) -> ChatResult:
+            name = kwargs["tools"][0]["function"]["name"]
+            calls.append(name)
+            prompt = "\n".join(str(m.content) for m in messages)
+            args = (
+                {"score": 0.2, "verdict": self.verdict, "reasons": ["no report of errors"]}
+                if name == "RubricReview"
+                else self.responders[name](prompt, {})
+            )
+            call = {"name": name, "args": args, "id": "c"}
+            return ChatResult(
+                generations=[ChatGeneration(message=AIMessage(content="", tool_calls=[call]))]
+            )
+
+    store = InMemoryStore()
+    graph = create_orchestrator(model=PlanCritic()).compile(
+        checkpointer=InMemorySaver(), store=store
+    )
+    config = {"configurable": {"thread_id": "g"}}
+    with pytest.raises(PlanRejectedError, match="rejected the model plan: no report of errors"):
+        await graph.ainvoke(
+            {"request": EXAMPLE}, config, context={"plan_review": True, "use_memory": False}
+        )
+    assert calls == ["PlanDraft", "RubricReview", "PlanDraft", "RubricReview"]  # one re-plan
+    assert await store.asearch(("orchestrator_graph", "runs"), limit=5) == []  # nothing ran
+
+    # without plan_review the gate still records what code can check, and does not block
+    loose = Plan(deadline=0.5, tasks=[Task(id="t", title="t", skills=["analysis"], effort=2)])
+    graph = create_orchestrator().compile(checkpointer=InMemorySaver(), store=InMemoryStore())
+    await graph.ainvoke(
+        {"request": "r", "plan": loose.model_dump()},
+        {"configurable": {"thread_id": "h"}},
+        context={"use_memory": False, "output_dir": str(tmp_path)},
+        interrupt_before=["dispatcher"],
+    )
+    gate = (await graph.aget_state({"configurable": {"thread_id": "h"}})).values["plan_review"]
+    failed = {c["name"]: c["detail"] for c in gate["checks"] if not c["passed"]}
+    assert set(failed) == {"checkable_criteria", "deadline"} and gate["verdict"] == "approve"
+    assert "critical path 2s exceeds the deadline 0.5s" in failed["deadline"]
