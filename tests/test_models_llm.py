@@ -36,6 +36,7 @@ def test_offline_model_is_a_chat_model_with_structured_output():
         request="Collect data.csv, analyse it by region and report",
         skills="data_collection, analysis, reporting",
         examples="none",
+        feedback="none",
     )
     draft = model.with_structured_output(PlanDraft).invoke(prompt)
     assert isinstance(draft, PlanDraft)
