@@ -21,6 +21,7 @@ from rich.live import Live
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
+from orchestrator_graph.audit import audit_trail
 from orchestrator_graph.context import ROLES, Context
 from orchestrator_graph.graph import create_orchestrator
 from orchestrator_graph.llm import resolve_model
@@ -467,6 +468,29 @@ def plan_command(
             f"critical path: {' -> '.join(analysis['critical_path'])} "
             f"({analysis['duration']:g}s of {analysis['total_work']:g}s work)"
         )
+        return 0
+
+    _guard(go())
+
+
+@app.command()
+def audit(
+    thread: str, home: Home = None, postgres: Postgres = None, as_json: AsJson = False
+) -> None:
+    """Every verdict and action of a thread's run, in order."""
+
+    async def go() -> int:
+        snapshot = await _snapshot(thread, home, postgres)
+        async with open_persistence(home, postgres) as (_saver, store):
+            trail = await audit_trail(store, snapshot.values)
+        if as_json:
+            print(json.dumps([e.model_dump() for e in trail], indent=2))
+            return 0
+        start = trail[0].at if trail else 0.0
+        table = Table("t+s", "actor", "action", "task", "detail")
+        for e in trail:
+            table.add_row(f"{e.at - start:.3f}", e.actor, e.action, e.task_id or "", e.detail[:100])
+        Console().print(table)
         return 0
 
     _guard(go())

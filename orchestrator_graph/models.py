@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -177,6 +178,7 @@ class Conflict(BaseModel):
     votes: dict[str, float] = Field(default_factory=dict)
     weights: dict[str, float] = Field(default_factory=dict)
     resolution: str = ""
+    at: float = Field(default_factory=time.time)
 
 
 class Decision(BaseModel):
@@ -187,6 +189,7 @@ class Decision(BaseModel):
     by: Literal["policy", "human", "model"]
     reason: str
     attempt: int | None = None
+    at: float = Field(default_factory=time.time)
 
 
 class TaskRecord(BaseModel):
