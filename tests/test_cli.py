@@ -99,7 +99,7 @@ def test_waiting_for_a_human_then_resumed_from_the_cli(tmp_path):
     assert "run failed: no task was approved" in done.stderr
     trail = json.loads(cli("audit", "h1", "--json", home=tmp_path).stdout)
     actions = [(e["actor"], e["action"], e["task_id"]) for e in trail]
-    assert ("gates", "plan approve", "plan") == actions[0]
+    assert actions[0] == ("gates", "plan approve", "plan")
     assert ("collector", "attempt started", "load") in actions
     assert any(a == "reject (0.00)" and t == "load" for _, a, t in actions)
     assert ("human", "decision skip", "load") in actions
