@@ -7,6 +7,12 @@ from typing import Any, Literal
 
 ROLES = ("planner", "worker", "reviewer", "mediator", "synthesizer")
 QA_THRESHOLDS = {"strict": 0.9, "standard": 0.7, "lenient": 0.5}
+VOTES = ("majority", "weighted", "borda", "arbitration")
+RESOLUTIONS = {
+    "redundant_disagree": (*VOTES, "judge", "mediate", "human"),
+    "contradicting_facts": VOTES,
+    "priority_dispute": VOTES,
+}
 
 
 @dataclass(kw_only=True)
@@ -40,7 +46,18 @@ class Context:
     )
     resolution: Literal["majority", "weighted", "borda", "arbitration"] = field(
         default="weighted",
-        metadata={"description": "how disagreeing answers (redundant runs, facts) are settled"},
+        metadata={
+            "description": "how disagreements are voted on, unless resolution_by_conflict "
+            "says otherwise for a kind"
+        },
+    )
+    resolution_by_conflict: dict[str, str] | None = field(
+        default=None,
+        metadata={
+            "description": "per conflict kind: redundant_disagree -> majority | weighted | "
+            "borda | arbitration | judge (the mediator model picks) | mediate (the mediator "
+            "model merges) | human; contradicting_facts and priority_dispute -> a vote"
+        },
     )
     max_attempts: int = field(
         default=3, metadata={"description": "attempts per task before it is escalated"}
@@ -97,6 +114,23 @@ class Context:
         if isinstance(value, dict):
             return cls(**{k: v for k, v in value.items() if k in names})
         return cls(**{n: getattr(value, n) for n in names if hasattr(value, n)})
+
+    def __post_init__(self) -> None:
+        for kind, mechanism in (self.resolution_by_conflict or {}).items():
+            allowed = RESOLUTIONS.get(kind)
+            if allowed is None:
+                raise ValueError(
+                    f"resolution_by_conflict: unknown conflict kind {kind!r}; "
+                    f"kinds: {', '.join(RESOLUTIONS)}"
+                )
+            if mechanism not in allowed:
+                raise ValueError(
+                    f"resolution_by_conflict[{kind!r}] = {mechanism!r}; choose one "
+                    f"of {', '.join(allowed)}"
+                )
+
+    def mechanism(self, kind: str) -> str:
+        return (self.resolution_by_conflict or {}).get(kind, self.resolution)
 
     def threshold(self, policy: str) -> float:
         return {**QA_THRESHOLDS, **(self.qa_thresholds or {})}[policy]

@@ -50,7 +50,7 @@ from orchestrator_graph.models import (
 )
 from orchestrator_graph.prompts import messages
 from orchestrator_graph.prompts import preload as preload_prompts
-from orchestrator_graph.qa import review_plan
+from orchestrator_graph.qa import review_plan, review_result
 from orchestrator_graph.registry import Registry, load_history, save_history
 from orchestrator_graph.roles import Roles
 from orchestrator_graph.scheduler import Dispatch
@@ -65,6 +65,18 @@ class PlanDraft(BaseModel):
 
     goal: str = Field(description="one sentence: what the plan delivers")
     tasks: list[Task]
+
+
+class JudgeChoice(BaseModel):
+    attempt: int = Field(description="the attempt number of the answer you choose")
+    reason: str
+
+
+class MergedAnswer(BaseModel):
+    output: dict[str, Any] = Field(
+        description="the merged result, in the same shape as the candidates' outputs"
+    )
+    reason: str
 
 
 class MediationAdvice(BaseModel):
@@ -268,7 +280,7 @@ def create_orchestrator(
             emit=env.emit,
             objective=context.objective,
             cross_validate=context.cross_validate,
-            resolution=context.resolution,
+            resolution_for=context.mechanism,
             history=await load_history(store, [w.name for w in registry.workers()]),
             save_history=lambda history, names: save_history(store, history, names),
         )
@@ -289,12 +301,13 @@ def create_orchestrator(
         decisions: list[Decision] = []
         for entry in state.get("escalations", []):
             esc = Escalation.model_validate(entry)
-            decision = await _decide(esc, context, runtime)
+            decision = await _decide(esc, context, runtime, state)
             rec = records[esc.task_id]
-            if decision.action == "accept" and esc.best_attempt is not None:
-                rec.status, rec.result_key = "approved", attempt_key(esc.task_id, esc.best_attempt)
-                rec.score = esc.best_score
-                decision.attempt = esc.best_attempt
+            chosen = decision.attempt if decision.attempt is not None else esc.best_attempt
+            if decision.action == "accept" and chosen is not None:
+                rec.status, rec.result_key = "approved", attempt_key(esc.task_id, chosen)
+                rec.score = esc.best_score if decision.attempt is None else rec.score
+                decision.attempt = chosen
             elif decision.action == "retry":
                 rec.status, rec.extra_attempts = "pending", rec.extra_attempts + 1
             else:
@@ -317,8 +330,12 @@ def create_orchestrator(
             },
         )
 
-    async def _decide(esc: Escalation, context: Context, runtime: Runtime[Context]) -> Decision:
-        if context.escalation == "human":
+    async def _decide(
+        esc: Escalation, context: Context, runtime: Runtime[Context], state: OrchestratorState
+    ) -> Decision:
+        if esc.candidates and esc.mechanism in ("judge", "mediate"):
+            return await _settle_answers(esc, context, runtime, state)
+        if context.escalation == "human" or esc.mechanism == "human":
             question: dict[str, Any] = {
                 "type": "escalation",
                 "task_id": esc.task_id,
@@ -327,9 +344,11 @@ def create_orchestrator(
                 "attempts": esc.attempts,
                 "options": ["accept", "retry", "skip"],
             }
+            if esc.candidates:  # disagreeing answers: the human may pick one by its attempt
+                question["candidates"] = esc.candidates
             while True:  # an unusable answer is asked again, naming what was wrong
                 try:
-                    return _human_decision(esc.task_id, interrupt(question))
+                    return _human_decision(esc, interrupt(question))
                 except ValueError as err:
                     question = {**question, "error": str(err)}
         if context.mediator_model:
@@ -353,6 +372,88 @@ def create_orchestrator(
             by="policy",
             reason="failed quality review on every attempt; a rejected result is never "
             "passed on, so the task and its dependents are dropped",
+        )
+
+    async def _settle_answers(
+        esc: Escalation, context: Context, runtime: Runtime[Context], state: OrchestratorState
+    ) -> Decision:
+        """Disagreeing answers, settled by the mediator model: as a judge picking one, or as a
+        mediator proposing a merged answer that must pass the task's QA gates like any other."""
+        store = store_of(runtime)
+        ledger = Ledger(store, state["run_id"])
+        outputs = await ledger.outputs(
+            [attempt_key(esc.task_id, c["attempt"]) for c in esc.candidates]
+        )
+        listing = json.dumps(
+            [
+                {**c, "output": outputs[attempt_key(esc.task_id, c["attempt"])]}
+                for c in esc.candidates
+            ],
+            default=str,
+        )[:12000]
+        model = roles.model("mediator", context)
+        if esc.mechanism == "judge":
+            known = {c["attempt"] for c in esc.candidates}
+
+            def real(choice: JudgeChoice) -> None:
+                if choice.attempt not in known:
+                    raise ValueError(
+                        f"attempt {choice.attempt} is not a candidate; "
+                        f"choose one of {sorted(known)}"
+                    )
+
+            choice = await ask_structured(
+                model,
+                JudgeChoice,
+                messages("judge", task=esc.task_id, reason=esc.reason, candidates=listing),
+                check=real,
+            )
+            return Decision(
+                task_id=esc.task_id,
+                action="accept",
+                by="judge",
+                attempt=choice.attempt,
+                reason=choice.reason,
+            )
+        merged = await ask_structured(
+            model,
+            MergedAnswer,
+            messages("merge", task=esc.task_id, reason=esc.reason, candidates=listing),
+        )
+        task = next(t for t in Plan.model_validate(state["plan"]).tasks if t.id == esc.task_id)
+        attempt = max(esc.attempts, *(c["attempt"] for c in esc.candidates)) + 1
+        result = TaskResult(
+            task_id=task.id,
+            attempt=attempt,
+            worker="mediator",
+            output=merged.output,
+            summary=str(merged.output.get("summary", "")),
+            started_at=time.time(),
+            finished_at=time.time(),
+        )
+        policy = task.qa_policy or context.qa_policy
+        review = await review_result(
+            task,
+            result,
+            policy=policy,
+            threshold=context.threshold(policy),
+            mode=context.review_mode,
+            reviewer=roles.model("reviewer", context),
+        )
+        await ledger.record(result, review)
+        if review.verdict != "approve":
+            return Decision(
+                task_id=esc.task_id,
+                action="skip",
+                by="mediator",
+                reason=f"the merged answer failed QA: {review.feedback}",
+            )
+        return Decision(
+            task_id=esc.task_id,
+            action="accept",
+            by="mediator",
+            attempt=attempt,
+            reason=merged.reason,
         )
 
     async def synthesizer(state: OrchestratorState, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -385,7 +486,7 @@ def create_orchestrator(
             for tid, rec in approved
             for name, value in _facts(outputs[rec.result_key or ""]).items()
         ]
-        facts, disputed, conflicts = settle_facts(claims, context.resolution)
+        facts, disputed, conflicts = settle_facts(claims, context.mechanism("contradicting_facts"))
         draft = await ask_structured(
             roles.model("synthesizer", context),
             DeliverableDraft,
@@ -543,7 +644,7 @@ def _settle_plan(plan: Plan, context: Context) -> tuple[Plan, list[Conflict]]:
     tasks, disputes = [], []
     for task in plan.tasks:
         priority, dispute = settle_priority(
-            task.id, task.priority_votes, plan.stakeholders, context.resolution
+            task.id, task.priority_votes, plan.stakeholders, context.mechanism("priority_dispute")
         )
         tasks.append(
             task.model_copy(
@@ -590,18 +691,26 @@ def _fairness(per_worker: Mapping[str, int], registry: Registry) -> float | None
     return round(sum(indices) / len(indices), 4) if indices else None
 
 
-def _human_decision(task_id: str, answer: Any) -> Decision:
+def _human_decision(esc: Escalation, answer: Any) -> Decision:
     if isinstance(answer, str):
         answer = {"action": answer}
     if not isinstance(answer, dict) or answer.get("action") not in ("accept", "retry", "skip"):
         raise ValueError(
-            f"escalation of task {task_id!r}: resume with 'accept', 'retry' or 'skip' "
-            f"(or {{'action': ..., 'reason': ...}}), got {answer!r}"
+            f"escalation of task {esc.task_id!r}: resume with 'accept', 'retry' or 'skip' "
+            f"(or {{'action': ..., 'reason': ..., 'attempt': ...}}), got {answer!r}"
+        )
+    attempt = answer.get("attempt")
+    known = {c["attempt"] for c in esc.candidates}
+    if attempt is not None and attempt not in known:
+        raise ValueError(
+            f"escalation of task {esc.task_id!r}: attempt {attempt!r} is not one of "
+            f"the candidates {sorted(known)}"
         )
     return Decision(
-        task_id=task_id,
+        task_id=esc.task_id,
         action=answer["action"],
         by="human",
+        attempt=attempt,
         reason=str(answer.get("reason") or "decided by a human"),
     )
 

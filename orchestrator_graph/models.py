@@ -158,6 +158,14 @@ class Escalation(BaseModel):
     attempts: int
     best_attempt: int | None = None
     best_score: float = 0.0
+    mechanism: str = Field(
+        "",
+        description="who settles it: policy/human/model, or for "
+        "disagreeing answers judge, mediate or human",
+    )
+    candidates: list[dict[str, Any]] = Field(
+        default_factory=list, description="disagreeing answers: attempt, worker, weight, answer"
+    )
 
 
 class Conflict(BaseModel):
@@ -186,7 +194,7 @@ class Decision(BaseModel):
 
     task_id: str
     action: Literal["accept", "retry", "skip"]
-    by: Literal["policy", "human", "model"]
+    by: Literal["policy", "human", "model", "judge", "mediator"]
     reason: str
     attempt: int | None = None
     at: float = Field(default_factory=time.time)

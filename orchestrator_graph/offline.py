@@ -10,6 +10,7 @@ demos and tests, not intelligence. Every answer it writes starts with ``[offline
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -204,6 +205,29 @@ def _note(prompt: str, _schema: dict[str, Any]) -> dict[str, Any]:
     return {"summary": f"{TAG} {' '.join(facts.split())[:400]}"}
 
 
+def _candidates(prompt: str) -> list[dict[str, Any]]:
+    text = tagged(prompt, "candidates")
+    return json.loads(text) if text else []
+
+
+def _judge(prompt: str, _schema: dict[str, Any]) -> dict[str, Any]:
+    best = max(_candidates(prompt), key=lambda c: (c["weight"], -c["attempt"]))
+    return {
+        "attempt": best["attempt"],
+        "reason": f"{TAG} cannot judge content; chose the most qualified worker's answer "
+        f"({best['worker']}, weight {best['weight']})",
+    }
+
+
+def _merge(prompt: str, _schema: dict[str, Any]) -> dict[str, Any]:
+    best = max(_candidates(prompt), key=lambda c: (c["weight"], -c["attempt"]))
+    return {
+        "output": best["output"],
+        "reason": f"{TAG} cannot merge content; kept the most qualified worker's answer "
+        f"({best['worker']})",
+    }
+
+
 def _mediation(prompt: str, _schema: dict[str, Any]) -> dict[str, Any]:
     return {"action": "skip", "reason": f"{TAG} cannot judge; the safe choice is to skip"}
 
@@ -214,6 +238,8 @@ DEFAULT_RESPONDERS: dict[str, Responder] = {
     "DeliverableDraft": _deliverable,
     "WorkerNote": _note,
     "MediationAdvice": _mediation,
+    "JudgeChoice": _judge,
+    "MergedAnswer": _merge,
 }
 
 

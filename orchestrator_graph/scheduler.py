@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from orchestrator_graph.consensus import MECHANISMS, Ballot, Mechanism, expertise_weight
+from orchestrator_graph.consensus import MECHANISMS, Ballot, expertise_weight
 from orchestrator_graph.events import Emit, Event
 from orchestrator_graph.ledger import attempt_key
 from orchestrator_graph.matching import (
@@ -100,7 +100,7 @@ class Dispatch:
         emit: Emit,
         objective: Objective = "balanced",
         cross_validate: str = "off",
-        resolution: Mechanism = "weighted",
+        resolution_for: Callable[[str], str] = lambda kind: "weighted",
         history: History | None = None,
         save_history: SaveHistory | None = None,
         clock: Callable[[], float] = time.time,
@@ -114,7 +114,8 @@ class Dispatch:
         self.emit = emit
         self.objective = objective
         self.cross_validate = cross_validate
-        self.resolution = resolution
+        self.resolution_for = resolution_for
+        self.candidates: dict[str, list[dict[str, Any]]] = {}
         self.approved: dict[str, list[tuple[TaskResult, Review]]] = {t: [] for t in self.tasks}
         self.running_for: dict[str, set[str]] = {t: set() for t in self.tasks}
         self.launched: dict[str, int] = {}
@@ -218,24 +219,48 @@ class Dispatch:
         answers = {r.attempt: answer_key(task, r.output) for r, _ in replicas}
         winner = replicas[0][0]
         if len(set(answers.values())) > 1:
-            ballots = [
-                Ballot(
-                    voter=r.worker,
-                    answer=answers[r.attempt],
-                    weight=self._expertise(r.worker, task, v.score),
+            weights = {r.attempt: self._expertise(r.worker, task, v.score) for r, v in replicas}
+            parties = [r.worker for r, _ in replicas]
+            detail = (
+                f"{len(set(answers.values()))} different answers from {len(replicas)} executions"
+            )
+            mechanism = self.resolution_for("redundant_disagree")
+            if mechanism not in MECHANISMS:  # judge, mediate or human: the mediator decides
+                self.candidates[tid] = [
+                    {
+                        "attempt": r.attempt,
+                        "worker": r.worker,
+                        "weight": round(weights[r.attempt], 4),
+                        "answer": answers[r.attempt],
+                    }
+                    for r, _ in replicas
+                ]
+                self._conflict(
+                    live,
+                    Conflict(
+                        kind="redundant_disagree",
+                        task_id=tid,
+                        parties=parties,
+                        detail=detail,
+                        mechanism=mechanism,
+                        resolution=f"handed to the mediator ({mechanism})",
+                    ),
                 )
-                for r, v in replicas
+                rec.status, rec.feedback = "escalated", f"redundant results disagree: {detail}"
+                return
+            ballots = [
+                Ballot(voter=r.worker, answer=answers[r.attempt], weight=weights[r.attempt])
+                for r, _ in replicas
             ]
-            verdict = MECHANISMS[self.resolution](ballots)
+            verdict = MECHANISMS[mechanism](ballots)
             chosen = next((r for r, _ in replicas if answers[r.attempt] == verdict.winner), None)
             self._conflict(
                 live,
                 Conflict(
                     kind="redundant_disagree",
                     task_id=tid,
-                    parties=[r.worker for r, _ in replicas],
-                    detail=f"{len(set(answers.values()))} different answers from "
-                    f"{len(replicas)} executions",
+                    parties=parties,
+                    detail=detail,
                     mechanism=verdict.mechanism,
                     winner=chosen.worker if chosen else None,
                     votes=verdict.votes,
@@ -610,6 +635,8 @@ class Dispatch:
             attempts=self.records[tid].attempts,
             best_attempt=best.attempt if best else None,
             best_score=best.score if best else 0.0,
+            mechanism=self.resolution_for("redundant_disagree") if tid in self.candidates else "",
+            candidates=self.candidates.get(tid, []),
         )
 
     def _progress(self) -> None:

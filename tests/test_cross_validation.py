@@ -229,3 +229,73 @@ async def test_stakeholders_priority_dispute_is_settled_by_weighted_vote():
     assert dispute["votes"] == {"5": 3.0, "2": 2.0}
     state_plan = {t["id"]: t["priority"] for t in report["_plan"]["tasks"]}
     assert state_plan == {"audit": 5, "agreed": 4}
+
+
+async def test_a_judge_model_picks_among_disagreeing_answers():
+    report, _ = await run(
+        team(*EXPERT_VS_NOVICES), resolution_by_conflict={"redundant_disagree": "judge"}
+    )
+    (conflict,) = report["conflicts"]
+    assert conflict["mechanism"] == "judge" and "handed to the mediator" in conflict["resolution"]
+    (decision,) = report["decisions"]
+    assert decision["by"] == "judge" and "most qualified" in decision["reason"]
+    assert report["tasks"]["ask"]["status"] == "approved"
+    assert report["tasks"]["ask"]["result_key"] == f"ask#{decision['attempt']}"
+    used = await report["_store"].aget(
+        ("orchestrator_graph", "runs", report["run_id"], "attempts"),
+        report["tasks"]["use"]["result_key"],
+    )
+    assert used.value["result"]["output"]["seen"] == {"ask": 42}
+
+
+async def test_a_mediator_models_merged_answer_must_pass_qa():
+    report, _ = await run(
+        team(*EXPERT_VS_NOVICES), resolution_by_conflict={"redundant_disagree": "mediate"}
+    )
+    (decision,) = report["decisions"]
+    assert decision["by"] == "mediator" and decision["attempt"] == 4  # a new attempt
+    merged = await report["_store"].aget(
+        ("orchestrator_graph", "runs", report["run_id"], "attempts"), "ask#4"
+    )
+    assert merged.value["result"]["worker"] == "mediator"
+    assert merged.value["review"]["verdict"] == "approve"  # gated like any result
+    assert report["tasks"]["ask"]["result_key"] == "ask#4" and report["status"] == "done"
+
+
+async def test_a_human_picks_one_of_the_disagreeing_answers():
+    from langgraph.types import Command
+
+    graph = create_orchestrator(workers=team(*EXPERT_VS_NOVICES)).compile(
+        checkpointer=InMemorySaver(), store=InMemoryStore()
+    )
+    config = {"configurable": {"thread_id": "h"}}
+    context = {"use_memory": False, "resolution_by_conflict": {"redundant_disagree": "human"}}
+    await graph.ainvoke({"request": "r", "plan": PLAN.model_dump()}, config, context=context)
+    (question,) = [i.value for t in (await graph.aget_state(config)).tasks for i in t.interrupts]
+    novice = next(c for c in question["candidates"] if c["worker"] == "novice-a")
+    await graph.ainvoke(
+        Command(resume={"action": "accept", "attempt": 99}), config, context=context
+    )
+    (again,) = [i.value for t in (await graph.aget_state(config)).tasks for i in t.interrupts]
+    assert "attempt 99 is not one of the candidates" in again["error"]
+    await graph.ainvoke(
+        Command(resume={"action": "accept", "attempt": novice["attempt"]}), config, context=context
+    )
+    report = (await graph.aget_state(config)).values["report"]
+    assert report["tasks"]["ask"]["result_key"] == f"ask#{novice['attempt']}"
+    assert report["decisions"][0]["by"] == "human"
+
+
+def test_mechanisms_per_conflict_kind_are_checked():
+    from orchestrator_graph import Context
+
+    with pytest.raises(ValueError, match=r"\['contradicting_facts'\] = 'judge'; choose one of"):
+        Context(resolution_by_conflict={"contradicting_facts": "judge"})
+    with pytest.raises(ValueError, match="unknown conflict kind 'gossip'"):
+        Context(resolution_by_conflict={"gossip": "weighted"})
+    assert (
+        Context(resolution_by_conflict={"redundant_disagree": "borda"}).mechanism(
+            "redundant_disagree"
+        )
+        == "borda"
+    )
