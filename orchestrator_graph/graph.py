@@ -50,7 +50,7 @@ from orchestrator_graph.models import (
 )
 from orchestrator_graph.prompts import messages
 from orchestrator_graph.prompts import preload as preload_prompts
-from orchestrator_graph.qa import review_plan, review_result
+from orchestrator_graph.qa import gate_result, review_plan
 from orchestrator_graph.registry import Registry, load_history, save_history
 from orchestrator_graph.roles import Roles
 from orchestrator_graph.scheduler import Dispatch
@@ -178,36 +178,35 @@ def create_orchestrator(
             return Plan(goal=draft.goal, tasks=draft.tasks, source="model"), 1
 
         reviewer = roles.model("reviewer", context) if context.plan_review else None
-        plan, calls = await make_plan("")
-        gate = await review_plan(
-            plan,
-            analyse_plan(plan),
-            state["request"],
-            reviewer=reviewer,
-            threshold=context.threshold(plan.qa_policy or context.qa_policy),
-        )
-        if gate.verdict == "reject" and plan.source != "declared":  # one re-plan with feedback
-            plan, more = await make_plan(gate.feedback)
-            calls += more
-            gate = await review_plan(
+
+        async def gate(plan: Plan) -> Review:
+            policy = plan.qa_policy or context.qa_policy
+            return await review_plan(
                 plan,
                 analyse_plan(plan),
                 state["request"],
                 reviewer=reviewer,
-                threshold=context.threshold(plan.qa_policy or context.qa_policy),
+                threshold=context.threshold(policy),
             )
+
+        plan, calls = await make_plan("")
+        verdict = await gate(plan)
+        if verdict.verdict == "reject" and plan.source != "declared":  # re-plan with feedback
+            plan, more = await make_plan(verdict.feedback)
+            calls += more
+            verdict = await gate(plan)
         stream_emitter(runtime.stream_writer)(
             Event(
                 kind="qa_verdict",
                 node="qa_reviewer",
                 task_id="plan",
-                message=f"{gate.verdict} ({gate.score:.2f})",
-                data={"feedback": gate.feedback},
+                message=f"{verdict.verdict} ({verdict.score:.2f})",
+                data={"feedback": verdict.feedback},
             )
         )
-        if gate.verdict == "reject":
+        if verdict.verdict == "reject":
             raise PlanRejectedError(
-                f"the plan gate rejected the {plan.source} plan: {gate.feedback}"
+                f"the plan gate rejected the {plan.source} plan: {verdict.feedback}"
             )
         plan, disputes = _settle_plan(plan, context)
         analysis = analyse_plan(plan)
@@ -228,7 +227,7 @@ def create_orchestrator(
             "analysis": analysis.model_dump(mode="json"),
             "tasks": {t.id: TaskRecord().model_dump(mode="json") for t in plan.tasks},
             "conflicts": [c.model_dump(mode="json") for c in disputes],
-            "plan_review": gate.model_dump(mode="json"),
+            "plan_review": verdict.model_dump(mode="json"),
             "model_calls": {"planner": calls},
         }
 
@@ -431,15 +430,7 @@ def create_orchestrator(
             started_at=time.time(),
             finished_at=time.time(),
         )
-        policy = task.qa_policy or context.qa_policy
-        review = await review_result(
-            task,
-            result,
-            policy=policy,
-            threshold=context.threshold(policy),
-            mode=context.review_mode,
-            reviewer=roles.model("reviewer", context),
-        )
+        review = await gate_result(task, result, context, roles.model("reviewer", context))
         await ledger.record(result, review)
         if review.verdict != "approve":
             return Decision(

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from jsonschema import Draft202012Validator
 from langchain_core.language_models import BaseChatModel
 from pydantic import BaseModel, Field
 
+from orchestrator_graph.context import Context
 from orchestrator_graph.llm import ask_structured
 from orchestrator_graph.models import Check, Criterion, Plan, PlanAnalysis, Review, Task, TaskResult
 from orchestrator_graph.prompts import messages
@@ -187,17 +188,7 @@ async def review_result(
     )
 
 
-CHECKABLE = {
-    "has_keys",
-    "min_items",
-    "contains",
-    "number_range",
-    "schema",
-    "matches",
-    "sections",
-    "references_upstream",
-    "matches_upstream",
-}
+CHECKABLE = set(get_args(Criterion.model_fields["kind"].annotation)) - {"text"}
 
 
 async def review_plan(
@@ -253,4 +244,24 @@ async def review_plan(
         checks=checks,
         feedback=feedback,
         reviewer=by,
+    )
+
+
+async def gate_result(
+    task: Task,
+    result: TaskResult,
+    context: Context,
+    reviewer: BaseChatModel | None,
+    upstream: Mapping[str, Any] | None = None,
+) -> Review:
+    """``review_result`` under the task's policy (else the run's) and its threshold."""
+    policy = task.qa_policy or context.qa_policy
+    return await review_result(
+        task,
+        result,
+        policy=policy,
+        threshold=context.threshold(policy),
+        mode=context.review_mode,
+        reviewer=reviewer,
+        upstream=upstream,
     )

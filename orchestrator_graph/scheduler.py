@@ -22,6 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -225,6 +226,9 @@ class Dispatch:
                 f"{len(set(answers.values()))} different answers from {len(replicas)} executions"
             )
             mechanism = self.resolution_for("redundant_disagree")
+            disagreement = partial(
+                Conflict, kind="redundant_disagree", task_id=tid, parties=parties, detail=detail
+            )
             if mechanism not in MECHANISMS:  # judge, mediate or human: the mediator decides
                 self.candidates[tid] = [
                     {
@@ -237,13 +241,8 @@ class Dispatch:
                 ]
                 self._conflict(
                     live,
-                    Conflict(
-                        kind="redundant_disagree",
-                        task_id=tid,
-                        parties=parties,
-                        detail=detail,
-                        mechanism=mechanism,
-                        resolution=f"handed to the mediator ({mechanism})",
+                    disagreement(
+                        mechanism=mechanism, resolution=f"handed to the mediator ({mechanism})"
                     ),
                 )
                 rec.status, rec.feedback = "escalated", f"redundant results disagree: {detail}"
@@ -256,11 +255,7 @@ class Dispatch:
             chosen = next((r for r, _ in replicas if answers[r.attempt] == verdict.winner), None)
             self._conflict(
                 live,
-                Conflict(
-                    kind="redundant_disagree",
-                    task_id=tid,
-                    parties=parties,
-                    detail=detail,
+                disagreement(
                     mechanism=verdict.mechanism,
                     winner=chosen.worker if chosen else None,
                     votes=verdict.votes,

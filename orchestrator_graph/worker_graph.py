@@ -23,7 +23,7 @@ from orchestrator_graph.context import Context
 from orchestrator_graph.events import Emit, Event, stream_emitter
 from orchestrator_graph.ledger import Ledger
 from orchestrator_graph.models import Task, TaskResult
-from orchestrator_graph.qa import review_result
+from orchestrator_graph.qa import gate_result
 from orchestrator_graph.registry import Registry
 from orchestrator_graph.roles import Roles
 from orchestrator_graph.workers import WorkerContext, WorkerInput
@@ -136,15 +136,8 @@ class AttemptSteps:
         context = env.context
         task = Task.model_validate(state["task"])
         result = TaskResult.model_validate(state["result"])
-        policy = task.qa_policy or context.qa_policy
-        verdict = await review_result(
-            task,
-            result,
-            policy=policy,
-            threshold=context.threshold(policy),
-            mode=context.review_mode,
-            reviewer=self.roles.model("reviewer", context),
-            upstream=state.get("upstream", {}),
+        verdict = await gate_result(
+            task, result, context, self.roles.model("reviewer", context), state.get("upstream", {})
         )
         env.emit(
             Event(
