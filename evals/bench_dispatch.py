@@ -32,6 +32,8 @@ from orchestrator_graph.dag import analyse_plan
 from orchestrator_graph.models import Plan
 from orchestrator_graph.simulation import random_plan, simulated_team
 
+REPEATS = 3
+
 
 class WaveState(TypedDict):
     done: Annotated[list[str], operator.add]
@@ -115,12 +117,16 @@ async def makespan_table(quick: bool) -> None:
     shapes = ("layered", "fork_join", "chain_mix")
     seeds = (1, 2) if quick else (1, 2, 3)
     print(
-        f"\n## Makespan / lower bound (W={workers}, log-normal task times, mean 40 ms, sigma 0.8)\n"
+        f"\n## Makespan / lower bound (W={workers}, log-normal task times, mean 40 ms, sigma 0.8; "
+        f"median of {REPEATS} runs after a warm-up)\n"
     )
     print(
         "| shape | tasks | seed | bound s | ours s | Send-per-wave s | ours ratio | waves ratio |"
     )
     print("|---|---|---|---|---|---|---|---|")
+    warm = random_plan(8, seed=0, shape="layered", mean_effort=0.005)  # untimed, both sides
+    await time_orchestrator(warm, workers, InMemorySaver(), InMemoryStore(), sleep=True)
+    await time_waves(warm, workers, InMemorySaver())
     ours_all, waves_all = [], []
     for shape in shapes:
         for n in sizes:
@@ -128,10 +134,17 @@ async def makespan_table(quick: bool) -> None:
                 plan = random_plan(n, seed=seed, shape=shape, mean_effort=0.04)
                 a = analyse_plan(plan)
                 bound = max(a.duration, a.total_work / workers)
-                ours = await time_orchestrator(
-                    plan, workers, InMemorySaver(), InMemoryStore(), sleep=True
+                ours = statistics.median(
+                    [
+                        await time_orchestrator(
+                            plan, workers, InMemorySaver(), InMemoryStore(), sleep=True
+                        )
+                        for _ in range(REPEATS)
+                    ]
                 )
-                waves = await time_waves(plan, workers, InMemorySaver())
+                waves = statistics.median(
+                    [await time_waves(plan, workers, InMemorySaver()) for _ in range(REPEATS)]
+                )
                 ours_all.append(ours / bound)
                 waves_all.append(waves / bound)
                 print(

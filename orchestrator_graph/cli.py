@@ -444,13 +444,14 @@ def plan_command(
         config = {"configurable": {"thread_id": "plan"}}
         await graph.ainvoke(payload, config, context=_context(_settings(model, use_memory=False)))
         values = (await graph.aget_state(config)).values
-        result = {"plan": values["plan"], "analysis": values["analysis"]}
+        planned = Plan.model_validate(values["plan"])
+        result = {"plan": planned.model_dump(mode="json"), "analysis": values["analysis"]}
         if as_json:
             print(json.dumps(result, indent=2))
             return 0
         analysis = values["analysis"]
         table = Table("task", "skills", "depends on", "effort", "ES", "EF", "slack", "critical")
-        for task in values["plan"]["tasks"]:
+        for task in result["plan"]["tasks"]:
             a = analysis["tasks"][task["id"]]
             table.add_row(
                 task["id"],

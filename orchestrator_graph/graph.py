@@ -223,7 +223,8 @@ def create_orchestrator(
             )
         )
         return {
-            "plan": plan.model_dump(mode="json"),
+            # Defaults left out: the plan is in every checkpoint, and readers validate it.
+            "plan": plan.model_dump(mode="json", exclude_defaults=True),
             "analysis": analysis.model_dump(mode="json"),
             "tasks": {t.id: TaskRecord().model_dump(mode="json") for t in plan.tasks},
             "conflicts": [c.model_dump(mode="json") for c in disputes],

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from langchain_core.exceptions import OutputParserException
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.runnables import Runnable
 from pydantic import BaseModel, ValidationError
 
 from orchestrator_graph.prompts import render
@@ -49,6 +51,23 @@ def resolve_model(spec: ModelSpec) -> BaseChatModel:
         raise ValueError(f"model {spec!r} cannot be created: {first}") from err
 
 
+_STRUCTURED: OrderedDict[tuple[int, type], tuple[BaseChatModel, Runnable]] = OrderedDict()
+
+
+def _structured(model: BaseChatModel, schema: type[BaseModel]) -> Runnable:
+    """``with_structured_output`` converts the schema every time; keep the last few (an LRU,
+    so models are not held forever; the identity check guards against a reused ``id``)."""
+    key = (id(model), schema)
+    hit = _STRUCTURED.get(key)
+    if hit is None or hit[0] is not model:
+        hit = (model, model.with_structured_output(schema, include_raw=True))
+        _STRUCTURED[key] = hit
+        while len(_STRUCTURED) > 64:
+            _STRUCTURED.popitem(last=False)
+    _STRUCTURED.move_to_end(key)
+    return hit[1]
+
+
 def _describe_raw(raw: object) -> str:
     if raw is None:
         return "(not available: the client rejected it while parsing)"
@@ -69,7 +88,7 @@ async def ask_structured(
 ) -> M:
     """Ask for ``schema``; on malformed output, or output that ``check`` rejects with a
     ``ValueError``, re-ask with the error (at most ``reasks`` times), then raise precisely."""
-    runnable = model.with_structured_output(schema, include_raw=True)
+    runnable = _structured(model, schema)
     history = list(messages)
     problem = ""
     for _ in range(reasks + 1):

@@ -427,11 +427,12 @@ class Dispatch:
                 return
 
     def _scarce(self, tid: str) -> None:
-        """A task left waiting because the workers it needs went to other tasks in the same
-        scheduling round: recorded once, with who went first and why."""
+        """A task left waiting because the one worker that can do it went to another task in the
+        same scheduling round: recorded once, with who went first and why. (In a pool of
+        interchangeable workers, waiting for a slot is a queue, not a conflict.)"""
         able = {w.name for w in self.registry.workers() if w.can_do(self.tasks[tid])}
         rivals = sorted(t for t, w in self.round_started.items() if w in able and t != tid)
-        if not rivals or tid in self.scarce_seen:
+        if len(able) != 1 or not rivals or tid in self.scarce_seen:
             return
         self.scarce_seen.add(tid)
         held = sorted({self.round_started[r] for r in rivals})
