@@ -205,13 +205,15 @@ def _note(prompt: str, _schema: dict[str, Any]) -> dict[str, Any]:
     return {"summary": f"{TAG} {' '.join(facts.split())[:400]}"}
 
 
-def _candidates(prompt: str) -> list[dict[str, Any]]:
+def _most_qualified(prompt: str) -> dict[str, Any]:
+    """The candidate with the highest weight (the earliest attempt on a tie): a rule, not a
+    judgement of the answers."""
     text = tagged(prompt, "candidates")
-    return json.loads(text) if text else []
+    return max(json.loads(text) if text else [], key=lambda c: (c["weight"], -c["attempt"]))
 
 
 def _judge(prompt: str, _schema: dict[str, Any]) -> dict[str, Any]:
-    best = max(_candidates(prompt), key=lambda c: (c["weight"], -c["attempt"]))
+    best = _most_qualified(prompt)
     return {
         "attempt": best["attempt"],
         "reason": f"{TAG} cannot judge content; chose the most qualified worker's answer "
@@ -220,7 +222,7 @@ def _judge(prompt: str, _schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def _merge(prompt: str, _schema: dict[str, Any]) -> dict[str, Any]:
-    best = max(_candidates(prompt), key=lambda c: (c["weight"], -c["attempt"]))
+    best = _most_qualified(prompt)
     return {
         "output": best["output"],
         "reason": f"{TAG} cannot merge content; kept the most qualified worker's answer "

@@ -136,6 +136,11 @@ def run_gates(
     return checks
 
 
+def _listing(checks: list[Check]) -> str:
+    """The checks as the reviewer model sees them (the offline reviewer reads the FAIL marks)."""
+    return "\n".join(f"{'PASS' if c.passed else 'FAIL'} {c.name} {c.detail}" for c in checks)
+
+
 def needs_rubric(task: Task, mode: str) -> bool:
     return mode == "always" or (mode == "auto" and any(c.kind == "text" for c in task.acceptance))
 
@@ -158,7 +163,7 @@ async def review_result(
     feedback = "; ".join(f"{c.name}: {c.detail}" for c in failed)
     by, rubric_rejects = "gates", False
     if not failed and reviewer is not None and needs_rubric(task, mode):
-        listing = "\n".join(f"{'PASS' if c.passed else 'FAIL'} {c.name} {c.detail}" for c in checks)
+        listing = _listing(checks)
         rubric = await ask_structured(
             reviewer,
             RubricReview,
@@ -221,7 +226,7 @@ async def review_plan(
     feedback = "; ".join(f"{c.name}: {c.detail}" for c in checks if not c.passed)
     verdict, by = "approve", "gates"
     if reviewer is not None:
-        listing = "\n".join(f"{'PASS' if c.passed else 'FAIL'} {c.name} {c.detail}" for c in checks)
+        listing = _listing(checks)
         rubric = await ask_structured(
             reviewer,
             RubricReview,
