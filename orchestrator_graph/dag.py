@@ -62,11 +62,58 @@ def validate_plan(
             ]
             if short:
                 problems.append(f"task {task.id!r} needs {', '.join(short)}")
-    cycle = find_cycle({t.id: [d for d in t.depends_on if d in known] for t in plan.tasks})
+    producers: dict[str, list[str]] = {}
+    for task in plan.tasks:
+        for name in task.outputs:
+            producers.setdefault(name, []).append(task.id)
+    for task in plan.tasks:
+        for name in task.consumes:
+            made_by = producers.get(name, [])
+            if not made_by:
+                problems.append(f"task {task.id!r} consumes {name!r}, which no task produces")
+            elif len(made_by) > 1:
+                problems.append(
+                    f"task {task.id!r} consumes {name!r}, which several tasks "
+                    f"produce: {', '.join(made_by)}"
+                )
+    deps = dependencies(plan)
+    cycle = find_cycle({t: [d for d in ds if d in known] for t, ds in deps.items()})
     if cycle:
         problems.append(f"dependency cycle (a -> b: a depends on b): {' -> '.join(cycle)}")
     if problems:
         raise PlanValidationError(problems)
+
+
+def dependencies(plan: Plan) -> dict[str, list[str]]:
+    """Each task's dependencies: the declared ones plus the producers of what it consumes."""
+    producer = {name: t.id for t in plan.tasks for name in t.outputs}
+    return {
+        t.id: sorted({*t.depends_on, *(producer[n] for n in t.consumes if n in producer)} - {t.id})
+        for t in plan.tasks
+    }
+
+
+def with_implied_dependencies(plan: Plan) -> Plan:
+    deps = dependencies(plan)
+    return plan.model_copy(
+        update={"tasks": [t.model_copy(update={"depends_on": deps[t.id]}) for t in plan.tasks]}
+    )
+
+
+def redundant_edges(deps: Mapping[str, Iterable[str]], order: list[str]) -> list[tuple[str, str]]:
+    """Edges a transitive reduction drops: a task's dependency that another of its
+    dependencies already depends on, directly or not. (They stay in the plan: the task still
+    receives that output; they only add nothing to the ordering.)"""
+    ancestors: dict[str, set[str]] = {}
+    for tid in order:
+        direct = set(deps[tid])
+        ancestors[tid] = direct.union(*(ancestors[d] for d in direct))
+    return sorted(
+        (tid, d)
+        for tid in order
+        for d in deps[tid]
+        if any(d in ancestors[other] for other in deps[tid] if other != d)
+    )
 
 
 def find_cycle(deps: Mapping[str, Iterable[str]]) -> list[str] | None:
@@ -84,21 +131,22 @@ def analyse_plan(plan: Plan, durations: Mapping[str, float] | None = None) -> Pl
 
     ``durations`` overrides the plan's effort estimates (e.g. from workers' history)."""
     tasks = {t.id: t for t in plan.tasks}
+    deps_of = dependencies(plan)
     dur = {tid: float((durations or {}).get(tid, t.effort)) for tid, t in tasks.items()}
-    order = list(TopologicalSorter({t.id: t.depends_on for t in plan.tasks}).static_order())
+    order = list(TopologicalSorter(deps_of).static_order())
     es: dict[str, float] = {}
     ef: dict[str, float] = {}
     level: dict[str, int] = {}
     for tid in order:
-        deps = tasks[tid].depends_on
+        deps = deps_of[tid]
         es[tid] = max((ef[d] for d in deps), default=0.0)
         ef[tid] = es[tid] + dur[tid]
         level[tid] = 1 + max((level[d] for d in deps), default=-1)
     duration = max(ef.values(), default=0.0)
     dependents: dict[str, list[str]] = {tid: [] for tid in tasks}
-    for t in plan.tasks:
-        for d in t.depends_on:
-            dependents[d].append(t.id)
+    for tid, deps in deps_of.items():
+        for d in deps:
+            dependents[d].append(tid)
     lf: dict[str, float] = {}
     ls: dict[str, float] = {}
     for tid in reversed(order):
@@ -117,7 +165,7 @@ def analyse_plan(plan: Plan, durations: Mapping[str, float] | None = None) -> Pl
         for tid in order
     }
     path: list[str] = []
-    current = [tid for tid in order if analysis[tid].critical and not tasks[tid].depends_on]
+    current = [tid for tid in order if analysis[tid].critical and not deps_of[tid]]
     while current:
         node = min(current, key=lambda t: (es[t], t))
         path.append(node)
@@ -133,5 +181,6 @@ def analyse_plan(plan: Plan, durations: Mapping[str, float] | None = None) -> Pl
         total_work=sum(dur.values()),
         tasks=analysis,
         levels=[sorted(lv) for lv in levels],
+        redundant_edges=redundant_edges(deps_of, order),
         order=order,
     )

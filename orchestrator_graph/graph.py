@@ -27,7 +27,12 @@ from orchestrator_graph.consensus import (
     settle_priority,
 )
 from orchestrator_graph.context import Context
-from orchestrator_graph.dag import PlanRejectedError, analyse_plan, validate_plan
+from orchestrator_graph.dag import (
+    PlanRejectedError,
+    analyse_plan,
+    validate_plan,
+    with_implied_dependencies,
+)
 from orchestrator_graph.events import Event, stream_emitter
 from orchestrator_graph.ledger import Ledger, attempt_key
 from orchestrator_graph.llm import ModelSpec, ask_structured
@@ -631,9 +636,10 @@ def _registry(workers: Sequence[Worker] | Registry | None) -> Registry:
 
 
 def _settle_plan(plan: Plan, context: Context) -> tuple[Plan, list[Conflict]]:
-    """Each task gets the plan's QA policy unless it has its own, and the priority its
-    stakeholders agree on or vote for."""
+    """Each task gets the dependencies its inputs imply, the plan's QA policy unless it has its
+    own, and the priority its stakeholders agree on or vote for."""
     tasks, disputes = [], []
+    plan = with_implied_dependencies(plan)
     for task in plan.tasks:
         priority, dispute = settle_priority(
             task.id, task.priority_votes, plan.stakeholders, context.mechanism("priority_dispute")

@@ -65,6 +65,11 @@ class Task(BaseModel):
     depends_on: list[str] = Field(default_factory=list)
     inputs: dict[str, Any] = Field(default_factory=dict, description="parameters for the worker")
     outputs: list[str] = Field(default_factory=list, description="names of what the task produces")
+    consumes: list[str] = Field(
+        default_factory=list,
+        description="names of other tasks' outputs this task needs: each "
+        "implies a dependency on the task that produces it",
+    )
     effort: float = Field(1.0, gt=0, description="estimated duration in seconds")
     priority: int = Field(3, ge=1, le=5, description="1 = lowest, 5 = highest")
     priority_votes: dict[str, int] = Field(
@@ -117,6 +122,9 @@ class PlanAnalysis(BaseModel):
     tasks: dict[str, TaskAnalysis]
     levels: list[list[str]] = Field(description="tasks grouped by dependency depth")
     order: list[str] = Field(description="a topological order: every task after its dependencies")
+    redundant_edges: list[tuple[str, str]] = Field(
+        default_factory=list, description="(task, dependency) pairs implied by longer paths"
+    )
 
 
 class TaskResult(BaseModel):

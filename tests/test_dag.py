@@ -55,3 +55,43 @@ def test_history_durations_override_estimates():
     p = plan(("x", "a", [], 1), ("y", "a", [], 3))
     assert analyse_plan(p).critical_path == ["y"]
     assert analyse_plan(p, {"x": 10}).critical_path == ["x"]
+
+
+def test_consumed_outputs_imply_dependencies():
+    from orchestrator_graph.dag import dependencies, with_implied_dependencies
+
+    p = Plan(
+        tasks=[
+            Task(id="load", title="l", skills=["a"], outputs=["table"]),
+            Task(id="stats", title="s", skills=["a"], consumes=["table"], outputs=["summary"]),
+            Task(id="report", title="r", skills=["a"], consumes=["summary"], depends_on=["load"]),
+        ]
+    )
+    validate_plan(p, ["a"])
+    assert dependencies(p) == {"load": [], "stats": ["load"], "report": ["load", "stats"]}
+    a = analyse_plan(p)
+    # stats depends on load only through what it consumes: the path still starts at load
+    assert a.critical_path == ["load", "stats", "report"] and a.duration == 3
+    assert a.redundant_edges == [("report", "load")]  # load is reached through stats anyway
+    assert with_implied_dependencies(p).tasks[2].depends_on == ["load", "stats"]
+
+
+def test_consumption_defects_are_named():
+    p = Plan(
+        tasks=[
+            Task(id="x", title="x", skills=["a"], consumes=["ghost"]),
+            Task(id="y", title="y", skills=["a"], outputs=["dup"]),
+            Task(id="z", title="z", skills=["a"], outputs=["dup"]),
+            Task(id="w", title="w", skills=["a"], consumes=["dup"]),
+        ]
+    )
+    message = problems(p)
+    assert "task 'x' consumes 'ghost', which no task produces" in message
+    assert "task 'w' consumes 'dup', which several tasks produce: y, z" in message
+    loop = Plan(
+        tasks=[
+            Task(id="p", title="p", skills=["a"], outputs=["o1"], consumes=["o2"]),
+            Task(id="q", title="q", skills=["a"], outputs=["o2"], consumes=["o1"]),
+        ]
+    )
+    assert "dependency cycle" in problems(loop)
