@@ -33,7 +33,7 @@ from orchestrator_graph.tools import SAMPLES
 from orchestrator_graph.workers import Worker
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # a one-line reason stays one line
 
 EXAMPLE = (
     f"Collect the sales data from {SAMPLES / 'sales.csv'} and {SAMPLES / 'online_sales.json'}, "
@@ -58,6 +58,10 @@ Roster = Annotated[
 Plugins = Annotated[
     bool, typer.Option("--plugins", help="add workers from installed plugins (entry points)")
 ]
+Budget = Annotated[
+    list[str] | None,
+    typer.Option("--budget", help="NAME=VALUE: seconds, cost, attempts or tokens for the run"),
+]
 Models = Annotated[
     list[str] | None,
     typer.Option(
@@ -76,9 +80,24 @@ class CliError(Exception):
         self.code = code
 
 
-def _settings(models: list[str] | None, **settings: Any) -> dict[str, Any]:
+def _settings(
+    models: list[str] | None, budgets: list[str] | None = None, **settings: Any
+) -> dict[str, Any]:
     """The context values the flags set (unset flags are left out), checked."""
     values: dict[str, Any] = {k: v for k, v in settings.items() if v is not None}
+    for spec in budgets or []:
+        name, _, amount = spec.partition("=")
+        if name not in ("seconds", "cost", "attempts", "tokens") or not amount:
+            raise CliError(
+                f"--budget {spec!r}: use NAME=VALUE with NAME one of seconds, cost, "
+                "attempts, tokens"
+            )
+        try:
+            values[f"budget_{name}"] = (
+                int(amount) if name in ("attempts", "tokens") else float(amount)
+            )
+        except ValueError:
+            raise CliError(f"--budget {spec!r}: {amount!r} is not a number") from None
     for spec in models or []:
         role, _, name = spec.partition("=") if "=" in spec else ("", "", spec)
         if role and role not in ROLES:
@@ -253,8 +272,17 @@ def _finish(thread: str, snapshot: Any, as_json: bool) -> int:
             )
         else:
             for w in waiting:
-                err.print(f"waiting for a human: task {w.get('task_id')}: {w.get('reason')}")
-            err.print(f"answer with: orchestrator-graph resume {thread} --answer accept|retry|skip")
+                if w.get("type") == "budget":
+                    err.print(
+                        f"stopped: {w['reason']}; go on with: orchestrator-graph resume "
+                        f"{thread} --budget NAME=MORE"
+                    )
+                else:
+                    err.print(f"waiting for a human: task {w.get('task_id')}: {w.get('reason')}")
+                    err.print(
+                        f"answer with: orchestrator-graph resume {thread} "
+                        "--answer accept|retry|skip"
+                    )
         return 3
     report = values.get("report")
     if report is None:
@@ -321,6 +349,7 @@ def run(
     qa_policy: Annotated[str | None, typer.Option(help="strict | standard | lenient")] = None,
     output_dir: Annotated[str | None, typer.Option(help="where workers write files")] = None,
     objective: Annotated[str | None, typer.Option(help="balanced | quality | cost")] = None,
+    budget: Budget = None,
     roster: Roster = None,
     plugins: Plugins = False,
     home: Home = None,
@@ -338,6 +367,7 @@ def run(
             payload["plan"] = _read_plan(plan)
         settings = _settings(
             model,
+            budget,
             escalation=escalation,
             qa_policy=qa_policy,
             output_dir=output_dir,
@@ -358,22 +388,27 @@ def resume(
         typer.Option(help="reply to a pending escalation: accept | retry | skip, or a JSON object"),
     ] = None,
     model: Models = None,
+    budget: Budget = None,
     home: Home = None,
     postgres: Postgres = None,
     as_json: AsJson = False,
 ) -> None:
-    """Continue a thread that stopped: crashed, interrupted, or waiting for a human."""
+    """Continue a thread that stopped: crashed, paused by a budget, or waiting for a human."""
 
     async def go() -> int:
         snapshot = await _snapshot(thread, home, postgres)
         if not snapshot.next:
             return _finish(thread, snapshot, as_json)
-        waiting = any(t.interrupts for t in snapshot.tasks)
-        if waiting and answer is None:
+        questions = [i.value for t in snapshot.tasks for i in t.interrupts]
+        waiting = bool(questions)
+        given = answer
+        if waiting and given is None and all(q.get("type") == "budget" for q in questions):
+            given = "continue"  # a budget pause needs more budget, not an answer
+        if waiting and given is None:
             raise CliError(f"thread {thread} waits for a human: pass --answer accept|retry|skip", 3)
-        reply = json.loads(answer) if answer and answer.lstrip().startswith("{") else answer
+        reply = json.loads(given) if given and given.lstrip().startswith("{") else given
         payload = Command(resume=reply) if waiting else None
-        return await _drive(payload, thread, _settings(model), home, postgres, as_json)
+        return await _drive(payload, thread, _settings(model, budget), home, postgres, as_json)
 
     _guard(go())
 

@@ -59,6 +59,18 @@ class Context:
             "model merges) | human; contradicting_facts and priority_dispute -> a vote"
         },
     )
+    budget_seconds: float | None = field(
+        default=None, metadata={"description": "wall time for the run; resume with more to go on"}
+    )
+    budget_cost: float | None = field(
+        default=None, metadata={"description": "sum of the workers' cost per attempt"}
+    )
+    budget_attempts: int | None = field(
+        default=None, metadata={"description": "task attempts in all (the run's steps)"}
+    )
+    budget_tokens: int | None = field(
+        default=None, metadata={"description": "model tokens in all (planning, workers, reviews)"}
+    )
     max_attempts: int = field(
         default=3, metadata={"description": "attempts per task before it is escalated"}
     )

@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
+from langchain_core.callbacks import get_usage_metadata_callback
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Command, Overwrite, interrupt
@@ -58,10 +59,10 @@ from orchestrator_graph.prompts import preload as preload_prompts
 from orchestrator_graph.qa import gate_result, review_plan
 from orchestrator_graph.registry import Registry, load_history, save_history
 from orchestrator_graph.roles import Roles
-from orchestrator_graph.scheduler import Dispatch
+from orchestrator_graph.scheduler import BudgetExceeded, Budgets, Dispatch
 from orchestrator_graph.state import InputState, OrchestratorState, OutputState
 from orchestrator_graph.team import default_team
-from orchestrator_graph.worker_graph import AttemptState, AttemptSteps, Env, store_of
+from orchestrator_graph.worker_graph import AttemptState, AttemptSteps, Env, store_of, tokens_of
 from orchestrator_graph.workers import Worker
 
 
@@ -148,6 +149,7 @@ def create_orchestrator(
             "conflicts": Overwrite([]),
             "escalations": [],
             "model_calls": Overwrite({}),
+            "tokens": Overwrite({}),
         }
 
     async def planner(state: OrchestratorState, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -194,12 +196,13 @@ def create_orchestrator(
                 threshold=context.threshold(policy),
             )
 
-        plan, calls = await make_plan("")
-        verdict = await gate(plan)
-        if verdict.verdict == "reject" and plan.source != "declared":  # re-plan with feedback
-            plan, more = await make_plan(verdict.feedback)
-            calls += more
+        with get_usage_metadata_callback() as usage:
+            plan, calls = await make_plan("")
             verdict = await gate(plan)
+            if verdict.verdict == "reject" and plan.source != "declared":  # re-plan, with feedback
+                plan, more = await make_plan(verdict.feedback)
+                calls += more
+                verdict = await gate(plan)
         stream_emitter(runtime.stream_writer)(
             Event(
                 kind="qa_verdict",
@@ -234,6 +237,7 @@ def create_orchestrator(
             "tasks": {t.id: TaskRecord().model_dump(mode="json") for t in plan.tasks},
             "conflicts": [c.model_dump(mode="json") for c in disputes],
             "plan_review": verdict.model_dump(mode="json"),
+            "tokens": {"planner": tokens_of(usage)},
             "model_calls": {"planner": calls},
         }
 
@@ -275,21 +279,46 @@ def create_orchestrator(
             return TaskResult.model_validate(out["result"]), Review.model_validate(out["review"])
 
         store = store_of(runtime)
-        dispatch = Dispatch(
-            Plan.model_validate(state["plan"]),
-            PlanAnalysis.model_validate(state["analysis"]),
-            registry,
-            _records(state),
-            max_attempts=context.max_attempts,
-            run_attempt=run_attempt,
-            emit=env.emit,
-            objective=context.objective,
-            cross_validate=context.cross_validate,
-            resolution_for=context.mechanism,
-            history=await load_history(store, [w.name for w in registry.workers()]),
-            save_history=lambda history, names: save_history(store, history, names),
-        )
-        outcome = await dispatch.run(await ledger.attempts())
+        history = await load_history(store, [w.name for w in registry.workers()])
+
+        def make_dispatch() -> Dispatch:
+            return Dispatch(
+                Plan.model_validate(state["plan"]),
+                PlanAnalysis.model_validate(state["analysis"]),
+                registry,
+                _records(state),
+                max_attempts=context.max_attempts,
+                run_attempt=run_attempt,
+                emit=env.emit,
+                objective=context.objective,
+                cross_validate=context.cross_validate,
+                resolution_for=context.mechanism,
+                history=history,
+                save_history=lambda history, names: save_history(store, history, names),
+                budgets=Budgets(
+                    seconds=context.budget_seconds,
+                    cost=context.budget_cost,
+                    attempts=context.budget_attempts,
+                    tokens=context.budget_tokens,
+                    started_at=state.get("started_at") or 0.0,
+                    tokens_before=sum((state.get("tokens") or {}).values()),
+                ),
+            )
+
+        dispatch = make_dispatch()
+        while True:  # a spent budget pauses the run; resuming with more budget goes on
+            try:
+                outcome = await dispatch.run(await ledger.attempts())
+                break
+            except BudgetExceeded as spent:
+                interrupt(
+                    {
+                        "type": "budget",
+                        "reason": str(spent),
+                        "resume": "raise the budget in the context, then resume",
+                    }
+                )
+                dispatch = make_dispatch()
         update = {
             "conflicts": [c.model_dump(mode="json") for c in outcome.conflicts],
             "tasks": _dump(outcome.records),
@@ -484,17 +513,18 @@ def create_orchestrator(
             for name, value in _facts(outputs[rec.result_key or ""]).items()
         ]
         facts, disputed, conflicts = settle_facts(claims, context.mechanism("contradicting_facts"))
-        draft = await ask_structured(
-            roles.model("synthesizer", context),
-            DeliverableDraft,
-            messages(
-                "synthesizer",
-                request=state["request"],
-                results="\n".join(blocks) or "none",
-                facts=json.dumps(facts, default=str),
-                disputed=", ".join(disputed) or "none",
-            ),
-        )
+        with get_usage_metadata_callback() as usage:
+            draft = await ask_structured(
+                roles.model("synthesizer", context),
+                DeliverableDraft,
+                messages(
+                    "synthesizer",
+                    request=state["request"],
+                    results="\n".join(blocks) or "none",
+                    facts=json.dumps(facts, default=str),
+                    disputed=", ".join(disputed) or "none",
+                ),
+            )
         deliverable = Deliverable(**draft.model_dump(), facts=facts, disputed=disputed)
         emit = stream_emitter(runtime.stream_writer)
         for conflict in conflicts:
@@ -518,6 +548,7 @@ def create_orchestrator(
             "deliverable": deliverable.model_dump(mode="json"),
             "conflicts": [c.model_dump(mode="json") for c in conflicts],
             "model_calls": {"synthesizer": 1},
+            "tokens": {"synthesizer": tokens_of(usage)},
         }
 
     async def qa_reviewer(state: OrchestratorState, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -575,7 +606,13 @@ def create_orchestrator(
     async def learn(state: OrchestratorState, runtime: Runtime[Context]) -> dict[str, Any]:
         context = Context.coerce(runtime.context)
         records = _records(state)
-        report = _report(state, records, registry)
+        attempts = await Ledger(store_of(runtime), state["run_id"]).attempts()
+        tokens = {
+            **(state.get("tokens") or {}),
+            "workers": sum(r.tokens for r, _ in attempts),
+            "reviewer": sum(v.tokens for _, v in attempts),
+        }
+        report = _report(state, records, registry).model_copy(update={"tokens": tokens})
         if context.use_memory:
             plan = Plan.model_validate(state["plan"])
             scores = [r.score for r in records.values() if r.score is not None]

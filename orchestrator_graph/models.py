@@ -138,6 +138,7 @@ class TaskResult(BaseModel):
     error: str | None = None
     started_at: float = 0.0
     finished_at: float = 0.0
+    tokens: int = Field(0, description="model tokens the worker used in this attempt")
 
     @property
     def ok(self) -> bool:
@@ -158,6 +159,7 @@ class Review(BaseModel):
     checks: list[Check] = Field(default_factory=list)
     feedback: str = ""
     reviewer: str = "gates"
+    tokens: int = Field(0, description="model tokens the review used")
 
 
 class Escalation(BaseModel):
@@ -261,6 +263,7 @@ class RunReport(BaseModel):
     makespan: float = 0.0
     planned_duration: float = 0.0
     model_calls: dict[str, int] = Field(default_factory=dict)
+    tokens: dict[str, int] = Field(default_factory=dict, description="model tokens by role")
     tasks_per_worker: dict[str, int] = Field(default_factory=dict)
     fairness: float | None = Field(
         None, description="Jain's index of tasks per worker among equally skilled workers"

@@ -307,6 +307,7 @@ class OfflineChatModel(BaseChatModel):
             message = AIMessage(content=f"{TAG} no model is configured; last input: {digest}")
         words_in = len(prompt.split())
         words_out = len(str(message.content).split()) + len(str(message.tool_calls).split())
+        message.response_metadata = {"model_name": self.model_name}  # as providers do
         message.usage_metadata = {
             "input_tokens": words_in,
             "output_tokens": words_out,

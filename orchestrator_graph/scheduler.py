@@ -62,6 +62,20 @@ POLL_SECONDS = 0.2  # how often heartbeats are checked while tasks run
 HISTORY_EVERY = 1.0  # seconds between writes of the performance history
 
 
+class BudgetExceeded(Exception):
+    """A run budget is spent: the dispatcher stops, the run pauses, resumable with more."""
+
+
+@dataclass(frozen=True)
+class Budgets:
+    seconds: float | None = None
+    cost: float | None = None
+    attempts: int | None = None
+    tokens: int | None = None
+    started_at: float = 0.0
+    tokens_before: int = 0  # planning's tokens: the attempts' own are in the ledger
+
+
 @dataclass
 class Outcome:
     records: dict[str, TaskRecord]
@@ -104,6 +118,7 @@ class Dispatch:
         resolution_for: Callable[[str], str] = lambda kind: "weighted",
         history: History | None = None,
         save_history: SaveHistory | None = None,
+        budgets: Budgets | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.tasks = {t.id: t for t in plan.tasks}
@@ -126,11 +141,14 @@ class Dispatch:
         self.history: History = history if history is not None else {}
         self.save_history = save_history
         self.clock = clock
+        self.budgets = budgets or Budgets()
         self.given: Counter[str] = Counter(
             r.worker for r in self.records.values() if r.worker and r.status in FINAL
         )
         self.failed_on: dict[str, set[str]] = {tid: set() for tid in self.tasks}
         self.reviews: dict[str, list[Review]] = {tid: [] for tid in self.tasks}
+        self.reviewed_by: dict[str, list[str]] = {tid: [] for tid in self.tasks}
+        self.tokens = 0
         self.touched: set[str] = set()
         self.saved_at = clock()
         self.skills = sorted({s for t in plan.tasks for s in t.skills})
@@ -157,6 +175,8 @@ class Dispatch:
         tid = result.task_id
         rec = self.records[tid]
         self.reviews[tid].append(review)
+        self.reviewed_by[tid].append(result.worker)
+        self.tokens += result.tokens + review.tokens
         if rec.status in FINAL:  # settled by the mediator; the ledger only adds history
             return
         rec.attempts = max(rec.attempts, result.attempt)
@@ -172,6 +192,15 @@ class Dispatch:
             rec.feedback = review.feedback
             spent = len(self.reviews[tid]) >= self._allowed(tid)
             rec.status = "escalated" if spent else "pending"
+            earlier = [r for r in self.reviews[tid][:-1] if r.verdict == "reject"]
+            if (
+                not spent
+                and review.feedback
+                and earlier
+                and earlier[-1].feedback == review.feedback
+            ):
+                rec.status = "escalated"  # loop guard: the same failure again will not differ
+                rec.feedback = f"loop guard: failed the same way twice: {review.feedback}"
             if review.reviewer == "gates+rubric" and all(c.passed for c in review.checks):
                 self._conflict(
                     live,
@@ -525,6 +554,7 @@ class Dispatch:
         try:
             while True:
                 self._take_back(running)
+                self._check_budgets(running)
                 self._launch(running)
                 self._announce_queued()
                 if not running:
@@ -550,6 +580,35 @@ class Dispatch:
         if self.touched and self.save_history is not None:
             await self.save_history(self.history, self.touched)
         self.touched, self.saved_at = set(), self.clock()
+
+    def _check_budgets(self, running: dict[asyncio.Future[Any], Running]) -> None:
+        """Spent so far: the ledger's attempts (replayed or live) plus those running now."""
+        b = self.budgets
+        reviews = [r for rs in self.reviews.values() for r in rs]
+        workers = [w for rs in self.reviewed_by.values() for w in rs]
+        workers += [r.worker for r in running.values()]
+        spent = {
+            "seconds": self.clock() - b.started_at if b.started_at else 0.0,
+            "cost": sum(self._cost(w) for w in workers),
+            "attempts": len(reviews) + len(running),
+            "tokens": b.tokens_before + self.tokens,
+        }
+        for name, used in spent.items():
+            limit = getattr(b, name)
+            if limit is None:
+                continue
+            # attempts and cost are spent per launch: stop when the next launch would exceed
+            if name in ("attempts", "cost") and used >= limit and self.heap:
+                raise BudgetExceeded(
+                    f"{name} budget spent: {used:g} of {limit:g}, "
+                    f"{len(self.heap)} tasks still to run"
+                )
+            if name in ("seconds", "tokens") and used > limit:
+                raise BudgetExceeded(f"{name} budget spent: {used:g} > {limit:g}")
+
+    def _cost(self, worker: str) -> float:
+        member = self.registry.get(worker)
+        return member.cost if member else 0.0
 
     async def _wait(self, running: dict[asyncio.Future[Any], Running]) -> set[asyncio.Future[Any]]:
         """Until an attempt finishes, the registry changes, or (when heartbeats are watched) the

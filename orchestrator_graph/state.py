@@ -48,3 +48,5 @@ class OrchestratorState(InputState, OutputState):
     deliverable: NotRequired[dict[str, Any]]
     final_review: NotRequired[dict[str, Any]]
     model_calls: NotRequired[Annotated[dict[str, int], add_counts]]
+    tokens: NotRequired[Annotated[dict[str, int], add_counts]]
+    """Model tokens by role (planner, synthesizer); the attempts' own are in the ledger."""

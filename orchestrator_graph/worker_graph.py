@@ -12,6 +12,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, NotRequired
 
+from langchain_core.callbacks import UsageMetadataCallbackHandler, get_usage_metadata_callback
 from langgraph.graph import END, START, StateGraph
 from langgraph.pregel import Pregel
 from langgraph.runtime import Runtime
@@ -79,6 +80,11 @@ class Env:
         )
 
 
+def tokens_of(usage: UsageMetadataCallbackHandler) -> int:
+    """Tokens of every model call made inside the callback's ``with`` block."""
+    return sum(int(u.get("total_tokens", 0)) for u in usage.usage_metadata.values())
+
+
 class AttemptSteps:
     """The two steps of an attempt. ``graph()`` runs them as the ``worker`` subgraph (its own
     namespace in streams and Studio); ``run_inline`` runs the very same steps without it."""
@@ -110,8 +116,9 @@ class AttemptSteps:
         started = time.time()
         output, error = None, None
         try:
-            call = worker.call(payload, ctx)
-            output = await (asyncio.wait_for(call, task.timeout) if task.timeout else call)
+            with get_usage_metadata_callback() as usage:
+                call = worker.call(payload, ctx)
+                output = await (asyncio.wait_for(call, task.timeout) if task.timeout else call)
         except TimeoutError:
             error = f"timed out after {task.timeout:g}s"
         except Exception as err:  # a worker's failure is a result to review, not a crash of the run
@@ -128,6 +135,7 @@ class AttemptSteps:
             error=error,
             started_at=started,
             finished_at=time.time(),
+            tokens=tokens_of(usage),
         )
         return {"result": result.model_dump(mode="json"), "upstream": upstream}
 
@@ -136,9 +144,15 @@ class AttemptSteps:
         context = env.context
         task = Task.model_validate(state["task"])
         result = TaskResult.model_validate(state["result"])
-        verdict = await gate_result(
-            task, result, context, self.roles.model("reviewer", context), state.get("upstream", {})
-        )
+        with get_usage_metadata_callback() as usage:
+            verdict = await gate_result(
+                task,
+                result,
+                context,
+                self.roles.model("reviewer", context),
+                state.get("upstream", {}),
+            )
+        verdict.tokens = tokens_of(usage)
         env.emit(
             Event(
                 kind="qa_verdict",

@@ -134,3 +134,19 @@ def test_roster_objective_and_workers_listing(tmp_path):
     listing = json.loads(cli("workers", "--roster", "team.yaml", "--json", home=tmp_path).stdout)
     history = {w["name"]: w["history"] for w in listing}
     assert history["thrifty"]["analysis"]["attempts"] == 1 and history["pricey"] == {}
+
+
+@pytest.mark.slow
+def test_a_budget_pauses_and_a_raised_budget_resumes(tmp_path):
+    paused = cli(
+        "run", "--example", "--thread", "b1", "--budget", "attempts=3", "--json", home=tmp_path
+    )
+    assert paused.returncode == 3, paused.stderr
+    (pause,) = json.loads(paused.stdout)["interrupts"]
+    assert pause["type"] == "budget" and pause["reason"].startswith("attempts budget spent: 3 of 3")
+    done = cli("resume", "b1", "--budget", "attempts=20", "--json", home=tmp_path)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["status"] == "done" and report["tokens"]["workers"] > 0
+    bad = cli("run", "--example", "--budget", "speed=3", home=tmp_path)
+    assert bad.returncode == 2 and "NAME one of seconds, cost, attempts, tokens" in bad.stderr

@@ -331,3 +331,79 @@ async def test_inline_attempts_give_the_same_run_without_subgraph_namespaces():
     attempts = sum(r[1] for r in outcomes[0][0].values())
     assert len(namespaces[0]) == attempts and () not in namespaces[0]  # one subgraph per attempt
     assert namespaces[1] == {()}  # inline: the dispatcher's own stream
+
+
+async def test_loop_guard_stops_a_task_failing_the_same_way():
+    calls = []
+
+    def stuck(payload):
+        calls.append(payload.attempt)
+        return {"note": "nothing"}
+
+    plan = Plan(
+        tasks=[
+            Task(
+                id="x",
+                title="x",
+                skills=["s"],
+                acceptance=[{"kind": "has_keys", "keys": ["value"]}],
+            )
+        ]
+    )
+    graph = create_orchestrator(workers=[Worker(name="w", skills=["s"], run=stuck)]).compile(
+        checkpointer=InMemorySaver(), store=InMemoryStore()
+    )
+    values, events = await run(
+        graph, {"request": "r", "plan": plan.model_dump()}, context={"max_attempts": 5}
+    )
+    assert calls == [1, 2]  # not five: the second identical failure stops it
+    (escalated,) = [e for e in events if e["kind"] == "escalated"]
+    assert "loop guard: failed the same way twice: has_keys" in escalated["message"]
+
+
+async def test_a_spent_budget_pauses_the_run_and_more_budget_resumes_it(tmp_path):
+    effects = tmp_path / "effects"
+    team = [Worker(name="w", skills=["sim"], run=SimulatedWork(side_effects=effects))]
+    plan = Plan(
+        tasks=[
+            Task(
+                id=f"t{i}",
+                title="t",
+                skills=["sim"],
+                effort=0.01,
+                acceptance=[{"kind": "has_keys", "keys": ["value"]}],
+            )
+            for i in range(4)
+        ]
+    )
+    graph = create_orchestrator(workers=team).compile(
+        checkpointer=InMemorySaver(), store=InMemoryStore()
+    )
+    config = {"configurable": {"thread_id": "b"}}
+    await graph.ainvoke(
+        {"request": "r", "plan": plan.model_dump()},
+        config,
+        context={"budget_attempts": 2, "use_memory": False},
+    )
+    state = await graph.aget_state(config)
+    (pause,) = [i.value for t in state.tasks for i in t.interrupts]
+    assert pause["type"] == "budget"
+    assert pause["reason"] == "attempts budget spent: 2 of 2, 2 tasks still to run"
+    assert len(effects.read_text().splitlines()) == 2
+
+    await graph.ainvoke(
+        Command(resume="go on"), config, context={"budget_attempts": 10, "use_memory": False}
+    )
+    report = (await graph.aget_state(config)).values["report"]
+    assert report["status"] == "done"
+    assert len(effects.read_text().splitlines()) == 4  # nothing that finished ran again
+
+
+async def test_token_use_is_reported_by_role(tmp_path):
+    graph = create_orchestrator().compile(checkpointer=InMemorySaver(), store=InMemoryStore())
+    values, _ = await run(
+        graph, {"request": EXAMPLE}, context={"output_dir": str(tmp_path), "use_memory": False}
+    )
+    tokens = values["report"]["tokens"]
+    assert tokens["planner"] > 0 and tokens["synthesizer"] > 0 and tokens["workers"] > 0
+    assert tokens["reviewer"] == 0  # gates only: no rubric calls on these criteria
