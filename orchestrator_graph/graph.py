@@ -57,7 +57,12 @@ from orchestrator_graph.models import (
 from orchestrator_graph.prompts import messages
 from orchestrator_graph.prompts import preload as preload_prompts
 from orchestrator_graph.qa import gate_result, review_plan
-from orchestrator_graph.registry import Registry, load_history, save_history
+from orchestrator_graph.registry import (
+    Registry,
+    expected_durations,
+    load_history,
+    save_history,
+)
 from orchestrator_graph.roles import Roles
 from orchestrator_graph.scheduler import BudgetExceeded, Budgets, Dispatch
 from orchestrator_graph.state import InputState, OrchestratorState, OutputState
@@ -217,7 +222,8 @@ def create_orchestrator(
                 f"the plan gate rejected the {plan.source} plan: {verdict.feedback}"
             )
         plan, disputes = _settle_plan(plan, context)
-        analysis = analyse_plan(plan)
+        history = await load_history(store_of(runtime), [w.name for w in registry.workers()])
+        analysis = analyse_plan(plan, expected_durations(plan.tasks, registry.workers(), history))
         stream_emitter(runtime.stream_writer)(
             Event(
                 kind="planned",

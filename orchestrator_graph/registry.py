@@ -22,6 +22,7 @@ from langgraph.store.base import BaseStore
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from orchestrator_graph.ledger import ROOT
+from orchestrator_graph.models import Task
 from orchestrator_graph.workers import Worker
 
 Status = Literal["available", "busy", "draining", "offline"]
@@ -73,6 +74,28 @@ async def save_history(store: BaseStore, history: History, names: Iterable[str])
     for name in names:
         value = {s: stats.model_dump() for s, stats in history.get(name, {}).items()}
         await store.aput(HISTORY, name, value, index=False)
+
+
+def expected_durations(
+    tasks: Iterable[Task], workers: Iterable[Worker], history: History
+) -> dict[str, float]:
+    """Each task's expected duration with the fastest worker able to do it: that worker's mean
+    latency on the task's skills when it has done them before, else the plan's effort divided by
+    the worker's speed. Tasks no worker can do keep their effort."""
+    team = list(workers)
+    out: dict[str, float] = {}
+    for task in tasks:
+        guesses = []
+        for worker in team:
+            if not worker.can_do(task):
+                continue
+            seen = [history.get(worker.name, {}).get(s) for s in task.skills]
+            latencies = [st.latency for st in seen if st is not None and st.latency is not None]
+            guesses.append(
+                max(latencies) if len(latencies) == len(task.skills) else task.effort / worker.speed
+            )
+        out[task.id] = min(guesses, default=task.effort)
+    return out
 
 
 class Registry:

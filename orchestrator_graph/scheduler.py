@@ -343,7 +343,8 @@ class Dispatch:
         self.rank: dict[str, float] = {}
         for tid in reversed(self.analysis.order):
             tail = max((self.rank[d] for d in self.dependents[tid]), default=0.0)
-            self.rank[tid] = self.tasks[tid].effort + tail
+            timing = self.analysis.tasks[tid]  # the plan's estimate, or the team's history
+            self.rank[tid] = timing.earliest_finish - timing.earliest_start + tail
         for tid, task in self.tasks.items():
             wanted = task.redundancy
             if self.cross_validate == "critical" and self.analysis.tasks[tid].critical:

@@ -303,3 +303,32 @@ def test_fairness_is_reported():
     report, _ = asyncio.run(run(team, Plan(tasks=[task(f"t{i}", effort=0.02) for i in range(9)])))
     assert sorted(report["tasks_per_worker"].values()) == [3, 3, 3]
     assert report["fairness"] == pytest.approx(1.0)
+
+
+def test_durations_come_from_history_and_speed():
+    from orchestrator_graph.registry import SkillStats, expected_durations
+
+    fast = sim("fast", ["s"], speed=2.0)
+    veteran = sim("veteran", ["s", "t"])
+    tasks = [task("a", effort=1.0), task("b", "t", effort=4.0), task("c", "zzz", effort=3.0)]
+    stats = SkillStats()
+    stats.add(True, 1.0, 0.25)
+    durations = expected_durations(tasks, [fast, veteran], {"veteran": {"s": stats}})
+    assert durations == {"a": 0.25, "b": 4.0, "c": 3.0}  # history beats speed beats effort
+    assert expected_durations(tasks[:1], [fast, veteran], {})["a"] == 0.5  # effort / speed
+
+
+async def test_the_plan_is_analysed_with_the_teams_speed():
+    plan = Plan(tasks=[task("a", effort=1.0), task("b", effort=1.0, depends_on=["a"])])
+    graph = create_orchestrator(workers=[sim("quick", ["s"], speed=4.0)]).compile(
+        checkpointer=InMemorySaver(), store=InMemoryStore()
+    )
+    config = {"configurable": {"thread_id": "d"}}
+    await graph.ainvoke(
+        {"request": "r", "plan": plan.model_dump()},
+        config,
+        context={"use_memory": False},
+        interrupt_before=["dispatcher"],
+    )
+    analysis = (await graph.aget_state(config)).values["analysis"]
+    assert analysis["duration"] == 0.5  # two tasks of effort 1 at 4x speed
