@@ -18,6 +18,7 @@ EventKind = Literal[
     "task_failed",
     "qa_verdict",
     "reassigned",
+    "deadline_risk",
     "escalated",
     "conflict",
     "decision",

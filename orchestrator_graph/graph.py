@@ -585,7 +585,7 @@ def create_orchestrator(
             ),
             Check(
                 name="all_tasks_approved",
-                passed=approved == set(records),
+                passed=approved >= {t for t, r in records.items() if not r.cut},
                 detail=f"{len(approved)}/{len(records)} approved",
             ),
         ]
@@ -760,11 +760,12 @@ def _report(
     state: OrchestratorState, records: dict[str, TaskRecord], registry: Registry
 ) -> RunReport:
     final = Review.model_validate(state["final_review"]) if state.get("final_review") else None
-    statuses = {r.status for r in records.values()}
+    cut = sorted(t for t, r in records.items() if r.cut)
+    statuses = {r.status for t, r in records.items() if t not in cut}
     if statuses == {"approved"} and final is not None and final.verdict == "approve":
-        status, reason = "done", ""
+        status, reason = "done", f"cut to meet the deadline: {', '.join(cut)}" if cut else ""
     elif "approved" in statuses:
-        bad = sorted(t for t, r in records.items() if r.status != "approved")
+        bad = sorted(t for t, r in records.items() if r.status != "approved" and t not in cut)
         status, reason = "partial", f"not approved: {', '.join(bad)}"
     else:
         status, reason = "failed", "no task was approved"
@@ -788,6 +789,7 @@ def _report(
         planned_duration=PlanAnalysis.model_validate(state["analysis"]).duration,
         model_calls=dict(state.get("model_calls") or {}),
         tasks_per_worker=dict(per_worker),
+        cut=cut,
         fairness=fairness,
     )
 

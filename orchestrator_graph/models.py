@@ -224,6 +224,7 @@ class TaskRecord(BaseModel):
     finished_at: float | None = None
     feedback: str = ""
     extra_attempts: int = Field(0, description="attempts granted beyond the limit by the mediator")
+    cut: bool = Field(False, description="an optional task dropped to meet the deadline")
     assignment: dict[str, Any] | None = Field(
         None, description="why the last attempt went to its worker: score parts, runner-up"
     )
@@ -264,6 +265,10 @@ class RunReport(BaseModel):
     planned_duration: float = 0.0
     model_calls: dict[str, int] = Field(default_factory=dict)
     tokens: dict[str, int] = Field(default_factory=dict, description="model tokens by role")
+    cut: list[str] = Field(
+        default_factory=list,
+        description="optional tasks dropped to meet the deadline (each record says why)",
+    )
     tasks_per_worker: dict[str, int] = Field(default_factory=dict)
     fairness: float | None = Field(
         None, description="Jain's index of tasks per worker among equally skilled workers"

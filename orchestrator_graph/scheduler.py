@@ -142,6 +142,9 @@ class Dispatch:
         self.save_history = save_history
         self.clock = clock
         self.budgets = budgets or Budgets()
+        self.deadline = plan.deadline
+        self.begun: dict[str, float] = {}
+        self.deadline_warned = False
         self.given: Counter[str] = Counter(
             r.worker for r in self.records.values() if r.worker and r.status in FINAL
         )
@@ -501,6 +504,7 @@ class Dispatch:
         self, tid: str, choice: Assignment, running: dict[asyncio.Future[Any], Running]
     ) -> None:
         rec = self.records[tid]
+        self.begun[tid] = self.clock()
         if self.lost[tid]:  # the number of an attempt taken back: it never reached the ledger
             attempt = self.lost[tid].pop(0)
         else:
@@ -556,6 +560,7 @@ class Dispatch:
             while True:
                 self._take_back(running)
                 self._check_budgets(running)
+                self._meet_deadline(running)
                 self._launch(running)
                 self._announce_queued()
                 if not running:
@@ -606,6 +611,89 @@ class Dispatch:
                 )
             if name in ("seconds", "tokens") and used > limit:
                 raise BudgetExceeded(f"{name} budget spent: {used:g} > {limit:g}")
+
+    def eta(self, running: dict[asyncio.Future[Any], Running]) -> float:
+        """Seconds from now to the end along the remaining critical path (optimistic: it
+        assumes a free worker for every task; running tasks count what is left of theirs)."""
+        now = self.clock()
+        begun = {r.task_id: self.begun.get(r.task_id, now) for r in running.values()}
+        left: dict[str, float] = {}
+        for tid in reversed(self.analysis.order):
+            if self.records[tid].status in ("approved", "failed", "skipped"):
+                continue
+            timing = self.analysis.tasks[tid]
+            own = timing.earliest_finish - timing.earliest_start
+            if tid in begun:
+                own = max(0.0, own - (now - begun[tid]))
+            left[tid] = own + max((left[d] for d in self.dependents[tid] if d in left), default=0)
+        return max(left.values(), default=0.0)
+
+    def _meet_deadline(self, running: dict[asyncio.Future[Any], Running]) -> None:
+        """When the ETA passes the deadline, drop optional tasks nobody required needs, lowest
+        priority first, until it fits or nothing optional is left; each cut is reported."""
+        if self.deadline is None or not self.budgets.started_at:
+            return
+        spare = self.deadline - (self.clock() - self.budgets.started_at)
+        eta = self.eta(running)
+        if eta <= spare:
+            return
+        if not self.deadline_warned:  # once: the cuts and the report tell the rest
+            self.deadline_warned = True
+            self.emit(
+                Event(
+                    kind="deadline_risk",
+                    node="dispatcher",
+                    message=f"ETA {eta:.2f}s, {spare:.2f}s left before the deadline",
+                    data={"eta": eta, "left": spare},
+                )
+            )
+        running_ids = {r.task_id for r in running.values()}
+        for tid in sorted(
+            self._droppable(running_ids), key=lambda t: (self.tasks[t].priority, self.rank[t], t)
+        ):
+            if self.records[tid].cut:
+                continue  # already cut with a task it depends on
+            why = (
+                f"dropped to meet the deadline: ETA {eta:.2f}s > {spare:.2f}s left "
+                f"(optional, priority {self.tasks[tid].priority})"
+            )
+            for gone in [tid, *self._downstream(tid)]:  # all optional, by _droppable
+                rec = self.records[gone]
+                rec.status, rec.cut = "skipped", True
+                rec.feedback = why if gone == tid else f"depends on {tid}, which was {why}"
+                self.emit(
+                    Event(
+                        kind="task_failed",
+                        node="dispatcher",
+                        task_id=gone,
+                        message=rec.feedback,
+                        data={"status": "skipped"},
+                    )
+                )
+            eta = self.eta(running)
+            if eta <= spare:
+                return
+
+    def _downstream(self, tid: str) -> list[str]:
+        seen: list[str] = []
+        stack = list(self.dependents[tid])
+        while stack:
+            child = stack.pop()
+            if child not in seen:
+                seen.append(child)
+                stack.extend(self.dependents[child])
+        return seen
+
+    def _droppable(self, running_ids: set[str]) -> list[str]:
+        """Optional tasks not yet started whose dependents are all optional too."""
+        return [
+            tid
+            for tid in self.analysis.order
+            if self.tasks[tid].optional
+            and self.records[tid].status == "pending"
+            and tid not in running_ids
+            and all(self.tasks[d].optional for d in self._downstream(tid))
+        ]
 
     def _cost(self, worker: str) -> float:
         member = self.registry.get(worker)

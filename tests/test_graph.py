@@ -407,3 +407,49 @@ async def test_token_use_is_reported_by_role(tmp_path):
     tokens = values["report"]["tokens"]
     assert tokens["planner"] > 0 and tokens["synthesizer"] > 0 and tokens["workers"] > 0
     assert tokens["reviewer"] == 0  # gates only: no rubric calls on these criteria
+
+
+async def test_an_unmeetable_deadline_cuts_optional_work_lowest_priority_first():
+    tasks = [
+        Task(id="core", title="c", skills=["sim"], effort=0.1),
+        Task(id="final", title="f", skills=["sim"], effort=0.05, depends_on=["core"]),
+        Task(id="extra", title="e", skills=["sim"], effort=0.8, optional=True, priority=1),
+        Task(id="nice", title="n", skills=["sim"], effort=0.05, optional=True, priority=4),
+        Task(
+            id="polish", title="p", skills=["sim"], effort=0.01, optional=True, depends_on=["extra"]
+        ),
+    ]
+    graph = create_orchestrator(workers=[sim_worker("w", "sim")]).compile(
+        checkpointer=InMemorySaver(), store=InMemoryStore()
+    )
+    values, events = await run(
+        graph,
+        {"request": "r", "plan": Plan(deadline=0.4, tasks=tasks).model_dump()},
+        context={"use_memory": False},
+    )
+    report = values["report"]
+    assert report["cut"] == ["extra", "polish"] and report["status"] == "done"
+    assert report["reason"] == "cut to meet the deadline: extra, polish"
+    assert "dropped to meet the deadline" in report["tasks"]["extra"]["feedback"]
+    assert report["tasks"]["polish"]["feedback"].startswith("depends on extra")
+    assert {t: r["status"] for t, r in report["tasks"].items() if not r["cut"]} == {
+        "core": "approved",
+        "final": "approved",
+        "nice": "approved",
+    }
+    (risk,) = [e for e in events if e["kind"] == "deadline_risk"]
+    assert risk["data"]["eta"] > risk["data"]["left"]
+
+
+async def test_required_work_is_never_cut():
+    tasks = [Task(id="slow", title="s", skills=["sim"], effort=0.3)]
+    graph = create_orchestrator(workers=[sim_worker("w", "sim")]).compile(
+        checkpointer=InMemorySaver(), store=InMemoryStore()
+    )
+    values, events = await run(
+        graph,
+        {"request": "r", "plan": Plan(deadline=0.05, tasks=tasks).model_dump()},
+        context={"use_memory": False},
+    )
+    assert values["report"]["cut"] == [] and values["report"]["status"] == "done"
+    assert [e["kind"] for e in events].count("deadline_risk") == 1
