@@ -150,8 +150,7 @@ class Dispatch:
         )
         self.failed_on: dict[str, set[str]] = {tid: set() for tid in self.tasks}
         self.reviews: dict[str, list[Review]] = {tid: [] for tid in self.tasks}
-        self.reviewed_by: dict[str, list[str]] = {tid: [] for tid in self.tasks}
-        self.tokens = 0
+        self.settled, self.spent_cost, self.tokens = 0, 0.0, 0  # budgets' running totals
         self.touched: set[str] = set()
         self.saved_at = clock()
         self.skills = sorted({s for t in plan.tasks for s in t.skills})
@@ -178,7 +177,8 @@ class Dispatch:
         tid = result.task_id
         rec = self.records[tid]
         self.reviews[tid].append(review)
-        self.reviewed_by[tid].append(result.worker)
+        self.settled += 1
+        self.spent_cost += self._cost(result.worker)
         self.tokens += result.tokens + review.tokens
         if rec.status in FINAL:  # settled by the mediator; the ledger only adds history
             return
@@ -590,13 +590,12 @@ class Dispatch:
     def _check_budgets(self, running: dict[asyncio.Future[Any], Running]) -> None:
         """Spent so far: the ledger's attempts (replayed or live) plus those running now."""
         b = self.budgets
-        reviews = [r for rs in self.reviews.values() for r in rs]
-        workers = [w for rs in self.reviewed_by.values() for w in rs]
-        workers += [r.worker for r in running.values()]
+        if b.seconds is None and b.cost is None and b.attempts is None and b.tokens is None:
+            return
         spent = {
             "seconds": self.clock() - b.started_at if b.started_at else 0.0,
-            "cost": sum(self._cost(w) for w in workers),
-            "attempts": len(reviews) + len(running),
+            "cost": self.spent_cost + sum(self._cost(r.worker) for r in running.values()),
+            "attempts": self.settled + len(running),
             "tokens": b.tokens_before + self.tokens,
         }
         for name, used in spent.items():
