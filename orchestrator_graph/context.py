@@ -71,6 +71,13 @@ class Context:
     budget_tokens: int | None = field(
         default=None, metadata={"description": "model tokens in all (planning, workers, reviews)"}
     )
+    loop_guard: int = field(
+        default=3,
+        metadata={
+            "description": "escalate a task after it fails the same way this many times "
+            "in a row, whatever attempts are left"
+        },
+    )
     max_attempts: int = field(
         default=3, metadata={"description": "attempts per task before it is escalated"}
     )

@@ -301,6 +301,7 @@ def create_orchestrator(
                 resolution_for=context.mechanism,
                 history=history,
                 save_history=lambda history, names: save_history(store, history, names),
+                loop_guard=context.loop_guard,
                 budgets=Budgets(
                     seconds=context.budget_seconds,
                     cost=context.budget_cost,

@@ -119,6 +119,7 @@ class Dispatch:
         history: History | None = None,
         save_history: SaveHistory | None = None,
         budgets: Budgets | None = None,
+        loop_guard: int = 3,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.tasks = {t.id: t for t in plan.tasks}
@@ -142,6 +143,7 @@ class Dispatch:
         self.save_history = save_history
         self.clock = clock
         self.budgets = budgets or Budgets()
+        self.loop_guard = loop_guard
         self.deadline = plan.deadline
         self.begun: dict[str, float] = {}
         self.deadline_warned = False
@@ -195,15 +197,14 @@ class Dispatch:
             rec.feedback = review.feedback
             spent = len(self.reviews[tid]) >= self._allowed(tid)
             rec.status = "escalated" if spent else "pending"
-            earlier = [r for r in self.reviews[tid][:-1] if r.verdict == "reject"]
-            if (
-                not spent
-                and review.feedback
-                and earlier
-                and earlier[-1].feedback == review.feedback
-            ):
+            streak = 0  # the same failure, in a row, up to this one
+            for earlier in reversed(self.reviews[tid]):
+                if earlier.verdict != "reject" or earlier.feedback != review.feedback:
+                    break
+                streak += 1
+            if not spent and review.feedback and streak >= self.loop_guard:
                 rec.status = "escalated"  # loop guard: the same failure again will not differ
-                rec.feedback = f"loop guard: failed the same way twice: {review.feedback}"
+                rec.feedback = f"loop guard: failed the same way {streak} times: {review.feedback}"
             if review.reviewer == "gates+rubric" and all(c.passed for c in review.checks):
                 self._conflict(
                     live,

@@ -354,11 +354,13 @@ async def test_loop_guard_stops_a_task_failing_the_same_way():
         checkpointer=InMemorySaver(), store=InMemoryStore()
     )
     values, events = await run(
-        graph, {"request": "r", "plan": plan.model_dump()}, context={"max_attempts": 5}
+        graph,
+        {"request": "r", "plan": plan.model_dump()},
+        context={"max_attempts": 5, "loop_guard": 2},
     )
     assert calls == [1, 2]  # not five: the second identical failure stops it
     (escalated,) = [e for e in events if e["kind"] == "escalated"]
-    assert "loop guard: failed the same way twice: has_keys" in escalated["message"]
+    assert "loop guard: failed the same way 2 times: has_keys" in escalated["message"]
 
 
 async def test_a_spent_budget_pauses_the_run_and_more_budget_resumes_it(tmp_path):
