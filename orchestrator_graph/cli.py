@@ -16,6 +16,7 @@ import yaml
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
 from langgraph.types import Command
+from pydantic import ValidationError
 from rich.console import Console, Group
 from rich.live import Live
 from rich.progress import BarColumn, Progress, TextColumn
@@ -27,7 +28,7 @@ from orchestrator_graph.graph import create_orchestrator
 from orchestrator_graph.llm import resolve_model
 from orchestrator_graph.models import Plan
 from orchestrator_graph.persistence import open_persistence
-from orchestrator_graph.registry import discover_plugins, load_history, load_roster
+from orchestrator_graph.registry import discover_plugins, field_errors, load_history, load_roster
 from orchestrator_graph.team import default_team
 from orchestrator_graph.tools import SAMPLES
 from orchestrator_graph.workers import Worker
@@ -140,9 +141,10 @@ def _read_plan(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
         return Plan.model_validate(data).model_dump(mode="json")
+    except ValidationError as error:
+        raise CliError(f"plan file {path}: {field_errors(error)}") from error
     except (ValueError, yaml.YAMLError) as error:
-        first = str(error).splitlines()
-        raise CliError(f"plan file {path}: {' '.join(first[:3])}") from error
+        raise CliError(f"plan file {path}: {' '.join(str(error).split())}") from error
 
 
 class Display:

@@ -401,7 +401,7 @@ def create_orchestrator(
                     task=esc.task_id,
                     reason=esc.reason,
                     score=esc.best_score,
-                    reviews=esc.reason,
+                    attempts=esc.attempts,
                 ),
             )
             return Decision(

@@ -225,25 +225,19 @@ class Dispatch:
             return
         self._learn(result, review)
         kind = "task_completed" if review.verdict == "approve" else "task_failed"
-        self.emit(
-            Event(
-                kind=kind,
-                node="dispatcher",
-                task_id=tid,
-                worker=result.worker,
-                attempt=result.attempt,
-                message=review.feedback or result.summary[:200],
-                data={"score": review.score, "status": rec.status},
-            )
+        self._say(
+            kind,
+            task_id=tid,
+            worker=result.worker,
+            attempt=result.attempt,
+            message=review.feedback or result.summary[:200],
+            data={"score": review.score, "status": rec.status},
         )
         if rec.status == "escalated":
-            self.emit(
-                Event(
-                    kind="escalated",
-                    node="dispatcher",
-                    task_id=tid,
-                    message=f"after {len(self.reviews[tid])} attempts: {rec.feedback}",
-                )
+            self._say(
+                "escalated",
+                task_id=tid,
+                message=f"after {len(self.reviews[tid])} attempts: {rec.feedback}",
             )
 
     def _conclude(self, tid: str, live: bool) -> None:
@@ -491,13 +485,8 @@ class Dispatch:
             if rec.status == "pending" and rec.queued_at is None:
                 self._scarce(tid)
                 rec.queued_at = self.clock()
-                self.emit(
-                    Event(
-                        kind="task_queued",
-                        node="dispatcher",
-                        task_id=tid,
-                        message="waiting for a free worker with the skills",
-                    )
+                self._say(
+                    "task_queued", task_id=tid, message="waiting for a free worker with the skills"
                 )
         self.unannounced, self.round_started = set(), {}
 
@@ -511,15 +500,12 @@ class Dispatch:
         else:
             attempt = self.launched[tid] = max(self.launched.get(tid, 0), rec.attempts) + 1
         if rec.worker and rec.worker != choice.worker and rec.attempts:
-            self.emit(
-                Event(
-                    kind="reassigned",
-                    node="dispatcher",
-                    task_id=tid,
-                    worker=choice.worker,
-                    attempt=attempt,
-                    message=f"from {rec.worker}",
-                )
+            self._say(
+                "reassigned",
+                task_id=tid,
+                worker=choice.worker,
+                attempt=attempt,
+                message=f"from {rec.worker}",
             )
         rec.status, rec.worker = "running", choice.worker
         rec.queued_at = rec.queued_at or self.clock()
@@ -537,15 +523,12 @@ class Dispatch:
         if self._needed(tid) > 0:
             self._push(tid)
         upstream = {d: self.records[d].result_key or "" for d in self.tasks[tid].depends_on}
-        self.emit(
-            Event(
-                kind="task_started",
-                node="dispatcher",
-                task_id=tid,
-                worker=choice.worker,
-                attempt=attempt,
-                data={"assignment": rec.assignment},
-            )
+        self._say(
+            "task_started",
+            task_id=tid,
+            worker=choice.worker,
+            attempt=attempt,
+            data={"assignment": rec.assignment},
         )
         job = asyncio.ensure_future(
             self.run_attempt(self.tasks[tid], choice.worker, attempt, rec.feedback, upstream)
@@ -639,13 +622,10 @@ class Dispatch:
             return
         if not self.deadline_warned:  # once: the cuts and the report tell the rest
             self.deadline_warned = True
-            self.emit(
-                Event(
-                    kind="deadline_risk",
-                    node="dispatcher",
-                    message=f"ETA {eta:.2f}s, {spare:.2f}s left before the deadline",
-                    data={"eta": eta, "left": spare},
-                )
+            self._say(
+                "deadline_risk",
+                message=f"ETA {eta:.2f}s, {spare:.2f}s left before the deadline",
+                data={"eta": eta, "left": spare},
             )
         running_ids = {r.task_id for r in running.values()}
         for tid in sorted(
@@ -661,14 +641,8 @@ class Dispatch:
                 rec = self.records[gone]
                 rec.status, rec.cut = "skipped", True
                 rec.feedback = why if gone == tid else f"depends on {tid}, which was {why}"
-                self.emit(
-                    Event(
-                        kind="task_failed",
-                        node="dispatcher",
-                        task_id=gone,
-                        message=rec.feedback,
-                        data={"status": "skipped"},
-                    )
+                self._say(
+                    "task_failed", task_id=gone, message=rec.feedback, data={"status": "skipped"}
                 )
             eta = self.eta(running)
             if eta <= spare:
@@ -739,14 +713,11 @@ class Dispatch:
             if not self.running_for[run.task_id]:
                 self.records[run.task_id].status = "pending"
             self._push(run.task_id)
-            self.emit(
-                Event(
-                    kind="reassigned",
-                    node="dispatcher",
-                    task_id=run.task_id,
-                    worker=run.worker,
-                    message=f"worker {run.worker} went offline",
-                )
+            self._say(
+                "reassigned",
+                task_id=run.task_id,
+                worker=run.worker,
+                message=f"worker {run.worker} went offline",
             )
 
     def _escalations(self) -> list[Escalation]:
@@ -758,7 +729,7 @@ class Dispatch:
                 continue
             rec.status = "escalated"
             rec.feedback = self._nobody_reason(self.tasks[tid])
-            self.emit(Event(kind="escalated", node="dispatcher", task_id=tid, message=rec.feedback))
+            self._say("escalated", task_id=tid, message=rec.feedback)
             out.append(self._escalation(tid))
         return out
 
@@ -783,14 +754,14 @@ class Dispatch:
             candidates=self.candidates.get(tid, []),
         )
 
+    def _say(self, kind: str, **fields: Any) -> None:
+        self.emit(Event(kind=kind, node="dispatcher", **fields))  # type: ignore[arg-type]
+
     def _progress(self) -> None:
         counts = Counter(r.status for r in self.records.values())
         total = len(self.records)
-        self.emit(
-            Event(
-                kind="progress",
-                node="dispatcher",
-                message=f"{counts['approved']}/{total} tasks approved",
-                data={"total": total, **counts},
-            )
+        self._say(
+            "progress",
+            message=f"{counts['approved']}/{total} tasks approved",
+            data={"total": total, **counts},
         )

@@ -34,6 +34,12 @@ def test_run_status_and_bad_input(tmp_path):
     )
     bad = cli("plan", "--plan", "bad.yaml", home=tmp_path)
     assert bad.returncode == 2 and "dependency cycle" in bad.stderr and bad.stdout == ""
+    (tmp_path / "shape.json").write_text('{"tasks": [{"id": "a", "skills": ["x"], "effort": -1}]}')
+    shape = cli("plan", "--plan", "shape.json", home=tmp_path)
+    assert shape.returncode == 2
+    assert "tasks.0.title: Field required; tasks.0.effort: Input should be greater than 0" in (
+        shape.stderr
+    )
     missing = cli("status", "ghost", home=tmp_path)
     assert missing.returncode == 2 and "no thread 'ghost'" in missing.stderr
 

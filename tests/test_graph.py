@@ -121,6 +121,17 @@ async def test_invalid_declared_plan_runs_nothing_and_keeps_state():
     assert await store.asearch(("orchestrator_graph",), limit=10) == []
 
 
+def valued(tid: str, skill: str = "s", **fields) -> Task:
+    """A task whose result must hold a ``value``."""
+    return Task(
+        id=tid,
+        title=tid,
+        skills=[skill],
+        acceptance=[{"kind": "has_keys", "keys": ["value"]}],
+        **fields,
+    )
+
+
 def sim_worker(name: str, skill: str, **kw) -> Worker:
     return Worker(name=name, skills=[skill], capacity=4, run=SimulatedWork(**kw))
 
@@ -151,17 +162,7 @@ async def test_retry_with_feedback_then_human_escalation_and_resume():
         calls.append((payload.attempt, payload.feedback))
         return {"note": "no value here"}  # fails the has_keys criterion every time
 
-    plan = Plan(
-        tasks=[
-            Task(
-                id="x",
-                title="x",
-                skills=["s"],
-                acceptance=[{"kind": "has_keys", "keys": ["value"]}],
-            ),
-            Task(id="y", title="y", skills=["s"], depends_on=["x"]),
-        ]
-    )
+    plan = Plan(tasks=[valued("x"), Task(id="y", title="y", skills=["s"], depends_on=["x"])])
     graph = create_orchestrator(workers=[Worker(name="w", skills=["s"], run=flaky)]).compile(
         checkpointer=InMemorySaver(), store=InMemoryStore()
     )
@@ -223,16 +224,7 @@ async def test_as_a_subgraph_of_a_parent_with_its_own_state():
     orchestrator = create_orchestrator(workers=[sim_worker("w", "sim", real_sleep=False)]).compile()
 
     async def ask(state: Parent) -> dict:
-        plan = Plan(
-            tasks=[
-                Task(
-                    id="one",
-                    title="one",
-                    skills=["sim"],
-                    acceptance=[{"kind": "has_keys", "keys": ["value"]}],
-                )
-            ]
-        )
+        plan = Plan(tasks=[valued("one", "sim")])
         out = await orchestrator.ainvoke({"request": state["question"], "plan": plan.model_dump()})
         return {"answer": out["report"]["status"] + ":" + out["report"]["deliverable"]["summary"]}
 
@@ -247,6 +239,7 @@ async def test_as_a_subgraph_of_a_parent_with_its_own_state():
 async def test_orchestrator_as_a_node_directly():
     class Parent(TypedDict, total=False):
         request: str
+        plan: dict
         report: dict
         other: int
 
@@ -255,14 +248,17 @@ async def test_orchestrator_as_a_node_directly():
     parent.add_node("orchestrate", orchestrator)
     parent.add_edge(START, "orchestrate")
     app = parent.compile(checkpointer=InMemorySaver(), store=InMemoryStore())
-    plan = Plan(tasks=[Task(id="a", title="a", skills=["sim"])])
+    plan = Plan(tasks=[valued("a", "sim"), valued("b", "sim", depends_on=["a"])])
     out = await app.ainvoke(
-        {"request": "go", "other": 7},
+        {"request": "go", "plan": plan.model_dump(), "other": 7},
         {"configurable": {"thread_id": "n"}},
     )
-    assert out["other"] == 7
-    assert out["report"]["status"] in ("done", "failed")
-    del plan
+    assert out["other"] == 7  # the parent's own key passes through untouched
+    assert out["report"]["status"] == "done"
+    assert {t: r["status"] for t, r in out["report"]["tasks"].items()} == {
+        "a": "approved",
+        "b": "approved",
+    }
 
 
 def test_build_time_errors_say_what_to_change():
@@ -340,16 +336,7 @@ async def test_loop_guard_stops_a_task_failing_the_same_way():
         calls.append(payload.attempt)
         return {"note": "nothing"}
 
-    plan = Plan(
-        tasks=[
-            Task(
-                id="x",
-                title="x",
-                skills=["s"],
-                acceptance=[{"kind": "has_keys", "keys": ["value"]}],
-            )
-        ]
-    )
+    plan = Plan(tasks=[valued("x")])
     graph = create_orchestrator(workers=[Worker(name="w", skills=["s"], run=stuck)]).compile(
         checkpointer=InMemorySaver(), store=InMemoryStore()
     )
@@ -366,18 +353,7 @@ async def test_loop_guard_stops_a_task_failing_the_same_way():
 async def test_a_spent_budget_pauses_the_run_and_more_budget_resumes_it(tmp_path):
     effects = tmp_path / "effects"
     team = [Worker(name="w", skills=["sim"], run=SimulatedWork(side_effects=effects))]
-    plan = Plan(
-        tasks=[
-            Task(
-                id=f"t{i}",
-                title="t",
-                skills=["sim"],
-                effort=0.01,
-                acceptance=[{"kind": "has_keys", "keys": ["value"]}],
-            )
-            for i in range(4)
-        ]
-    )
+    plan = Plan(tasks=[valued(f"t{i}", "sim", effort=0.01) for i in range(4)])
     graph = create_orchestrator(workers=team).compile(
         checkpointer=InMemorySaver(), store=InMemoryStore()
     )
@@ -455,3 +431,21 @@ async def test_required_work_is_never_cut():
     )
     assert values["report"]["cut"] == [] and values["report"]["status"] == "done"
     assert [e["kind"] for e in events].count("deadline_risk") == 1
+
+
+async def test_a_mediator_model_advises_on_an_escalation():
+    def broken(payload):
+        raise RuntimeError("always")
+
+    graph = create_orchestrator(workers=[Worker(name="w", skills=["s"], run=broken)]).compile(
+        checkpointer=InMemorySaver(), store=InMemoryStore()
+    )
+    values, events = await run(
+        graph,
+        {"request": "r", "plan": Plan(tasks=[valued("x")]).model_dump()},
+        context={"max_attempts": 1, "mediator_model": "offline"},
+    )
+    (decision,) = values["report"]["decisions"]
+    assert decision["by"] == "model" and decision["action"] == "skip"
+    assert decision["reason"].startswith("[offline]")
+    assert values["report"]["tasks"]["x"]["status"] == "failed"
