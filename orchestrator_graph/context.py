@@ -8,6 +8,7 @@ from typing import Any, Literal
 ROLES = ("planner", "worker", "reviewer", "mediator", "synthesizer")
 QA_THRESHOLDS = {"strict": 0.9, "standard": 0.7, "lenient": 0.5}
 VOTES = ("majority", "weighted", "borda", "arbitration")
+FALLBACKS = ("retry_elsewhere", "replan", "partial")
 RESOLUTIONS = {
     "redundant_disagree": (*VOTES, "judge", "mediate", "human"),
     "contradicting_facts": VOTES,
@@ -78,6 +79,32 @@ class Context:
             "in a row, whatever attempts are left"
         },
     )
+    adapt: bool = field(
+        default=True,
+        metadata={
+            "description": "respond to what the monitor finds: hedge stalled attempts on "
+            "another worker, re-rank on critical-path slip, use backup workers, simplify or "
+            "drop optional tasks for the deadline"
+        },
+    )
+    stall_after: float = field(
+        default=2.0,
+        metadata={
+            "description": "an attempt running this many times its expected duration counts "
+            "as stalled (0 = never)"
+        },
+    )
+    fallback: list[str] = field(
+        default_factory=lambda: ["retry_elsewhere", "partial"],
+        metadata={
+            "description": "for a task that failed for good, tried in order: retry_elsewhere "
+            "(a worker that has not failed it), replan (the planner replaces the failed "
+            "sub-graph), partial (finish without it, the output marked partial)"
+        },
+    )
+    max_replans: int = field(
+        default=2, metadata={"description": "re-plans a run may make (the re-plan budget)"}
+    )
     max_attempts: int = field(
         default=3, metadata={"description": "attempts per task before it is escalated"}
     )
@@ -147,6 +174,12 @@ class Context:
                     f"resolution_by_conflict[{kind!r}] = {mechanism!r}; choose one "
                     f"of {', '.join(allowed)}"
                 )
+
+        unknown = [f for f in self.fallback if f not in FALLBACKS]
+        if unknown or not self.fallback:
+            raise ValueError(
+                f"fallback: {unknown or 'empty'}; a list of {', '.join(FALLBACKS)}, tried in order"
+            )
 
     def mechanism(self, kind: str) -> str:
         return (self.resolution_by_conflict or {}).get(kind, self.resolution)

@@ -100,6 +100,18 @@ def with_implied_dependencies(plan: Plan) -> Plan:
     )
 
 
+def downstream(dependents: Mapping[str, Iterable[str]], tid: str) -> list[str]:
+    """Every task that depends on ``tid``, directly or not."""
+    seen: list[str] = []
+    stack = list(dependents[tid])
+    while stack:
+        child = stack.pop()
+        if child not in seen:
+            seen.append(child)
+            stack.extend(dependents[child])
+    return seen
+
+
 def redundant_edges(deps: Mapping[str, Iterable[str]], order: list[str]) -> list[tuple[str, str]]:
     """Edges a transitive reduction drops: a task's dependency that another of its
     dependencies already depends on, directly or not. (They stay in the plan: the task still

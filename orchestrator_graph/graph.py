@@ -36,10 +36,11 @@ from orchestrator_graph.dag import (
 )
 from orchestrator_graph.events import Event, stream_emitter
 from orchestrator_graph.ledger import Ledger, attempt_key
-from orchestrator_graph.llm import ModelSpec, ask_structured
+from orchestrator_graph.llm import ModelSpec, StructuredOutputError, ask_structured
 from orchestrator_graph.matching import jain
 from orchestrator_graph.memory import Memory, recall, remember, reusable
 from orchestrator_graph.models import (
+    Bottleneck,
     Check,
     Conflict,
     Decision,
@@ -48,12 +49,16 @@ from orchestrator_graph.models import (
     Escalation,
     Plan,
     PlanAnalysis,
+    Replan,
     Review,
     RunReport,
+    Schedule,
+    Slot,
     Task,
     TaskRecord,
     TaskResult,
 )
+from orchestrator_graph.monitor import publish_status
 from orchestrator_graph.prompts import messages
 from orchestrator_graph.prompts import preload as preload_prompts
 from orchestrator_graph.qa import gate_result, review_plan
@@ -63,9 +68,11 @@ from orchestrator_graph.registry import (
     load_history,
     save_history,
 )
+from orchestrator_graph.replan import replan
 from orchestrator_graph.roles import Roles
+from orchestrator_graph.schedule import plan_schedule
 from orchestrator_graph.scheduler import BudgetExceeded, Budgets, Dispatch
-from orchestrator_graph.state import InputState, OrchestratorState, OutputState
+from orchestrator_graph.state import InputState, OrchestratorState, OutputState, add_counts
 from orchestrator_graph.team import default_team
 from orchestrator_graph.worker_graph import AttemptState, AttemptSteps, Env, store_of, tokens_of
 from orchestrator_graph.workers import Worker
@@ -155,6 +162,9 @@ def create_orchestrator(
             "escalations": [],
             "model_calls": Overwrite({}),
             "tokens": Overwrite({}),
+            "bottlenecks": Overwrite([]),
+            "replans": Overwrite([]),
+            "stopped": None,
         }
 
     async def planner(state: OrchestratorState, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -222,21 +232,28 @@ def create_orchestrator(
                 f"the plan gate rejected the {plan.source} plan: {verdict.feedback}"
             )
         plan, disputes = _settle_plan(plan, context)
-        history = await load_history(store_of(runtime), [w.name for w in registry.workers()])
-        analysis = analyse_plan(plan, expected_durations(plan.tasks, registry.workers(), history))
+        analysis, schedule = await _analyse(plan, runtime)
         stream_emitter(runtime.stream_writer)(
             Event(
                 kind="planned",
                 node="planner",
-                message=f"{len(plan.tasks)} tasks ({plan.source})",
+                message=f"{len(plan.tasks)} tasks ({plan.source}), planned makespan "
+                f"{schedule.makespan:.2f}s"
+                + ("" if schedule.meets_deadline else f", misses the {plan.deadline:g}s deadline"),
                 data={
                     "tasks": len(plan.tasks),
                     "critical_path": analysis.critical_path,
                     "duration": analysis.duration,
+                    "planned_makespan": schedule.makespan,
+                    "meets_deadline": schedule.meets_deadline,
+                    "would_cut": schedule.would_cut,
+                    "backups": {t: r.backup for t, r in schedule.risks.items() if r.backup},
                 },
             )
         )
         return {
+            "schedule": schedule.model_dump(mode="json"),
+            "executing_since": time.time(),
             # Defaults left out: the plan is in every checkpoint, and readers validate it.
             "plan": plan.model_dump(mode="json", exclude_defaults=True),
             "analysis": analysis.model_dump(mode="json"),
@@ -247,9 +264,20 @@ def create_orchestrator(
             "model_calls": {"planner": calls},
         }
 
+    async def _analyse(
+        plan: Plan, runtime: Runtime[Context], now: float = 0.0, finished: Sequence[Slot] = ()
+    ) -> tuple[PlanAnalysis, Schedule]:
+        """Critical path on the team's expected durations, then the planned schedule."""
+        history = await load_history(store_of(runtime), [w.name for w in registry.workers()])
+        analysis = analyse_plan(plan, expected_durations(plan.tasks, registry.workers(), history))
+        schedule = plan_schedule(
+            plan, analysis, registry.workers(), history, now=now, finished=finished
+        )
+        return analysis, schedule
+
     async def dispatcher(
         state: OrchestratorState, runtime: Runtime[Context]
-    ) -> Command[Literal["mediator", "synthesizer"]]:
+    ) -> Command[Literal["mediator", "synthesizer", "budget_gate"]]:
         context = Context.coerce(runtime.context)
         run_id = state["run_id"]
         ledger = Ledger(store_of(runtime), run_id)
@@ -302,6 +330,14 @@ def create_orchestrator(
                 history=history,
                 save_history=lambda history, names: save_history(store, history, names),
                 loop_guard=context.loop_guard,
+                schedule=Schedule.model_validate(state["schedule"])
+                if state.get("schedule")
+                else None,
+                adapt=context.adapt,
+                stall_after=context.stall_after,
+                t0=state.get("executing_since"),
+                run_id=run_id,
+                publish=lambda snapshot: publish_status(store, snapshot),
                 budgets=Budgets(
                     seconds=context.budget_seconds,
                     cost=context.budget_cost,
@@ -313,25 +349,45 @@ def create_orchestrator(
             )
 
         dispatch = make_dispatch()
-        while True:  # a spent budget pauses the run; resuming with more budget goes on
-            try:
-                outcome = await dispatch.run(await ledger.attempts())
-                break
-            except BudgetExceeded as spent:
-                interrupt(
-                    {
-                        "type": "budget",
-                        "reason": str(spent),
-                        "resume": "raise the budget in the context, then resume",
-                    }
-                )
-                dispatch = make_dispatch()
+        try:
+            outcome = await dispatch.run(await ledger.attempts())
+        except BudgetExceeded as spent:
+            # Stopped with the reason in the report; the budget gate pauses for more budget.
+            stopped = {**state, "tasks": _dump(dispatch.records), "stopped": str(spent)}
+            report = _report(stopped, dispatch.records, registry)  # type: ignore[arg-type]
+            return Command(
+                goto="budget_gate",
+                update={
+                    "stopped": str(spent),
+                    "tasks": _dump(dispatch.records),
+                    "report": report.model_dump(mode="json"),
+                },
+            )
         update = {
             "conflicts": [c.model_dump(mode="json") for c in outcome.conflicts],
             "tasks": _dump(outcome.records),
             "escalations": [e.model_dump(mode="json") for e in outcome.escalations],
+            "bottlenecks": [b.model_dump(mode="json") for b in outcome.bottlenecks],
+            "status": outcome.snapshot.model_dump(mode="json") if outcome.snapshot else None,
         }
         return Command(goto="mediator" if outcome.escalations else "synthesizer", update=update)
+
+    async def budget_gate(
+        state: OrchestratorState, runtime: Runtime[Context]
+    ) -> Command[Literal["dispatcher"]]:
+        """A spent budget pauses here; resuming (with a raised budget in the context) goes on
+        where the dispatcher stopped. Nothing finished runs again: the ledger has it."""
+        stream_emitter(runtime.stream_writer)(
+            Event(kind="budget", node="budget_gate", message=state.get("stopped") or "")
+        )
+        interrupt(
+            {
+                "type": "budget",
+                "reason": state.get("stopped") or "",
+                "resume": "raise the budget in the context, then resume",
+            }
+        )
+        return Command(goto="dispatcher", update={"stopped": None, "report": None})
 
     async def mediator(
         state: OrchestratorState, runtime: Runtime[Context]
@@ -340,17 +396,45 @@ def create_orchestrator(
         emit = stream_emitter(runtime.stream_writer)
         records = _records(state)
         decisions: list[Decision] = []
+        plan = Plan.model_validate(state["plan"])
+        replans = [Replan.model_validate(r) for r in state.get("replans", [])]
+        new_replans: list[Replan] = []
+        update: dict[str, Any] = {}
         for entry in state.get("escalations", []):
             esc = Escalation.model_validate(entry)
-            decision = await _decide(esc, context, runtime, state)
+            if esc.task_id not in records or records[esc.task_id].replaced_by:
+                continue  # gone with a sub-graph an earlier re-plan replaced
+            decision = await _decide(esc, context, runtime, state, plan, replans)
             rec = records[esc.task_id]
             chosen = decision.attempt if decision.attempt is not None else esc.best_attempt
-            if decision.action == "accept" and chosen is not None:
+            if decision.action == "replan":
+                with get_usage_metadata_callback() as usage:
+                    decision, plan, found = await _replan(
+                        esc, decision, context, plan, records, replans
+                    )
+                update["tokens"] = add_counts(update.get("tokens"), {"planner": tokens_of(usage)})
+                update["model_calls"] = add_counts(update.get("model_calls"), {"planner": 1})
+                replans.append(found)
+                new_replans.append(found)
+            if decision.action == "replan":
+                emit(
+                    Event(
+                        kind="replanned",
+                        node="mediator",
+                        task_id=esc.task_id,
+                        message=f"replaced {', '.join(found.removed)} with "
+                        f"{', '.join(found.added)}: {found.reason}",
+                        data=found.model_dump(mode="json"),
+                    )
+                )
+            elif decision.action == "accept" and chosen is not None:
                 rec.status, rec.result_key = "approved", attempt_key(esc.task_id, chosen)
                 rec.score = esc.best_score if decision.attempt is None else rec.score
                 decision.attempt = chosen
             elif decision.action == "retry":
                 rec.status, rec.extra_attempts = "pending", rec.extra_attempts + 1
+                if decision.by == "policy":  # retry elsewhere: not on a worker that failed it
+                    rec.avoid = sorted({*rec.avoid, *esc.tried})
             else:
                 rec.status = "failed"
             decisions.append(decision)
@@ -362,17 +446,81 @@ def create_orchestrator(
                     message=f"{decision.action} by {decision.by}: {decision.reason}",
                 )
             )
+        if any(r.applied for r in new_replans):
+            done = {t for t, r in records.items() if r.status == "approved"}
+            previous = Schedule.model_validate(state["schedule"]) if state.get("schedule") else None
+            since = state.get("executing_since") or time.time()
+            analysis, schedule = await _analyse(
+                plan,
+                runtime,
+                now=time.time() - since,
+                finished=[s for s in (previous.planned if previous else []) if s.task_id in done],
+            )
+            update |= {
+                "plan": plan.model_dump(mode="json", exclude_defaults=True),
+                "analysis": analysis.model_dump(mode="json"),
+                "schedule": schedule.model_dump(mode="json"),
+            }
         return Command(
             goto="dispatcher",
             update={
+                **update,
                 "tasks": _dump(records),
                 "escalations": [],
                 "decisions": [d.model_dump(mode="json") for d in decisions],
+                "replans": [r.model_dump(mode="json") for r in new_replans],
             },
         )
 
+    async def _replan(
+        esc: Escalation,
+        decision: Decision,
+        context: Context,
+        plan: Plan,
+        records: dict[str, TaskRecord],
+        replans: list[Replan],
+    ) -> tuple[Decision, Plan, Replan]:
+        """Replace the failed sub-graph, unless the planner cannot or would only repeat an
+        earlier re-plan (the loop guard): then the run finishes without it, marked partial."""
+        try:
+            new_plan, found = await replan(
+                plan,
+                records,
+                esc.task_id,
+                esc.reason,
+                roles.model("planner", context),
+                registry.skills(),
+                round_=1 + sum(r.applied for r in replans),
+            )
+        except (StructuredOutputError, ValueError) as err:
+            found = Replan(
+                failed=esc.task_id,
+                removed=[],
+                added=[],
+                reason=str(err),
+                signature="",
+                applied=False,
+            )
+            return _partial(esc, f"the re-plan failed: {err}"), plan, found
+        if any(r.signature == found.signature for r in replans):
+            found.applied = False
+            why = "loop guard: the re-plan repeats an earlier one for the same failure"
+            return _partial(esc, why), plan, found
+        for tid in found.removed:
+            rec = records[tid]
+            rec.status, rec.replaced_by = "skipped", found.added
+            rec.feedback = f"replaced by a re-plan after {esc.task_id} failed: {esc.reason}"
+        for tid in found.added:
+            records[tid] = TaskRecord()
+        return decision, new_plan, found
+
     async def _decide(
-        esc: Escalation, context: Context, runtime: Runtime[Context], state: OrchestratorState
+        esc: Escalation,
+        context: Context,
+        runtime: Runtime[Context],
+        state: OrchestratorState,
+        plan: Plan,
+        replans: list[Replan],
     ) -> Decision:
         if esc.candidates and esc.mechanism in ("judge", "mediate"):
             return await _settle_answers(esc, context, runtime, state)
@@ -407,13 +555,47 @@ def create_orchestrator(
             return Decision(
                 task_id=esc.task_id, action=advice.action, by="model", reason=advice.reason
             )
-        return Decision(
-            task_id=esc.task_id,
-            action="skip",
-            by="policy",
-            reason="failed quality review on every attempt; a rejected result is never "
-            "passed on, so the task and its dependents are dropped",
-        )
+        return _fallback(esc, context, plan, replans)
+
+    def _fallback(esc: Escalation, context: Context, plan: Plan, replans: list[Replan]) -> Decision:
+        """The run's fallback policy for a task that failed for good: the first option in
+        ``context.fallback`` that applies."""
+        task = next(t for t in plan.tasks if t.id == esc.task_id)
+        notes = []
+        for option in context.fallback:
+            if option == "retry_elsewhere":
+                fresh = sorted(
+                    w.name
+                    for w in registry.assignable()
+                    if w.can_do(task) and w.name not in esc.tried
+                )
+                if fresh and esc.tried and not esc.candidates:
+                    return Decision(
+                        task_id=esc.task_id,
+                        action="retry",
+                        by="policy",
+                        reason=f"fallback retry_elsewhere: {', '.join(fresh)} "
+                        f"{'has' if len(fresh) == 1 else 'have'} not tried it "
+                        f"({esc.reason})",
+                    )
+                notes.append(
+                    "no able worker left that has not failed it"
+                    if esc.tried
+                    else "retrying elsewhere does not settle this"
+                )
+            elif option == "replan":
+                if sum(r.applied for r in replans) < context.max_replans:
+                    return Decision(
+                        task_id=esc.task_id,
+                        action="replan",
+                        by="policy",
+                        reason=f"fallback replan: the planner replaces {esc.task_id} and what "
+                        f"depends on it ({esc.reason})",
+                    )
+                notes.append(f"re-plan budget spent ({context.max_replans})")
+            else:
+                return _partial(esc, "; ".join(notes))
+        return _partial(esc, "; ".join([*notes, "no fallback left"]))
 
     async def _settle_answers(
         esc: Escalation, context: Context, runtime: Runtime[Context], state: OrchestratorState
@@ -586,7 +768,7 @@ def create_orchestrator(
             ),
             Check(
                 name="all_tasks_approved",
-                passed=approved >= {t for t, r in records.items() if not r.cut},
+                passed=approved >= {t for t, r in records.items() if r.counts},
                 detail=f"{len(approved)}/{len(records)} approved",
             ),
         ]
@@ -619,7 +801,21 @@ def create_orchestrator(
             "workers": sum(r.tokens for r, _ in attempts),
             "reviewer": sum(v.tokens for _, v in attempts),
         }
-        report = _report(state, records, registry).model_copy(update={"tokens": tokens})
+        since = state.get("executing_since") or state.get("started_at") or 0.0
+        actual = [
+            Slot(
+                task_id=r.task_id,
+                worker=r.worker,
+                start=round(r.started_at - since, 4),
+                finish=round(r.finished_at - since, 4),
+                attempt=r.attempt,
+                verdict=v.verdict,
+            )
+            for r, v in attempts
+        ]
+        report = _report(state, records, registry).model_copy(
+            update={"tokens": tokens, "actual": actual}
+        )
         if context.use_memory:
             plan = Plan.model_validate(state["plan"])
             scores = [r.score for r in records.values() if r.score is not None]
@@ -655,6 +851,7 @@ def create_orchestrator(
     builder.add_node("planner", planner)
     builder.add_node("dispatcher", dispatcher)
     builder.add_node("mediator", mediator)
+    builder.add_node("budget_gate", budget_gate)
     builder.add_node("synthesizer", synthesizer)
     builder.add_node("qa_reviewer", qa_reviewer)
     builder.add_node("learn", learn)
@@ -733,6 +930,16 @@ def _fairness(per_worker: Mapping[str, int], registry: Registry) -> float | None
     return round(sum(indices) / len(indices), 4) if indices else None
 
 
+def _partial(esc: Escalation, why: str) -> Decision:
+    return Decision(
+        task_id=esc.task_id,
+        action="skip",
+        by="policy",
+        reason=f"fallback partial{': ' + why if why else ''}: {esc.reason}; a rejected result is "
+        "never passed on, so the task and its dependents are dropped and the output is partial",
+    )
+
+
 def _human_decision(esc: Escalation, answer: Any) -> Decision:
     if isinstance(answer, str):
         answer = {"action": answer}
@@ -762,11 +969,13 @@ def _report(
 ) -> RunReport:
     final = Review.model_validate(state["final_review"]) if state.get("final_review") else None
     cut = sorted(t for t, r in records.items() if r.cut)
-    statuses = {r.status for t, r in records.items() if t not in cut}
-    if statuses == {"approved"} and final is not None and final.verdict == "approve":
+    statuses = {r.status for r in records.values() if r.counts}
+    if state.get("stopped"):
+        status, reason = "stopped", f"{state['stopped']}; resume with a raised budget"
+    elif statuses == {"approved"} and final is not None and final.verdict == "approve":
         status, reason = "done", f"cut to meet the deadline: {', '.join(cut)}" if cut else ""
     elif "approved" in statuses:
-        bad = sorted(t for t, r in records.items() if r.status != "approved" and t not in cut)
+        bad = sorted(t for t, r in records.items() if r.status != "approved" and r.counts)
         status, reason = "partial", f"not approved: {', '.join(bad)}"
     else:
         status, reason = "failed", "no task was approved"
@@ -791,6 +1000,10 @@ def _report(
         model_calls=dict(state.get("model_calls") or {}),
         tasks_per_worker=dict(per_worker),
         cut=cut,
+        simplified=sorted(t for t, r in records.items() if r.simplified),
+        schedule=Schedule.model_validate(state["schedule"]) if state.get("schedule") else None,
+        bottlenecks=[Bottleneck.model_validate(b) for b in state.get("bottlenecks", [])],
+        replans=[Replan.model_validate(r) for r in state.get("replans", [])],
         fairness=fairness,
     )
 

@@ -15,13 +15,36 @@ from scipy.sparse import csr_matrix, hstack, identity
 from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
 Objective = Literal["balanced", "quality", "cost"]
-PARTS = ("skill", "quality", "load", "cost", "fairness")
+PARTS = ("skill", "quality", "load", "cost", "fairness", "speed")
 
-# Weights of the score parts per objective; every part lies in [0, 1].
+# Weights of the score parts per objective; every part lies in [0, 1]. "speed" counts only for
+# urgent tasks (the monitor marks critical-path tasks urgent when the run slips): it is 0 for
+# every other task, so ordinary matching is unchanged.
 OBJECTIVES: dict[str, dict[str, float]] = {
-    "balanced": {"skill": 0.35, "quality": 0.25, "load": 0.15, "cost": 0.15, "fairness": 0.10},
-    "quality": {"skill": 0.40, "quality": 0.45, "load": 0.05, "cost": 0.00, "fairness": 0.10},
-    "cost": {"skill": 0.20, "quality": 0.15, "load": 0.10, "cost": 0.50, "fairness": 0.05},
+    "balanced": {
+        "skill": 0.35,
+        "quality": 0.25,
+        "load": 0.15,
+        "cost": 0.15,
+        "fairness": 0.10,
+        "speed": 0.5,
+    },
+    "quality": {
+        "skill": 0.40,
+        "quality": 0.45,
+        "load": 0.05,
+        "cost": 0.00,
+        "fairness": 0.10,
+        "speed": 0.5,
+    },
+    "cost": {
+        "skill": 0.20,
+        "quality": 0.15,
+        "load": 0.10,
+        "cost": 0.50,
+        "fairness": 0.05,
+        "speed": 0.5,
+    },
 }
 RETRY_PENALTY = 0.5  # a worker that already failed this task is the last resort
 _INFEASIBLE = -1e9
@@ -40,6 +63,7 @@ class Workforce:
     load: np.ndarray  # W, tasks running now
     cost: np.ndarray  # W, cost per task
     assigned: np.ndarray  # W, tasks given so far in this run (for fairness)
+    pace: np.ndarray | None = None  # W×S, effort units per second (measured, else declared)
 
     @property
     def free(self) -> np.ndarray:
@@ -54,6 +78,7 @@ class Demand:
     required: np.ndarray  # T×S
     failed_on: list[set[int]] = field(default_factory=list)  # per task: workers that failed it
     excluded: list[set[int]] = field(default_factory=list)  # per task: workers it may not use
+    urgent: np.ndarray | None = None  # T bool: tasks that prefer the fastest worker
 
 
 @dataclass
@@ -109,11 +134,15 @@ def score(
         "load": load[None, :].astype(np.float32),
         "cost": cost[None, :].astype(np.float32),
         "fairness": fairness[None, :].astype(np.float32),
+        "speed": np.zeros((1, w), dtype=np.float32),
     }
     per_worker = sum(weights[k] * parts[k] for k in ("load", "cost", "fairness"))
     total = weights["skill"] * skill
     total += weights["quality"] * quality
     total += per_worker
+    if demand.urgent is not None and force.pace is not None and demand.urgent.any():
+        parts["speed"] = _speed(demand, force, needed)
+        total += weights.get("speed", 0.0) * parts["speed"]
     for row, failed in enumerate(demand.failed_on):
         if failed:
             total[row, sorted(failed)] -= RETRY_PENALTY
@@ -122,6 +151,23 @@ def score(
         if banned:
             feasible[row, sorted(banned)] = False
     return Scores(total=total, feasible=feasible, parts=parts)
+
+
+def _speed(demand: Demand, force: Workforce, needed: np.ndarray) -> np.ndarray:
+    """T×W: for urgent tasks, each worker's pace on the task's slowest skill relative to the
+    fastest worker's; 0 for the other tasks."""
+    assert force.pace is not None and demand.urgent is not None
+    t, w = needed.shape[0], len(force.names)
+    out = np.zeros((t, w), dtype=np.float32)
+    for row in np.flatnonzero(demand.urgent):
+        cols = np.flatnonzero(needed[row])
+        if cols.size == 0:
+            continue
+        pace = force.pace[:, cols].min(axis=1)
+        top = pace.max()
+        if top > 0:
+            out[row] = pace / top
+    return out
 
 
 def _slots(free: np.ndarray, tasks: int) -> np.ndarray:

@@ -52,6 +52,18 @@ class Criterion(BaseModel):
 QAPolicy = Literal["strict", "standard", "lenient"]
 
 
+class Simplification(BaseModel):
+    """A cheaper version of a task, used instead of dropping it when the deadline is at risk."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    inputs: dict[str, Any] = Field(
+        default_factory=dict, description="inputs that replace the task's"
+    )
+    effort: float = Field(gt=0, description="estimated seconds of the simpler version")
+    note: str = Field("", description="what the simpler version leaves out")
+
+
 class Task(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -89,6 +101,10 @@ class Task(BaseModel):
         description="the output field redundant executions must agree on (default: all "
         "of the output but its summary)",
     )
+    simplified: Simplification | None = Field(
+        None, description="a cheaper version to run when the deadline is at risk"
+    )
+    replaces: str | None = Field(None, description="the failed task this one replaces (re-plan)")
 
 
 class Plan(BaseModel):
@@ -176,6 +192,7 @@ class Escalation(BaseModel):
     candidates: list[dict[str, Any]] = Field(
         default_factory=list, description="disagreeing answers: attempt, worker, weight, answer"
     )
+    tried: list[str] = Field(default_factory=list, description="workers that failed the task")
 
 
 class Conflict(BaseModel):
@@ -203,7 +220,7 @@ class Decision(BaseModel):
     """How the mediator settled an escalation."""
 
     task_id: str
-    action: Literal["accept", "retry", "skip"]
+    action: Literal["accept", "retry", "skip", "replan"]
     by: Literal["policy", "human", "model", "judge", "mediator"]
     reason: str
     attempt: int | None = None
@@ -225,9 +242,115 @@ class TaskRecord(BaseModel):
     feedback: str = ""
     extra_attempts: int = Field(0, description="attempts granted beyond the limit by the mediator")
     cut: bool = Field(False, description="an optional task dropped to meet the deadline")
+    simplified: bool = Field(False, description="ran its cheaper version to meet the deadline")
+    replaced_by: list[str] = Field(
+        default_factory=list, description="the tasks a re-plan put in its place"
+    )
+    avoid: list[str] = Field(
+        default_factory=list, description="workers a retry elsewhere may not use"
+    )
+
+    @property
+    def counts(self) -> bool:
+        """Whether the run needs this task: not cut for the deadline, not replaced."""
+        return not self.cut and not self.replaced_by
+
     assignment: dict[str, Any] | None = Field(
         None, description="why the last attempt went to its worker: score parts, runner-up"
     )
+
+
+class Slot(BaseModel):
+    """One bar of a Gantt chart: a task (attempt) on a worker, in seconds from the start of
+    execution."""
+
+    task_id: str
+    worker: str
+    start: float
+    finish: float
+    attempt: int | None = None
+    verdict: str | None = None
+
+
+class TaskRisk(BaseModel):
+    """How likely a task is to fail or slip, from 0 to 1, and its parts."""
+
+    score: float = Field(ge=0, le=1)
+    unreliability: float = Field(description="1 - the best able worker's reliability")
+    tightness: float = Field(description="1 on the critical path, falling with slack")
+    spread: float = Field(description="how far its duration strays (history), 0.5 if unknown")
+    backup: str | None = Field(None, description="who takes over if the planned worker fails")
+
+
+class Schedule(BaseModel):
+    """The planned schedule: HEFT list scheduling over the team, with risks and backups."""
+
+    planned: list[Slot]
+    makespan: float
+    deadline: float | None = None
+    meets_deadline: bool = True
+    would_cut: list[str] = Field(
+        default_factory=list, description="optional tasks to drop if the deadline is to be met"
+    )
+    risks: dict[str, TaskRisk] = Field(default_factory=dict)
+
+
+class Bottleneck(BaseModel):
+    """Something that slowed the run, as measured, and what the dispatcher did about it."""
+
+    kind: Literal["stall", "queue", "slip", "deadline"]
+    task_id: str | None = None
+    worker: str | None = None
+    skill: str | None = None
+    detail: str
+    measured: float = 0.0
+    response: str = ""
+    at: float = Field(default_factory=time.time)
+
+
+class Replan(BaseModel):
+    """A re-plan of the sub-graph left by a task that failed for good."""
+
+    failed: str
+    removed: list[str]
+    added: list[str]
+    reason: str
+    signature: str = Field(description="what the re-plan does, for the same-re-plan loop guard")
+    applied: bool = True
+    at: float = Field(default_factory=time.time)
+
+
+class WorkerLoad(BaseModel):
+    status: str
+    load: int
+    capacity: int
+    busy_seconds: float = 0.0
+    utilisation: float = 0.0
+
+
+class SkillLoad(BaseModel):
+    queued: int = 0
+    running: int = 0
+    slots: int = 0
+    oldest_wait: float = 0.0
+    utilisation: float = 0.0
+
+
+class StatusSnapshot(BaseModel):
+    """Where a run stands: per-task state, per-worker and per-skill load, ETA and slip."""
+
+    run_id: str
+    at: float = Field(default_factory=time.time)
+    elapsed: float = 0.0
+    tasks: dict[str, str] = Field(default_factory=dict)
+    counts: dict[str, int] = Field(default_factory=dict)
+    workers: dict[str, WorkerLoad] = Field(default_factory=dict)
+    skills: dict[str, SkillLoad] = Field(default_factory=dict)
+    eta: float | None = Field(None, description="seconds to the end, by a schedule of what is left")
+    deadline: float | None = None
+    planned_makespan: float | None = None
+    critical_path_slip: float = Field(0.0, description="seconds the critical path runs late")
+    bottlenecks: list[Bottleneck] = Field(default_factory=list)
 
 
 class Section(BaseModel):
@@ -269,6 +392,13 @@ class RunReport(BaseModel):
         default_factory=list,
         description="optional tasks dropped to meet the deadline (each record says why)",
     )
+    simplified: list[str] = Field(
+        default_factory=list, description="tasks that ran their cheaper version for the deadline"
+    )
+    schedule: Schedule | None = Field(None, description="the planned schedule, risks and backups")
+    actual: list[Slot] = Field(default_factory=list, description="every attempt as it ran")
+    bottlenecks: list[Bottleneck] = Field(default_factory=list)
+    replans: list[Replan] = Field(default_factory=list)
     tasks_per_worker: dict[str, int] = Field(default_factory=dict)
     fairness: float | None = Field(
         None, description="Jain's index of tasks per worker among equally skilled workers"

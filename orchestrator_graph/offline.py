@@ -234,7 +234,28 @@ def _mediation(prompt: str, _schema: dict[str, Any]) -> dict[str, Any]:
     return {"action": "skip", "reason": f"{TAG} cannot judge; the safe choice is to skip"}
 
 
+def _replan(prompt: str, _schema: dict[str, Any]) -> dict[str, Any]:
+    """The same tasks again under new ids (``id~rN``): a rule cannot find another approach, so
+    the run's loop guard stops the second identical re-plan."""
+    remaining = json.loads(tagged(prompt, "remaining") or "[]")
+    round_ = tagged(prompt, "round") or "1"
+    rename = {t["id"]: re.sub(r"~r\d+$", "", t["id"]) + f"~r{round_}" for t in remaining}
+    tasks = [
+        {
+            **t,
+            "id": rename[t["id"]],
+            "depends_on": [rename.get(d, d) for d in t.get("depends_on", [])],
+        }
+        for t in remaining
+    ]
+    return {
+        "tasks": tasks,
+        "reason": f"{TAG} the same tasks under new ids: a rule cannot find another approach",
+    }
+
+
 DEFAULT_RESPONDERS: dict[str, Responder] = {
+    "ReplanDraft": _replan,
     "PlanDraft": _plan,
     "RubricReview": _review,
     "DeliverableDraft": _deliverable,

@@ -28,7 +28,7 @@ from orchestrator_graph.workers import Worker
 Status = Literal["available", "busy", "draining", "offline"]
 ENTRY_POINT_GROUP = "orchestrator_graph.workers"
 HISTORY = (ROOT, "performance")
-PRIOR_QUALITY, PRIOR_WEIGHT = 0.5, 2.0
+PRIOR_QUALITY, PRIOR_RELIABILITY, PRIOR_WEIGHT = 0.5, 0.8, 2.0
 
 
 class SkillStats(BaseModel):
@@ -36,10 +36,18 @@ class SkillStats(BaseModel):
     successes: int = 0
     quality_sum: float = 0.0
     latency_sum: float = 0.0
+    timed: int = Field(0, description="attempts with a known effort estimate")
+    slowness_sum: float = Field(0.0, description="sum of seconds per unit of estimated effort")
+    slowness_sq_sum: float = 0.0
 
     @property
     def success_rate(self) -> float:
         return self.successes / self.attempts if self.attempts else 0.0
+
+    @property
+    def reliability(self) -> float:
+        """Success rate pulled towards ``PRIOR_RELIABILITY`` while there are few attempts."""
+        return (self.successes + PRIOR_RELIABILITY * PRIOR_WEIGHT) / (self.attempts + PRIOR_WEIGHT)
 
     @property
     def quality(self) -> float:
@@ -50,11 +58,29 @@ class SkillStats(BaseModel):
     def latency(self) -> float | None:
         return self.latency_sum / self.attempts if self.attempts else None
 
-    def add(self, approved: bool, score: float, seconds: float) -> None:
+    @property
+    def slowness(self) -> float | None:
+        """Mean seconds per unit of the plan's effort estimate: 1.0 = as estimated."""
+        return self.slowness_sum / self.timed if self.timed else None
+
+    @property
+    def spread(self) -> float | None:
+        """Coefficient of variation of the slowness: how far one attempt strays from the mean."""
+        if self.timed < 2 or not self.slowness_sum:
+            return None
+        mean = self.slowness_sum / self.timed
+        var = max(0.0, self.slowness_sq_sum / self.timed - mean * mean)
+        return var**0.5 / mean
+
+    def add(self, approved: bool, score: float, seconds: float, effort: float = 0.0) -> None:
         self.attempts += 1
         self.successes += approved
         self.quality_sum += score
         self.latency_sum += seconds
+        if effort > 0:
+            self.timed += 1
+            self.slowness_sum += seconds / effort
+            self.slowness_sq_sum += (seconds / effort) ** 2
 
 
 History = dict[str, dict[str, SkillStats]]  # worker -> skill -> stats
@@ -76,26 +102,31 @@ async def save_history(store: BaseStore, history: History, names: Iterable[str])
         await store.aput(HISTORY, name, value, index=False)
 
 
+def slowness(worker: Worker, skills: Iterable[str], history: History) -> float:
+    """Seconds per unit of estimated effort the worker takes on these skills: the slowest of its
+    measured ones, else the inverse of its declared speed."""
+    seen = [history.get(worker.name, {}).get(s) for s in skills]
+    measured = [st.slowness for st in seen if st is not None and st.slowness is not None]
+    return max(measured) if measured else 1.0 / worker.speed
+
+
+def duration_on(task: Task, worker: Worker, history: History) -> float:
+    return task.effort * slowness(worker, task.skills, history)
+
+
 def expected_durations(
     tasks: Iterable[Task], workers: Iterable[Worker], history: History
 ) -> dict[str, float]:
-    """Each task's expected duration with the fastest worker able to do it: that worker's mean
-    latency on the task's skills when it has done them before, else the plan's effort divided by
-    the worker's speed. Tasks no worker can do keep their effort."""
+    """Each task's expected duration with the fastest worker able to do it (``duration_on``:
+    its measured pace on the task's skills, else its declared speed). Tasks no worker can do
+    keep their effort."""
     team = list(workers)
-    out: dict[str, float] = {}
-    for task in tasks:
-        guesses = []
-        for worker in team:
-            if not worker.can_do(task):
-                continue
-            seen = [history.get(worker.name, {}).get(s) for s in task.skills]
-            latencies = [st.latency for st in seen if st is not None and st.latency is not None]
-            guesses.append(
-                max(latencies) if len(latencies) == len(task.skills) else task.effort / worker.speed
-            )
-        out[task.id] = min(guesses, default=task.effort)
-    return out
+    return {
+        task.id: min(
+            (duration_on(task, w, history) for w in team if w.can_do(task)), default=task.effort
+        )
+        for task in tasks
+    }
 
 
 class Registry:

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from orchestrator_graph.consensus import MECHANISMS, Ballot, expertise_weight
+from orchestrator_graph.dag import downstream
 from orchestrator_graph.events import Emit, Event
 from orchestrator_graph.ledger import attempt_key
 from orchestrator_graph.matching import (
@@ -40,25 +41,47 @@ from orchestrator_graph.matching import (
     score,
 )
 from orchestrator_graph.models import (
+    Bottleneck,
     Conflict,
     Escalation,
     Plan,
     PlanAnalysis,
     Review,
+    Schedule,
+    StatusSnapshot,
     Task,
     TaskRecord,
     TaskResult,
 )
+from orchestrator_graph.monitor import (
+    SLIP_SHARE,
+    SNAPSHOT_EVERY,
+    STALL_FLOOR,
+    Attempt,
+    Load,
+    eta,
+    queue_bottlenecks,
+    skill_loads,
+    stall_bound,
+)
 from orchestrator_graph.qa import resolve
-from orchestrator_graph.registry import History, Registry, SkillStats
+from orchestrator_graph.registry import (
+    History,
+    Registry,
+    SkillStats,
+    expected_durations,
+    slowness,
+)
 from orchestrator_graph.workers import Worker
 
 RunAttempt = Callable[[Task, str, int, str, dict[str, str]], Awaitable[tuple[TaskResult, Review]]]
 """(task, worker, attempt, feedback, upstream result keys) -> the recorded result and review."""
 SaveHistory = Callable[[History, set[str]], Awaitable[None]]
+Publish = Callable[[StatusSnapshot], Awaitable[None]]
 
 FINAL = {"approved", "failed", "skipped"}
 POLL_SECONDS = 0.2  # how often heartbeats are checked while tasks run
+ETA_EVERY = 0.05  # seconds between ETA recomputations for the deadline check
 HISTORY_EVERY = 1.0  # seconds between writes of the performance history
 
 
@@ -81,13 +104,20 @@ class Outcome:
     records: dict[str, TaskRecord]
     escalations: list[Escalation] = field(default_factory=list)
     conflicts: list[Conflict] = field(default_factory=list)
+    bottlenecks: list[Bottleneck] = field(default_factory=list)
+    snapshot: StatusSnapshot | None = None
 
 
-@dataclass
-class Running:
-    task_id: str
-    worker: str
-    attempt: int
+def simplified(task: Task) -> Task:
+    """The task's cheaper version: its inputs overridden, its effort the simpler estimate."""
+    if task.simplified is None:
+        return task
+    return task.model_copy(
+        update={
+            "inputs": {**task.inputs, **task.simplified.inputs},
+            "effort": task.simplified.effort,
+        }
+    )
 
 
 def answer_key(task: Task, output: Any) -> str:
@@ -120,9 +150,23 @@ class Dispatch:
         save_history: SaveHistory | None = None,
         budgets: Budgets | None = None,
         loop_guard: int = 3,
+        schedule: Schedule | None = None,
+        adapt: bool = True,
+        stall_after: float = 2.0,
+        t0: float | None = None,
+        run_id: str = "",
+        publish: Publish | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """``schedule`` is the planned one (slip, backups); ``adapt`` turns on the responses to
+        what the monitor finds (hedging stalled attempts, re-ranking on slip, backups, deadline
+        cuts); ``stall_after`` is how many times its expected duration an attempt may take
+        before it counts as stalled (0: never); ``t0`` is when execution started (deadline,
+        slip); ``publish`` stores each status snapshot where clients can read it live."""
         self.tasks = {t.id: t for t in plan.tasks}
+        for tid, rec in records.items():
+            if rec.simplified and tid in self.tasks:
+                self.tasks[tid] = simplified(self.tasks[tid])
         self.analysis = analysis
         self.registry = registry
         self.records = {tid: records.get(tid, TaskRecord()).model_copy() for tid in self.tasks}
@@ -145,6 +189,26 @@ class Dispatch:
         self.budgets = budgets or Budgets()
         self.loop_guard = loop_guard
         self.deadline = plan.deadline
+        self.schedule = schedule
+        self.planned = {s.task_id: s for s in schedule.planned} if schedule else {}
+        self.adapt = adapt
+        self.stall_after = stall_after
+        self.t0 = t0 if t0 is not None else clock()
+        self.run_id = run_id
+        self.publish = publish
+        self.expected = {
+            tid: a.earliest_finish - a.earliest_start for tid, a in analysis.tasks.items()
+        }
+        self.load = Load()
+        self.bottlenecks: list[Bottleneck] = []
+        self.stalled: set[tuple[str, int]] = set()
+        self.hedging: set[str] = set()
+        self.urgent: set[str] = set()
+        self.slip = 0.0
+        self.slip_reported = False
+        self.queues_seen: set[str] = set()
+        self.snapshot_at = 0.0
+        self.eta_cache: tuple[float, float] = (-1.0, 0.0)  # (computed at, eta)
         self.begun: dict[str, float] = {}
         self.deadline_warned = False
         self.given: Counter[str] = Counter(
@@ -166,10 +230,17 @@ class Dispatch:
 
     # --- replay --------------------------------------------------------------------------
     def replay(self, finished: list[tuple[TaskResult, Review]]) -> None:
-        """Fold the ledger into the records: finished attempts count, their verdicts stand."""
+        """Fold the ledger into the records: finished attempts count, their verdicts stand. A
+        task a re-plan put in place of a failed one inherits the workers that failed it."""
+        failed_by: dict[str, set[str]] = {}
         for result, review in finished:
             if result.task_id in self.tasks:
                 self._settle(result, review, live=False)
+            elif review.verdict == "reject":
+                failed_by.setdefault(result.task_id, set()).add(result.worker)
+        for tid, task in self.tasks.items():
+            if task.replaces:
+                self.failed_on[tid] |= failed_by.get(task.replaces, set())
 
     def _allowed(self, tid: str) -> int:
         """Reviewed attempts a task may use (each replica of a redundant task gets the budget)."""
@@ -326,6 +397,7 @@ class Dispatch:
                 review.verdict == "approve",
                 review.score,
                 max(0.0, result.finished_at - result.started_at),
+                self.tasks[result.task_id].effort,
             )
         self.touched.add(result.worker)
         self._stale.add(result.worker)
@@ -338,11 +410,8 @@ class Dispatch:
         for task in self.tasks.values():
             for dep in task.depends_on:
                 self.dependents[dep].append(task.id)
-        self.rank: dict[str, float] = {}
-        for tid in reversed(self.analysis.order):
-            tail = max((self.rank[d] for d in self.dependents[tid]), default=0.0)
-            timing = self.analysis.tasks[tid]  # the plan's estimate, or the team's history
-            self.rank[tid] = timing.earliest_finish - timing.earliest_start + tail
+        self.deps = {tid: list(t.depends_on) for tid, t in self.tasks.items()}
+        self._rank()
         for tid, task in self.tasks.items():
             wanted = task.redundancy
             if self.cross_validate == "critical" and self.analysis.tasks[tid].critical:
@@ -360,6 +429,17 @@ class Dispatch:
                 rec.status = "pending"
             if rec.status == "pending" and not self.unmet[tid]:
                 self._push(tid)
+
+    def _rank(self) -> None:
+        """Upward rank from the expected durations (the plan's estimate or the team's history);
+        a task the monitor marked urgent goes before every other."""
+        self.rank: dict[str, float] = {}
+        for tid in reversed(self.analysis.order):
+            tail = max((self.rank[d] for d in self.dependents[tid]), default=0.0)
+            self.rank[tid] = self.expected[tid] + tail
+        top = max(self.rank.values(), default=0.0) + 1.0
+        for tid in self.urgent:
+            self.rank[tid] += top
 
     def _push(self, tid: str) -> None:
         """Longest remaining path first (HEFT's upward rank), then the plan's priority."""
@@ -391,6 +471,7 @@ class Dispatch:
                 load=np.zeros(len(workers), dtype=int),
                 cost=np.array([w.cost for w in workers], dtype=float),
                 assigned=np.zeros(len(workers)),
+                pace=np.ones((len(workers), len(self.skills))),
             )
         force = self._force
         for row, name in enumerate(force.names):
@@ -399,16 +480,26 @@ class Dispatch:
                 force.quality[row] = [
                     stats[s].quality if s in stats else SkillStats().quality for s in self.skills
                 ]
+                member = workers[row]
+                force.pace[row] = [  # type: ignore[index]
+                    1.0 / slowness(member, [s], self.history) for s in self.skills
+                ]
             force.load[row], force.assigned[row] = self.registry.load(name), self.given[name]
         self._stale = set()
         return force
 
     def _busy_on(self, tid: str) -> set[str]:
-        """Workers that already hold a replica of the task: a replica needs another worker."""
-        return self.running_for[tid] | {r.worker for r, _ in self.approved[tid]}
+        """Workers the task may not use now: those holding a replica of it (a replica needs
+        another worker) and those a retry elsewhere avoids."""
+        return (
+            self.running_for[tid]
+            | {r.worker for r, _ in self.approved[tid]}
+            | set(self.records[tid].avoid)
+        )
 
     def _needed(self, tid: str) -> int:
-        return self.redundancy[tid] - len(self.approved[tid]) - len(self.running_for[tid])
+        hedge = 1 if tid in self.hedging else 0
+        return self.redundancy[tid] + hedge - len(self.approved[tid]) - len(self.running_for[tid])
 
     def _match(self, tids: list[str], workers: list[Worker]) -> list[Assignment]:
         force = self._team(workers)
@@ -423,11 +514,12 @@ class Dispatch:
             required=required,
             failed_on=[{index[n] for n in self.failed_on[t] if n in index} for t in tids],
             excluded=[{index[n] for n in self._busy_on(t) if n in index} for t in tids],
+            urgent=np.array([t in self.urgent for t in tids], dtype=bool),
         )
         scores = score(demand, force, self.objective)
         return explain(assign_jointly(scores, force.free), scores, demand, force, self.objective)
 
-    def _launch(self, running: dict[asyncio.Future[Any], Running]) -> None:
+    def _launch(self, running: dict[asyncio.Future[Any], Attempt]) -> None:
         """Rounds of joint assignment while slots and ready work remain; one replica of a task
         per round, so its replicas land on different workers."""
         while True:
@@ -445,14 +537,56 @@ class Dispatch:
                 heapq.heappush(self.heap, entry)
             if not batch:
                 return
-            chosen = {a.task: a for a in self._match([e[2] for e in batch], workers)}
-            for entry in batch:
+            backups = self._start_backups([e[2] for e in batch], running)
+            rest = [e for e in batch if e[2] not in backups]
+            chosen = (
+                {a.task: a for a in self._match([e[2] for e in rest], self.registry.assignable())}
+                if rest
+                else {}
+            )
+            for entry in rest:
                 if entry[2] in chosen:
                     self._start(entry[2], chosen[entry[2]], running)
                 else:
                     heapq.heappush(self.heap, entry)
-            if not chosen:
+            if not chosen and not backups:
                 return
+
+    def _start_backups(
+        self, tids: list[str], running: dict[asyncio.Future[Any], Attempt]
+    ) -> set[str]:
+        """Contingency: a task being hedged, or retried after failing, goes to the backup worker
+        its planned schedule chose, when that worker is free and has not failed it."""
+        if not self.adapt or self.schedule is None:
+            return set()
+        out: set[str] = set()
+        for tid in tids:
+            risk = self.schedule.risks.get(tid)
+            backup = risk.backup if risk else None
+            if (
+                backup is None
+                or not (tid in self.hedging or self.failed_on[tid])
+                or backup in self.failed_on[tid] | self._busy_on(tid)
+            ):
+                continue
+            member = self.registry.get(backup)
+            if (
+                member is None
+                or self.registry.status(backup) not in ("available", "busy")
+                or self.registry.load(backup) >= member.capacity
+            ):
+                continue
+            choice = Assignment(
+                task=tid,
+                worker=backup,
+                score=1.0,
+                parts={"backup": 1.0},
+                runner_up=None,
+                runner_up_score=None,
+            )
+            self._start(tid, choice, running)
+            out.add(tid)
+        return out
 
     def _scarce(self, tid: str) -> None:
         """A task left waiting because the one worker that can do it went to another task in the
@@ -491,7 +625,7 @@ class Dispatch:
         self.unannounced, self.round_started = set(), {}
 
     def _start(
-        self, tid: str, choice: Assignment, running: dict[asyncio.Future[Any], Running]
+        self, tid: str, choice: Assignment, running: dict[asyncio.Future[Any], Attempt]
     ) -> None:
         rec = self.records[tid]
         self.begun[tid] = self.clock()
@@ -499,7 +633,17 @@ class Dispatch:
             attempt = self.lost[tid].pop(0)
         else:
             attempt = self.launched[tid] = max(self.launched.get(tid, 0), rec.attempts) + 1
-        if rec.worker and rec.worker != choice.worker and rec.attempts:
+        hedge = tid in self.hedging
+        self.hedging.discard(tid)
+        if hedge:
+            self._say(
+                "reassigned",
+                task_id=tid,
+                worker=choice.worker,
+                attempt=attempt,
+                message=f"hedged: a second attempt while {rec.worker} is stalled",
+            )
+        elif rec.worker and rec.worker != choice.worker and rec.attempts:
             self._say(
                 "reassigned",
                 task_id=tid,
@@ -533,36 +677,192 @@ class Dispatch:
         job = asyncio.ensure_future(
             self.run_attempt(self.tasks[tid], choice.worker, attempt, rec.feedback, upstream)
         )
-        running[job] = Running(tid, choice.worker, attempt)
+        running[job] = Attempt(tid, choice.worker, attempt, self.clock())
 
     # --- the loop ------------------------------------------------------------------------
     async def run(self, finished: list[tuple[TaskResult, Review]]) -> Outcome:
         self.replay(finished)
         self._prepare()
-        running: dict[asyncio.Future[Any], Running] = {}
+        running: dict[asyncio.Future[Any], Attempt] = {}
         try:
             while True:
                 self._take_back(running)
                 self._check_budgets(running)
                 self._meet_deadline(running)
+                self._watch(running)
                 self._launch(running)
                 self._announce_queued()
                 if not running:
                     break
                 done = await self._wait(running)
                 for job in sorted(done, key=lambda j: running[j].task_id):
-                    self._finish(running.pop(job), *job.result())
+                    self._finish(running.pop(job), *job.result(), running)
                 if self.clock() - self.saved_at >= HISTORY_EVERY:
                     await self._save_history()
                 self._progress()
+                if self.clock() - self.snapshot_at >= SNAPSHOT_EVERY:
+                    await self._publish(running)
         finally:
             for job in [*running, self._changed]:
                 if job is not None:
                     job.cancel()
         await self._save_history()
+        escalations = self._escalations()
         return Outcome(
-            records=self.records, escalations=self._escalations(), conflicts=self.conflicts
+            records=self.records,
+            escalations=escalations,
+            conflicts=self.conflicts,
+            bottlenecks=self.bottlenecks,
+            snapshot=await self._publish({}),
         )
+
+    # --- monitoring ----------------------------------------------------------------------
+    def _elapsed(self) -> float:
+        return self.clock() - self.t0
+
+    def _stall_at(self, run: Attempt) -> float:
+        """Clock time at which the attempt counts as stalled."""
+        task = self.tasks[run.task_id]
+        expected = stall_bound(task, run.worker, self.registry, self.history)
+        return run.started + max(STALL_FLOOR, self.stall_after * expected)
+
+    def _watch(self, running: dict[asyncio.Future[Any], Attempt]) -> None:
+        """Stalled attempts (past ``stall_after`` times their expected duration): each found
+        once; with adaptation on, a second attempt starts on another worker (the backup first)
+        and whichever passes QA first wins."""
+        if self.stall_after <= 0:
+            return
+        now = self.clock()
+        for run in list(running.values()):
+            key = (run.task_id, run.attempt)
+            if key in self.stalled or now < self._stall_at(run):
+                continue
+            self.stalled.add(key)
+            tid = run.task_id
+            can_hedge = (
+                self.adapt
+                and self.redundancy[tid] == 1
+                and self._needed(tid) == 0
+                and any(
+                    w.can_do(self.tasks[tid]) and w.name not in self._busy_on(tid)
+                    for w in self.registry.assignable()
+                )
+            )
+            if can_hedge:
+                self.hedging.add(tid)
+                self._push(tid)
+            expected = stall_bound(self.tasks[tid], run.worker, self.registry, self.history)
+            self._bottleneck(
+                Bottleneck(
+                    kind="stall",
+                    task_id=tid,
+                    worker=run.worker,
+                    detail=f"attempt {run.attempt} on {run.worker} has run {now - run.started:.2f}s"
+                    f", {self.stall_after:g}x its expected {expected:.2f}s",
+                    measured=now - run.started,
+                    response="a second attempt starts on another worker; the first to pass QA wins"
+                    if can_hedge
+                    else "none: adaptation is off"
+                    if not self.adapt
+                    else "none: no other able worker",
+                )
+            )
+
+    def _slipped(self, tid: str, finished_at: float) -> None:
+        """A critical-path task finished later than planned: the slip is measured; with
+        adaptation on, the remaining tasks are re-ranked on the speeds measured so far and the
+        critical-path ones become urgent (first in line, matched to the fastest free worker)."""
+        slot = self.planned.get(tid)
+        if slot is None or not self.analysis.tasks[tid].critical:
+            return
+        late = finished_at - self.t0 - slot.finish
+        self.slip = max(self.slip, late)
+        bound = max(STALL_FLOOR, SLIP_SHARE * (self.schedule.makespan if self.schedule else 0))
+        if late <= bound or self.slip_reported:
+            return
+        self.slip_reported = True
+        left = [
+            t for t in self.tasks if self.records[t].status in ("pending", "running", "rejected")
+        ]
+        if self.adapt:
+            workers = self.registry.assignable()
+            fresh = expected_durations([self.tasks[t] for t in left], workers, self.history)
+            self.expected.update(fresh)
+            self.urgent = {t for t in left if self.analysis.tasks[t].critical}
+            self._rank()
+            self.heap = [(-self.rank[t], p, t) for _, p, t in self.heap]
+            heapq.heapify(self.heap)
+        self._bottleneck(
+            Bottleneck(
+                kind="slip",
+                task_id=tid,
+                detail=f"critical-path task {tid} finished {late:.2f}s later than planned",
+                measured=late,
+                response=f"re-ranked {len(left)} remaining tasks on measured speeds; "
+                f"{len(self.urgent)} critical-path tasks made urgent"
+                if self.adapt
+                else "none: adaptation is off",
+            )
+        )
+
+    def _bottleneck(self, found: Bottleneck) -> None:
+        self.bottlenecks.append(found)
+        self._say(
+            "bottleneck",
+            task_id=found.task_id,
+            worker=found.worker,
+            message=f"{found.kind}: {found.detail}; {found.response}",
+            data=found.model_dump(mode="json"),
+        )
+
+    def _eta(self, running: Mapping[asyncio.Future[Any], Attempt], *, every: float = 0.0) -> float:
+        """The ETA, recomputed at most every ``every`` seconds."""
+        now = self.clock()
+        at, value = self.eta_cache
+        if at >= 0 and now - at < every:
+            return value
+        value = eta(
+            self.tasks,
+            self.deps,
+            self.records,
+            list(running.values()),
+            self.registry,
+            self.history,
+            now,
+        )
+        self.eta_cache = (now, value)
+        return value
+
+    async def _publish(self, running: Mapping[asyncio.Future[Any], Attempt]) -> StatusSnapshot:
+        now = self.clock()
+        self.snapshot_at = now
+        runs = list(running.values())
+        skills = skill_loads(self.tasks, self.records, runs, self.registry, now)
+        planned = self.schedule.makespan if self.schedule else None
+        for found in queue_bottlenecks(skills, planned or 0.0, self.queues_seen):
+            self._bottleneck(found)
+        snapshot = StatusSnapshot(
+            run_id=self.run_id,
+            at=now,
+            elapsed=round(self._elapsed(), 4),
+            tasks={tid: rec.status for tid, rec in self.records.items()},
+            counts=dict(Counter(r.status for r in self.records.values())),
+            workers=self.load.workers(self.registry, runs, now, self._elapsed()),
+            skills=skills,
+            eta=round(self._eta(running), 4),
+            deadline=self.deadline,
+            planned_makespan=planned,
+            critical_path_slip=round(self.slip, 4),
+            bottlenecks=self.bottlenecks[-10:],
+        )
+        self._say(
+            "status",
+            message=f"ETA {snapshot.eta:.2f}s, slip {snapshot.critical_path_slip:.2f}s",
+            data=snapshot.model_dump(mode="json"),
+        )
+        if self.publish is not None:
+            await self.publish(snapshot)
+        return snapshot
 
     async def _save_history(self) -> None:
         """Statistics, not results: written at most every ``HISTORY_EVERY`` seconds and at the
@@ -571,7 +871,7 @@ class Dispatch:
             await self.save_history(self.history, self.touched)
         self.touched, self.saved_at = set(), self.clock()
 
-    def _check_budgets(self, running: dict[asyncio.Future[Any], Running]) -> None:
+    def _check_budgets(self, running: dict[asyncio.Future[Any], Attempt]) -> None:
         """Spent so far: the ledger's attempts (replayed or live) plus those running now."""
         b = self.budgets
         if b.seconds is None and b.cost is None and b.attempts is None and b.tokens is None:
@@ -595,68 +895,79 @@ class Dispatch:
             if name in ("seconds", "tokens") and used > limit:
                 raise BudgetExceeded(f"{name} budget spent: {used:g} > {limit:g}")
 
-    def eta(self, running: dict[asyncio.Future[Any], Running]) -> float:
-        """Seconds from now to the end along the remaining critical path (optimistic: it
-        assumes a free worker for every task; running tasks count what is left of theirs)."""
-        now = self.clock()
-        begun = {r.task_id: self.begun.get(r.task_id, now) for r in running.values()}
-        left: dict[str, float] = {}
-        for tid in reversed(self.analysis.order):
-            if self.records[tid].status in ("approved", "failed", "skipped"):
-                continue
-            timing = self.analysis.tasks[tid]
-            own = timing.earliest_finish - timing.earliest_start
-            if tid in begun:
-                own = max(0.0, own - (now - begun[tid]))
-            left[tid] = own + max((left[d] for d in self.dependents[tid] if d in left), default=0)
-        return max(left.values(), default=0.0)
-
-    def _meet_deadline(self, running: dict[asyncio.Future[Any], Running]) -> None:
-        """When the ETA passes the deadline, drop optional tasks nobody required needs, lowest
-        priority first, until it fits or nothing optional is left; each cut is reported."""
-        if self.deadline is None or not self.budgets.started_at:
+    def _meet_deadline(self, running: dict[asyncio.Future[Any], Attempt]) -> None:
+        """When the ETA passes the deadline: with adaptation on, tasks that have a cheaper
+        version switch to it, then optional tasks nobody required needs are dropped, lowest
+        priority first, until the ETA fits or nothing is left to give; each change is
+        reported."""
+        if self.deadline is None:
             return
-        spare = self.deadline - (self.clock() - self.budgets.started_at)
-        eta = self.eta(running)
-        if eta <= spare:
+        spare = self.deadline - self._elapsed()
+        estimate = self._eta(running, every=ETA_EVERY)
+        if estimate <= spare:
             return
         if not self.deadline_warned:  # once: the cuts and the report tell the rest
             self.deadline_warned = True
             self._say(
                 "deadline_risk",
-                message=f"ETA {eta:.2f}s, {spare:.2f}s left before the deadline",
-                data={"eta": eta, "left": spare},
+                message=f"ETA {estimate:.2f}s, {spare:.2f}s left before the deadline",
+                data={"eta": estimate, "left": spare},
             )
+            self._bottleneck(
+                Bottleneck(
+                    kind="deadline",
+                    detail=f"ETA {estimate:.2f}s with {spare:.2f}s left before the deadline",
+                    measured=estimate - spare,
+                    response="simplify, then drop optional tasks, lowest priority first"
+                    if self.adapt
+                    else "none: adaptation is off",
+                )
+            )
+        if not self.adapt:
+            return
         running_ids = {r.task_id for r in running.values()}
+        why = f"ETA {estimate:.2f}s > {spare:.2f}s left"
+        for tid in sorted(
+            (
+                t
+                for t, task in self.tasks.items()
+                if task.simplified is not None
+                and not self.records[t].simplified
+                and self.records[t].status == "pending"
+                and t not in running_ids
+            ),
+            key=lambda t: (self.tasks[t].priority, -self.rank[t], t),
+        ):
+            rec = self.records[tid]
+            rec.simplified = True
+            note = self.tasks[tid].simplified.note  # type: ignore[union-attr]
+            rec.feedback = f"simplified to meet the deadline: {why}" + (
+                f" ({note})" if note else ""
+            )
+            self.tasks[tid] = simplified(self.tasks[tid])
+            self.expected[tid] = min(self.expected[tid], self.tasks[tid].effort)
+            self._say("simplified", task_id=tid, message=rec.feedback)
+            if self._eta(running) <= spare:
+                return
         for tid in sorted(
             self._droppable(running_ids), key=lambda t: (self.tasks[t].priority, self.rank[t], t)
         ):
             if self.records[tid].cut:
                 continue  # already cut with a task it depends on
-            why = (
-                f"dropped to meet the deadline: ETA {eta:.2f}s > {spare:.2f}s left "
-                f"(optional, priority {self.tasks[tid].priority})"
-            )
+            priority = self.tasks[tid].priority
+            cut = f"dropped to meet the deadline: {why} (optional, priority {priority})"
             for gone in [tid, *self._downstream(tid)]:  # all optional, by _droppable
                 rec = self.records[gone]
                 rec.status, rec.cut = "skipped", True
-                rec.feedback = why if gone == tid else f"depends on {tid}, which was {why}"
+                rec.feedback = cut if gone == tid else f"depends on {tid}, which was {cut}"
                 self._say(
                     "task_failed", task_id=gone, message=rec.feedback, data={"status": "skipped"}
                 )
-            eta = self.eta(running)
-            if eta <= spare:
+            if self._eta(running) <= spare:
                 return
 
     def _downstream(self, tid: str) -> list[str]:
-        seen: list[str] = []
-        stack = list(self.dependents[tid])
-        while stack:
-            child = stack.pop()
-            if child not in seen:
-                seen.append(child)
-                stack.extend(self.dependents[child])
-        return seen
+        return downstream(self.dependents, tid)
 
     def _droppable(self, running_ids: set[str]) -> list[str]:
         """Optional tasks not yet started whose dependents are all optional too."""
@@ -673,31 +984,62 @@ class Dispatch:
         member = self.registry.get(worker)
         return member.cost if member else 0.0
 
-    async def _wait(self, running: dict[asyncio.Future[Any], Running]) -> set[asyncio.Future[Any]]:
+    async def _wait(self, running: dict[asyncio.Future[Any], Attempt]) -> set[asyncio.Future[Any]]:
         """Until an attempt finishes, the registry changes, or (when heartbeats are watched) the
         next check is due."""
         if self._changed is None or self._changed.done():
             self._changed = asyncio.ensure_future(self.registry.wait_changed())
         timeout = POLL_SECONDS if self.registry.watches_heartbeats() else None
+        watch = [
+            self._stall_at(r)
+            for r in running.values()
+            if self.stall_after > 0 and (r.task_id, r.attempt) not in self.stalled
+        ]
+        if self.deadline is not None and not self.deadline_warned:
+            watch.append(self.clock() + ETA_EVERY)
+        if watch:
+            wake = max(0.001, min(watch) - self.clock())
+            timeout = wake if timeout is None else min(timeout, wake)
         done, _ = await asyncio.wait(
             {*running, self._changed}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
         )
         return {job for job in done if job in running}
 
-    def _finish(self, run: Running, result: TaskResult, review: Review) -> None:
+    def _finish(
+        self,
+        run: Attempt,
+        result: TaskResult,
+        review: Review,
+        running: dict[asyncio.Future[Any], Attempt],
+    ) -> None:
         self.registry.release(run.worker)
         self.running_for[run.task_id].discard(run.worker)
+        self.load.add(run.worker, self.clock() - run.started)
         self._settle(result, review, live=True)
         rec = self.records[run.task_id]
         if rec.status in ("pending", "running") and self._needed(run.task_id) > 0:
             self._push(run.task_id)
         elif rec.status == "approved":
+            self._slipped(run.task_id, result.finished_at or self.clock())
+            self._drop_hedges(run.task_id, running)
             for dep in self.dependents[run.task_id]:
                 self.unmet[dep] -= 1
                 if not self.unmet[dep] and self.records[dep].status == "pending":
                     self._push(dep)
 
-    def _take_back(self, running: dict[asyncio.Future[Any], Running]) -> None:
+    def _drop_hedges(self, tid: str, running: dict[asyncio.Future[Any], Attempt]) -> None:
+        """The task is approved: attempts still running on it (hedges of a stalled attempt) are
+        cancelled. They never reach the ledger; their workers are free again."""
+        self.hedging.discard(tid)
+        for job, other in list(running.items()):
+            if other.task_id == tid and not job.done():
+                job.cancel()
+                del running[job]
+                self.registry.release(other.worker)
+                self.running_for[tid].discard(other.worker)
+                self.load.add(other.worker, self.clock() - other.started)
+
+    def _take_back(self, running: dict[asyncio.Future[Any], Attempt]) -> None:
         """Attempts on workers that went offline are cancelled and queued again with the same
         attempt number: the lost attempt never reached the ledger, so nothing is applied twice."""
         gone = self.registry.gone({r.worker for r in running.values()})
@@ -752,6 +1094,7 @@ class Dispatch:
             best_score=best.score if best else 0.0,
             mechanism=self.resolution_for("redundant_disagree") if tid in self.candidates else "",
             candidates=self.candidates.get(tid, []),
+            tried=sorted(self.failed_on[tid]),
         )
 
     def _say(self, kind: str, **fields: Any) -> None:

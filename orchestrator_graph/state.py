@@ -50,3 +50,13 @@ class OrchestratorState(InputState, OutputState):
     model_calls: NotRequired[Annotated[dict[str, int], add_counts]]
     tokens: NotRequired[Annotated[dict[str, int], add_counts]]
     """Model tokens by role (planner, synthesizer); the attempts' own are in the ledger."""
+    schedule: NotRequired[dict[str, Any]]
+    """``models.Schedule``: the planned schedule (Gantt data), risks and backup workers."""
+    executing_since: NotRequired[float]
+    """When execution started: the origin of the schedule, the deadline and the slip."""
+    status: NotRequired[dict[str, Any]]
+    """``models.StatusSnapshot`` as of the dispatcher's last step (live: the store, the stream)."""
+    bottlenecks: NotRequired[Annotated[list[dict[str, Any]], operator.add]]
+    replans: NotRequired[Annotated[list[dict[str, Any]], operator.add]]
+    stopped: NotRequired[str | None]
+    """Why the run is paused by a budget (cleared when it goes on)."""

@@ -135,7 +135,8 @@ def test_reasons_and_runner_up():
         "quality",
     )
     assert quality[0].worker == "expert" and quality[0].runner_up == "cheap"
-    assert set(quality[0].parts) == {"skill", "quality", "load", "cost", "fairness"}
+    assert set(quality[0].parts) == {"skill", "quality", "load", "cost", "fairness", "speed"}
+    assert quality[0].parts["speed"] == 0  # speed counts only for urgent tasks
     assert sum(quality[0].parts.values()) == pytest.approx(quality[0].score, abs=1e-3)
     cheap = explain(
         assign_jointly(s := score(demand, force, "cost"), force.free), s, demand, force, "cost"

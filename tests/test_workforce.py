@@ -312,9 +312,11 @@ def test_durations_come_from_history_and_speed():
     veteran = sim("veteran", ["s", "t"])
     tasks = [task("a", effort=1.0), task("b", "t", effort=4.0), task("c", "zzz", effort=3.0)]
     stats = SkillStats()
-    stats.add(True, 1.0, 0.25)
+    stats.add(True, 1.0, 0.5, effort=2.0)  # measured: a quarter of the estimate's time
     durations = expected_durations(tasks, [fast, veteran], {"veteran": {"s": stats}})
     assert durations == {"a": 0.25, "b": 4.0, "c": 3.0}  # history beats speed beats effort
+    stats.add(True, 1.0, 1.5, effort=2.0)
+    assert stats.slowness == 0.5 and stats.spread == pytest.approx(0.5)
     assert expected_durations(tasks[:1], [fast, veteran], {})["a"] == 0.5  # effort / speed
 
 

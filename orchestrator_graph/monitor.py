@@ -1,0 +1,172 @@
+"""What the dispatcher measures while it runs: the ETA (the planned-schedule scheduler over what
+is left), per-worker and per-skill load, queue waits, stalls and critical-path slip, gathered
+into a ``StatusSnapshot`` that goes to the event stream, the store (live) and the graph state."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from langgraph.store.base import BaseStore
+
+from orchestrator_graph.ledger import ROOT
+from orchestrator_graph.models import (
+    Bottleneck,
+    SkillLoad,
+    StatusSnapshot,
+    Task,
+    TaskRecord,
+    WorkerLoad,
+)
+from orchestrator_graph.registry import History, Registry, duration_on
+from orchestrator_graph.schedule import list_schedule
+
+STALL_FLOOR = 0.05  # seconds: below this an attempt never counts as stalled
+SLIP_SHARE = 0.1  # slip worth reporting: this share of the planned makespan (or STALL_FLOOR)
+SNAPSHOT_EVERY = 0.5  # seconds between status snapshots
+STATUS = (ROOT, "status")  # run id -> its latest StatusSnapshot
+QUEUE_SHARE = 0.5  # a skill is a bottleneck when its oldest wait passes this share of the plan
+
+
+async def publish_status(store: BaseStore, snapshot: StatusSnapshot) -> None:
+    """The live snapshot, where the CLI and SDK clients (``client.store.get_item``) read it
+    while the dispatcher's step is still running."""
+    await store.aput(STATUS, snapshot.run_id, snapshot.model_dump(mode="json"))
+
+
+async def read_status(store: BaseStore, run_id: str) -> StatusSnapshot | None:
+    item = await store.aget(STATUS, run_id)
+    return StatusSnapshot.model_validate(item.value) if item else None
+
+
+@dataclass
+class Attempt:
+    task_id: str
+    worker: str
+    attempt: int
+    started: float  # clock time
+
+
+def stall_bound(task: Task, worker_name: str, registry: Registry, history: History) -> float:
+    """Seconds after which an attempt counts as stalled, before the ``stall_after`` factor: what
+    this worker is expected to take on this task."""
+    worker = registry.get(worker_name)
+    return duration_on(task, worker, history) if worker else task.effort
+
+
+def eta(
+    tasks: Mapping[str, Task],
+    deps: Mapping[str, Sequence[str]],
+    records: Mapping[str, TaskRecord],
+    running: Sequence[Attempt],
+    registry: Registry,
+    history: History,
+    now: float,
+) -> float:
+    """Seconds from ``now`` to the end: running attempts finish when their worker is expected to,
+    then what is left is list-scheduled on the workers that can take work."""
+    workers = [w for w in registry.workers() if registry.status(w.name) in ("available", "busy")]
+    free_at: dict[str, list[float]] = {w.name: [now] * w.capacity for w in workers}
+    ready_at: dict[str, float] = {}
+    for run in running:
+        left = max(
+            0.0,
+            stall_bound(tasks[run.task_id], run.worker, registry, history) - (now - run.started),
+        )
+        ready_at[run.task_id] = max(ready_at.get(run.task_id, 0.0), now + left)
+        slots = free_at.get(run.worker)
+        if slots:
+            slots[slots.index(min(slots))] = now + left
+    busy = set(ready_at)
+    left_tasks = [
+        t
+        for tid, t in tasks.items()
+        if records[tid].status not in ("approved", "failed", "skipped") and tid not in busy
+    ]
+    slots = list_schedule(
+        left_tasks, deps, workers, history, now=now, ready_at=ready_at, free_at=free_at
+    )
+    end = max([*(s.finish for s in slots), *ready_at.values()], default=now)
+    return max(0.0, end - now)
+
+
+@dataclass
+class Load:
+    """Busy seconds per worker, accumulated as attempts finish."""
+
+    busy: dict[str, float] = field(default_factory=dict)
+
+    def add(self, worker: str, seconds: float) -> None:
+        self.busy[worker] = self.busy.get(worker, 0.0) + max(0.0, seconds)
+
+    def workers(
+        self, registry: Registry, running: Sequence[Attempt], now: float, elapsed: float
+    ) -> dict[str, WorkerLoad]:
+        live: dict[str, float] = {}
+        for run in running:
+            live[run.worker] = live.get(run.worker, 0.0) + now - run.started
+        out = {}
+        for w in registry.workers():
+            busy = self.busy.get(w.name, 0.0) + live.get(w.name, 0.0)
+            out[w.name] = WorkerLoad(
+                status=registry.status(w.name),
+                load=registry.load(w.name),
+                capacity=w.capacity,
+                busy_seconds=round(busy, 4),
+                utilisation=round(min(1.0, busy / (elapsed * w.capacity)), 4) if elapsed else 0.0,
+            )
+        return out
+
+
+def skill_loads(
+    tasks: Mapping[str, Task],
+    records: Mapping[str, TaskRecord],
+    running: Sequence[Attempt],
+    registry: Registry,
+    now: float,
+) -> dict[str, SkillLoad]:
+    """Per skill: tasks waiting for a worker (and the oldest wait), attempts running, the slots
+    of the workers that have it, and the share of those slots in use."""
+    out: dict[str, SkillLoad] = {}
+    for tid, rec in records.items():
+        if rec.status == "pending" and rec.queued_at is not None:
+            for skill in tasks[tid].skills:
+                load = out.setdefault(skill, SkillLoad())
+                load.queued += 1
+                load.oldest_wait = round(max(load.oldest_wait, now - rec.queued_at), 4)
+    for run in running:
+        for skill in tasks[run.task_id].skills:
+            out.setdefault(skill, SkillLoad()).running += 1
+    for skill, load in out.items():
+        load.slots = sum(
+            w.capacity
+            for w in registry.workers()
+            if skill in w.skills and registry.status(w.name) in ("available", "busy")
+        )
+        load.utilisation = round(min(1.0, load.running / load.slots), 4) if load.slots else 1.0
+    return out
+
+
+def queue_bottlenecks(
+    skills: Mapping[str, SkillLoad], planned_makespan: float, seen: set[str]
+) -> list[Bottleneck]:
+    """Skills whose every slot is busy while work waits longer than a share of the plan: found
+    once per skill and run."""
+    bound = max(STALL_FLOOR, QUEUE_SHARE * planned_makespan)
+    out = []
+    for skill, load in sorted(skills.items()):
+        if skill in seen or load.utilisation < 1.0 or load.oldest_wait <= bound:
+            continue
+        seen.add(skill)
+        out.append(
+            Bottleneck(
+                kind="queue",
+                skill=skill,
+                detail=f"{load.queued} tasks wait for {skill} (oldest {load.oldest_wait:.2f}s), "
+                f"all {load.slots} slots busy",
+                measured=load.oldest_wait,
+                response=f"critical-path tasks go first; more {skill} capacity would "
+                "shorten the run",
+            )
+        )
+    return out
