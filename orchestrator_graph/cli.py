@@ -25,10 +25,13 @@ from rich.table import Table
 from orchestrator_graph.audit import audit_trail
 from orchestrator_graph.context import ROLES, Context
 from orchestrator_graph.graph import create_orchestrator
+from orchestrator_graph.ledger import Ledger
 from orchestrator_graph.llm import resolve_model
-from orchestrator_graph.models import Plan
+from orchestrator_graph.models import Plan, Schedule, Slot, StatusSnapshot
+from orchestrator_graph.monitor import read_status
 from orchestrator_graph.persistence import open_persistence
 from orchestrator_graph.registry import discover_plugins, field_errors, load_history, load_roster
+from orchestrator_graph.schedule import actual_slots, gantt_svg
 from orchestrator_graph.team import default_team
 from orchestrator_graph.tools import SAMPLES
 from orchestrator_graph.workers import Worker
@@ -160,6 +163,7 @@ class Display:
             TextColumn("{task.completed}/{task.total}"),
         )
         self.bar = self.progress.add_task("tasks", total=0)
+        self.status = ""
 
     def render(self) -> Group:
         table = Table("task", "status", "worker", "attempt", "score", expand=True)
@@ -171,10 +175,13 @@ class Display:
                 str(t.get("attempt") or ""),
                 "" if t.get("score") is None else f"{t['score']:.2f}",
             )
-        return Group(table, self.progress, *self.events[-6:])
+        return Group(table, self.progress, self.status, *self.events[-6:])
 
     def on_event(self, ev: dict[str, Any]) -> None:
         tid, kind = ev.get("task_id"), ev["kind"]
+        if kind == "status":  # the live line, not an event to list
+            self.status = _status_line(StatusSnapshot.model_validate(ev["data"]))
+            return
         line = f"[{ev['node']}] {kind} {tid or ''} {ev.get('worker') or ''} {ev['message']}".strip()
         self.events.append(line[:160])
         if kind == "planned":
@@ -258,6 +265,19 @@ async def _drive(
     return _finish(thread, snapshot, as_json)
 
 
+def _status_line(snapshot: StatusSnapshot) -> str:
+    """ETA, deadline, slip and each worker's utilisation, on one line."""
+    load = ", ".join(
+        f"{name} {w.utilisation:.0%}" + (f" ({w.status})" if w.status == "offline" else "")
+        for name, w in snapshot.workers.items()
+    )
+    deadline = f" of {snapshot.deadline:g}s deadline" if snapshot.deadline else ""
+    return (
+        f"elapsed {snapshot.elapsed:.2f}s{deadline}, ETA {snapshot.eta or 0:.2f}s more, "
+        f"critical-path slip {snapshot.critical_path_slip:.2f}s; utilisation: {load}"
+    )
+
+
 def _roles(context: Context) -> dict[str, str]:
     return {r: getattr(context, f"{r}_model") or "offline" for r in ROLES}
 
@@ -304,6 +324,13 @@ def _finish(thread: str, snapshot: Any, as_json: bool) -> int:
             f"(planned {report['planned_duration']:.2f}s) {report['reason']}",
             highlight=False,
         )
+        for found in report.get("bottlenecks", []):
+            out.print(f"bottleneck {found['kind']}: {found['detail']}; {found['response']}")
+        for r in report.get("replans", []):
+            verb = "replaced" if r["applied"] else "did not replace"
+            out.print(f"re-plan: {verb} {', '.join(r['removed']) or r['failed']}: {r['reason']}")
+        for d in report.get("decisions", []):
+            out.print(f"decision on {d['task_id']}: {d['action']} by {d['by']}: {d['reason']}")
     if report["status"] != "done":
         err.print(f"run {report['status']}: {report['reason']}")
         return 1
@@ -311,12 +338,27 @@ def _finish(thread: str, snapshot: Any, as_json: bool) -> int:
 
 
 async def _snapshot(thread: str, home: str | None, postgres: str | None) -> Any:
+    return (await _inspect(thread, home, postgres))[0]
+
+
+async def _inspect(
+    thread: str, home: str | None, postgres: str | None
+) -> tuple[Any, StatusSnapshot | None, list[Slot]]:
+    """The thread's state, its newest status snapshot (the store's, written while the
+    dispatcher runs, or the state's) and the attempts recorded so far as Gantt bars."""
     async with open_persistence(home, postgres) as (saver, store):
         graph = create_orchestrator().compile(checkpointer=saver, store=store)
         snapshot = await graph.aget_state({"configurable": {"thread_id": thread}})
-    if not snapshot.values:
-        raise CliError(f"no thread {thread!r} in this data folder")
-    return snapshot
+        if not snapshot.values:
+            raise CliError(f"no thread {thread!r} in this data folder")
+        values = snapshot.values
+        run_id = values.get("run_id") or ""
+        stored = await read_status(store, run_id) if run_id else None
+        attempts = await Ledger(store, run_id).attempts() if run_id else []
+    kept = StatusSnapshot.model_validate(values["status"]) if values.get("status") else None
+    newest = max((s for s in (stored, kept) if s), key=lambda s: s.at, default=None)
+    since = values.get("executing_since") or values.get("started_at") or 0.0
+    return snapshot, newest, actual_slots(attempts, since)
 
 
 def _team_settings(roster: Path | None, plugins: bool) -> dict[str, Any]:
@@ -417,14 +459,23 @@ def resume(
 
 @app.command()
 def status(
-    thread: str, home: Home = None, postgres: Postgres = None, as_json: AsJson = False
+    thread: str,
+    home: Home = None,
+    postgres: Postgres = None,
+    as_json: AsJson = False,
+    gantt: Annotated[
+        Path | None,
+        typer.Option(help="write the planned vs actual schedule as an SVG Gantt chart here"),
+    ] = None,
 ) -> None:
-    """Where a thread stands: per-task state, next step, pending questions."""
+    """Where a thread stands: per-task state, ETA, slip, worker load, bottlenecks, next step,
+    pending questions. Readable while the run goes (from another shell)."""
 
     async def go() -> int:
-        snapshot = await _snapshot(thread, home, postgres)
+        snapshot, live, actual = await _inspect(thread, home, postgres)
         values = snapshot.values
         tasks = values.get("tasks", {})
+        schedule = Schedule.model_validate(values["schedule"]) if values.get("schedule") else None
         summary = {
             "thread": thread,
             "next": list(snapshot.next),
@@ -433,7 +484,16 @@ def status(
             "tasks": tasks,
             "waiting": [i.value for t in snapshot.tasks for i in t.interrupts],
             "status": (values.get("report") or {}).get("status", "running"),
+            "snapshot": live.model_dump(mode="json") if live else None,
+            "bottlenecks": values.get("bottlenecks", []),
         }
+        if gantt is not None:
+            planned = schedule.planned if schedule else []
+            gantt.write_text(
+                gantt_svg(planned, actual, title=f"thread {thread}: planned vs actual"),
+                encoding="utf-8",
+            )
+            summary["gantt"] = str(gantt)
         if as_json:
             print(json.dumps(summary, indent=2, default=str))
             return 0
@@ -441,6 +501,10 @@ def status(
         out.print(
             f"thread {thread}: {summary['status']}; next: {', '.join(summary['next']) or 'none'}"
         )
+        if live:
+            out.print(_status_line(live), highlight=False)
+        for found in summary["bottlenecks"][-5:]:
+            out.print(f"bottleneck {found['kind']}: {found['detail']}; {found['response']}")
         table = Table("task", "status", "worker", "attempts", "score")
         for tid, rec in tasks.items():
             table.add_row(

@@ -70,7 +70,7 @@ from orchestrator_graph.registry import (
 )
 from orchestrator_graph.replan import replan
 from orchestrator_graph.roles import Roles
-from orchestrator_graph.schedule import plan_schedule
+from orchestrator_graph.schedule import actual_slots, plan_schedule
 from orchestrator_graph.scheduler import BudgetExceeded, Budgets, Dispatch
 from orchestrator_graph.state import InputState, OrchestratorState, OutputState, add_counts
 from orchestrator_graph.team import default_team
@@ -802,19 +802,8 @@ def create_orchestrator(
             "reviewer": sum(v.tokens for _, v in attempts),
         }
         since = state.get("executing_since") or state.get("started_at") or 0.0
-        actual = [
-            Slot(
-                task_id=r.task_id,
-                worker=r.worker,
-                start=round(r.started_at - since, 4),
-                finish=round(r.finished_at - since, 4),
-                attempt=r.attempt,
-                verdict=v.verdict,
-            )
-            for r, v in attempts
-        ]
         report = _report(state, records, registry).model_copy(
-            update={"tokens": tokens, "actual": actual}
+            update={"tokens": tokens, "actual": actual_slots(attempts, since)}
         )
         if context.use_memory:
             plan = Plan.model_validate(state["plan"])

@@ -77,6 +77,11 @@ class SkillStats(BaseModel):
         self.successes += approved
         self.quality_sum += score
         self.latency_sum += seconds
+        self.add_timing(seconds, effort)
+
+    def add_timing(self, seconds: float, effort: float) -> None:
+        """A duration alone: also what an attempt cancelled unfinished ran for (a lower bound,
+        but enough to tell a slow worker from a fast one)."""
         if effort > 0:
             self.timed += 1
             self.slowness_sum += seconds / effort

@@ -13,7 +13,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 
 from orchestrator_graph.dag import dependencies, downstream
-from orchestrator_graph.models import Plan, PlanAnalysis, Schedule, Slot, Task, TaskRisk
+from orchestrator_graph.models import (
+    Plan,
+    PlanAnalysis,
+    Review,
+    Schedule,
+    Slot,
+    Task,
+    TaskResult,
+    TaskRisk,
+)
 from orchestrator_graph.registry import PRIOR_RELIABILITY, History, duration_on
 from orchestrator_graph.workers import Worker
 
@@ -199,6 +208,21 @@ def task_risks(
 def _reliability(worker: Worker, task: Task, history: History) -> float:
     seen = [history.get(worker.name, {}).get(s) for s in task.skills]
     return min((st.reliability if st else PRIOR_RELIABILITY for st in seen), default=0.0)
+
+
+def actual_slots(attempts: Iterable[tuple[TaskResult, Review]], since: float) -> list[Slot]:
+    """The recorded attempts as Gantt bars, in seconds from the start of execution."""
+    return [
+        Slot(
+            task_id=r.task_id,
+            worker=r.worker,
+            start=round(r.started_at - since, 4),
+            finish=round(r.finished_at - since, 4),
+            attempt=r.attempt,
+            verdict=v.verdict,
+        )
+        for r, v in attempts
+    ]
 
 
 def gantt_svg(planned: Sequence[Slot], actual: Sequence[Slot], *, title: str = "") -> str:

@@ -1037,7 +1037,13 @@ class Dispatch:
                 del running[job]
                 self.registry.release(other.worker)
                 self.running_for[tid].discard(other.worker)
-                self.load.add(other.worker, self.clock() - other.started)
+                ran = self.clock() - other.started
+                self.load.add(other.worker, ran)
+                stats = self.history.setdefault(other.worker, {})
+                for skill in self.tasks[tid].skills:
+                    stats.setdefault(skill, SkillStats()).add_timing(ran, self.tasks[tid].effort)
+                self.touched.add(other.worker)
+                self._stale.add(other.worker)
 
     def _take_back(self, running: dict[asyncio.Future[Any], Attempt]) -> None:
         """Attempts on workers that went offline are cancelled and queued again with the same
