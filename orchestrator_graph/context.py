@@ -94,6 +94,10 @@ class Context:
             "as stalled (0 = never)"
         },
     )
+    status_every: float = field(
+        default=0.5,
+        metadata={"description": "seconds between status snapshots (stream, store, state)"},
+    )
     fallback: list[str] = field(
         default_factory=lambda: ["retry_elsewhere", "partial"],
         metadata={

@@ -335,6 +335,7 @@ def create_orchestrator(
                 else None,
                 adapt=context.adapt,
                 stall_after=context.stall_after,
+                status_every=context.status_every,
                 t0=state.get("executing_since"),
                 run_id=run_id,
                 publish=lambda snapshot: publish_status(store, snapshot),
@@ -433,6 +434,7 @@ def create_orchestrator(
                 decision.attempt = chosen
             elif decision.action == "retry":
                 rec.status, rec.extra_attempts = "pending", rec.extra_attempts + 1
+                rec.retry_from = rec.attempts
                 if decision.by == "policy":  # retry elsewhere: not on a worker that failed it
                     rec.avoid = sorted({*rec.avoid, *esc.tried})
             else:

@@ -249,6 +249,11 @@ class TaskRecord(BaseModel):
     avoid: list[str] = Field(
         default_factory=list, description="workers a retry elsewhere may not use"
     )
+    retry_from: int = Field(
+        0,
+        description="attempts made before the last retry was granted: the loop guard "
+        "counts only later failures",
+    )
 
     @property
     def counts(self) -> bool:
@@ -298,7 +303,7 @@ class Schedule(BaseModel):
 class Bottleneck(BaseModel):
     """Something that slowed the run, as measured, and what the dispatcher did about it."""
 
-    kind: Literal["stall", "queue", "slip", "deadline"]
+    kind: Literal["stall", "queue", "slip", "deadline", "failing"]
     task_id: str | None = None
     worker: str | None = None
     skill: str | None = None

@@ -82,6 +82,7 @@ Publish = Callable[[StatusSnapshot], Awaitable[None]]
 FINAL = {"approved", "failed", "skipped"}
 POLL_SECONDS = 0.2  # how often heartbeats are checked while tasks run
 ETA_EVERY = 0.05  # seconds between ETA recomputations for the deadline check
+QUARANTINE_AFTER = 3  # failed attempts in a run before a failing worker may be quarantined
 HISTORY_EVERY = 1.0  # seconds between writes of the performance history
 
 
@@ -153,6 +154,7 @@ class Dispatch:
         schedule: Schedule | None = None,
         adapt: bool = True,
         stall_after: float = 2.0,
+        status_every: float = SNAPSHOT_EVERY,
         t0: float | None = None,
         run_id: str = "",
         publish: Publish | None = None,
@@ -193,6 +195,7 @@ class Dispatch:
         self.planned = {s.task_id: s for s in schedule.planned} if schedule else {}
         self.adapt = adapt
         self.stall_after = stall_after
+        self.status_every = status_every
         self.t0 = t0 if t0 is not None else clock()
         self.run_id = run_id
         self.publish = publish
@@ -209,6 +212,8 @@ class Dispatch:
         self.queues_seen: set[str] = set()
         self.snapshot_at = 0.0
         self.eta_cache: tuple[float, float] = (-1.0, 0.0)  # (computed at, eta)
+        self.outcomes: dict[str, list[bool]] = {}  # worker -> verdicts in this run
+        self.quarantined: set[str] = set()
         self.begun: dict[str, float] = {}
         self.deadline_warned = False
         self.given: Counter[str] = Counter(
@@ -250,6 +255,7 @@ class Dispatch:
         tid = result.task_id
         rec = self.records[tid]
         self.reviews[tid].append(review)
+        self.outcomes.setdefault(result.worker, []).append(review.verdict == "approve")
         self.settled += 1
         self.spent_cost += self._cost(result.worker)
         self.tokens += result.tokens + review.tokens
@@ -270,7 +276,11 @@ class Dispatch:
             rec.status = "escalated" if spent else "pending"
             streak = 0  # the same failure, in a row, up to this one
             for earlier in reversed(self.reviews[tid]):
-                if earlier.verdict != "reject" or earlier.feedback != review.feedback:
+                if (
+                    earlier.verdict != "reject"
+                    or earlier.feedback != review.feedback
+                    or earlier.attempt <= rec.retry_from
+                ):
                     break
                 streak += 1
             if not spent and review.feedback and streak >= self.loop_guard:
@@ -497,6 +507,36 @@ class Dispatch:
             | set(self.records[tid].avoid)
         )
 
+    def _shunned(self, tid: str) -> set[str]:
+        """Quarantined workers, for a task that another worker can do."""
+        if not self.quarantined:
+            return set()
+        able = {w.name for w in self.registry.workers() if w.can_do(self.tasks[tid])}
+        return self.quarantined & able if able - self.quarantined else set()
+
+    def _quarantine(self, worker: str) -> None:
+        """With adaptation on, a worker that failed at least ``QUARANTINE_AFTER`` attempts of
+        this run and passed at most a quarter gets no new task another worker can do."""
+        seen = self.outcomes.get(worker, [])
+        failed = seen.count(False)
+        if (
+            not self.adapt
+            or worker in self.quarantined
+            or failed < QUARANTINE_AFTER
+            or failed < 0.75 * len(seen)
+        ):
+            return
+        self.quarantined.add(worker)
+        self._bottleneck(
+            Bottleneck(
+                kind="failing",
+                worker=worker,
+                detail=f"{worker} failed {failed} of {len(seen)} attempts in this run",
+                measured=failed / len(seen),
+                response="quarantined: no new task that another worker can do",
+            )
+        )
+
     def _needed(self, tid: str) -> int:
         hedge = 1 if tid in self.hedging else 0
         return self.redundancy[tid] + hedge - len(self.approved[tid]) - len(self.running_for[tid])
@@ -513,7 +553,9 @@ class Dispatch:
             ids=tids,
             required=required,
             failed_on=[{index[n] for n in self.failed_on[t] if n in index} for t in tids],
-            excluded=[{index[n] for n in self._busy_on(t) if n in index} for t in tids],
+            excluded=[
+                {index[n] for n in self._busy_on(t) | self._shunned(t) if n in index} for t in tids
+            ],
             urgent=np.array([t in self.urgent for t in tids], dtype=bool),
         )
         scores = score(demand, force, self.objective)
@@ -700,7 +742,7 @@ class Dispatch:
                 if self.clock() - self.saved_at >= HISTORY_EVERY:
                     await self._save_history()
                 self._progress()
-                if self.clock() - self.snapshot_at >= SNAPSHOT_EVERY:
+                if self.clock() - self.snapshot_at >= self.status_every:
                     await self._publish(running)
         finally:
             for job in [*running, self._changed]:
@@ -770,8 +812,8 @@ class Dispatch:
 
     def _slipped(self, tid: str, finished_at: float) -> None:
         """A critical-path task finished later than planned: the slip is measured; with
-        adaptation on, the remaining tasks are re-ranked on the speeds measured so far and the
-        critical-path ones become urgent (first in line, matched to the fastest free worker)."""
+        adaptation on, the remaining tasks are re-ranked on the speeds measured so far and all
+        become urgent: the run is late, so the fastest free worker is preferred for each."""
         slot = self.planned.get(tid)
         if slot is None or not self.analysis.tasks[tid].critical:
             return
@@ -788,7 +830,7 @@ class Dispatch:
             workers = self.registry.assignable()
             fresh = expected_durations([self.tasks[t] for t in left], workers, self.history)
             self.expected.update(fresh)
-            self.urgent = {t for t in left if self.analysis.tasks[t].critical}
+            self.urgent = set(left)
             self._rank()
             self.heap = [(-self.rank[t], p, t) for _, p, t in self.heap]
             heapq.heapify(self.heap)
@@ -799,7 +841,7 @@ class Dispatch:
                 detail=f"critical-path task {tid} finished {late:.2f}s later than planned",
                 measured=late,
                 response=f"re-ranked {len(left)} remaining tasks on measured speeds; "
-                f"{len(self.urgent)} critical-path tasks made urgent"
+                "each now prefers the fastest free worker"
                 if self.adapt
                 else "none: adaptation is off",
             )
@@ -997,6 +1039,7 @@ class Dispatch:
         ]
         if self.deadline is not None and not self.deadline_warned:
             watch.append(self.clock() + ETA_EVERY)
+        watch.append(self.snapshot_at + self.status_every)
         if watch:
             wake = max(0.001, min(watch) - self.clock())
             timeout = wake if timeout is None else min(timeout, wake)
@@ -1016,6 +1059,7 @@ class Dispatch:
         self.running_for[run.task_id].discard(run.worker)
         self.load.add(run.worker, self.clock() - run.started)
         self._settle(result, review, live=True)
+        self._quarantine(run.worker)
         rec = self.records[run.task_id]
         if rec.status in ("pending", "running") and self._needed(run.task_id) > 0:
             self._push(run.task_id)

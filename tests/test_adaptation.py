@@ -9,6 +9,7 @@ import xml.etree.ElementTree as ET
 
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
+from langgraph.types import Command
 from test_workforce import run, sim, task
 
 from orchestrator_graph import Plan, Worker, create_orchestrator
@@ -221,3 +222,23 @@ async def test_a_spent_budget_stops_the_run_with_its_reason_in_the_report():
     assert out["report"]["tasks"]["c0"]["status"] == "approved"
     state = await graph.aget_state(config)
     assert state.next == ("budget_gate",)
+
+
+async def test_a_retry_granted_after_the_loop_guard_really_runs_again():
+    def twice_broken(payload):
+        if payload.attempt <= 2:
+            return {"defect": "missing value", "summary": "broken"}
+        return {"value": 1, "summary": "fixed"}
+
+    graph = create_orchestrator(workers=[Worker(name="w", skills=["s"], run=twice_broken)]).compile(
+        checkpointer=InMemorySaver(), store=InMemoryStore()
+    )
+    config = {"configurable": {"thread_id": "guard"}, "recursion_limit": 20}
+    context = {"loop_guard": 2, "max_attempts": 5, "escalation": "human", "use_memory": False}
+    await graph.ainvoke(
+        {"request": "r", "plan": Plan(tasks=[task("x")]).model_dump()}, config, context=context
+    )
+    (question,) = [i.value for t in (await graph.aget_state(config)).tasks for i in t.interrupts]
+    assert question["reason"].startswith("loop guard: failed the same way 2 times")
+    out = await graph.ainvoke(Command(resume="retry"), config, context=context)
+    assert out["report"]["status"] == "done" and out["report"]["tasks"]["x"]["attempts"] == 3
