@@ -45,6 +45,7 @@ class Attempt:
     worker: str
     attempt: int
     started: float  # clock time
+    expected: float = 0.0  # seconds this worker is expected to take on this task
 
 
 def stall_bound(task: Task, worker_name: str, registry: Registry, history: History) -> float:
@@ -69,10 +70,7 @@ def eta(
     free_at: dict[str, list[float]] = {w.name: [now] * w.capacity for w in workers}
     ready_at: dict[str, float] = {}
     for run in running:
-        left = max(
-            0.0,
-            stall_bound(tasks[run.task_id], run.worker, registry, history) - (now - run.started),
-        )
+        left = max(0.0, run.expected - (now - run.started))
         ready_at[run.task_id] = max(ready_at.get(run.task_id, 0.0), now + left)
         slots = free_at.get(run.worker)
         if slots:

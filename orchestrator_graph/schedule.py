@@ -11,6 +11,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Mapping, Sequence
 from html import escape
+from typing import Any
 
 from orchestrator_graph.dag import dependencies, downstream
 from orchestrator_graph.models import (
@@ -23,7 +24,7 @@ from orchestrator_graph.models import (
     TaskResult,
     TaskRisk,
 )
-from orchestrator_graph.registry import PRIOR_RELIABILITY, History, duration_on
+from orchestrator_graph.registry import PRIOR_RELIABILITY, History, duration_on, slowness
 from orchestrator_graph.workers import Worker
 
 UNASSIGNED = "(nobody)"
@@ -44,10 +45,16 @@ def list_schedule(
     worker slot where it finishes earliest. Dependencies outside ``tasks`` finish at
     ``ready_at`` (default: ``now``); ``free_at`` gives each worker's slots' free times."""
     by_id = {t.id: t for t in tasks}
-    able = {t.id: [w for w in workers if w.can_do(t)] for t in tasks}
-    cost = {
-        (t.id, w.name): duration_on(t, w, history) for t in tasks for w in able[t.id]
-    }  # the duration of each task on each able worker
+    able: dict[str, list[Worker]] = {}
+    cost: dict[tuple[str, str], float] = {}  # the duration of each task on each able worker
+    kinds: dict[tuple[Any, ...], list[tuple[Worker, float]]] = {}  # per kind of task: who, pace
+    for t in tasks:
+        kind = (tuple(t.skills), tuple(sorted(t.min_levels.items())))
+        if kind not in kinds:
+            kinds[kind] = [(w, slowness(w, t.skills, history)) for w in workers if w.can_do(t)]
+        able[t.id] = [w for w, _ in kinds[kind]]
+        for w, pace in kinds[kind]:
+            cost[t.id, w.name] = t.effort * pace
     mean = {
         t.id: sum(cost[t.id, w.name] for w in able[t.id]) / len(able[t.id])
         if able[t.id]

@@ -719,7 +719,8 @@ class Dispatch:
         job = asyncio.ensure_future(
             self.run_attempt(self.tasks[tid], choice.worker, attempt, rec.feedback, upstream)
         )
-        running[job] = Attempt(tid, choice.worker, attempt, self.clock())
+        expected = stall_bound(self.tasks[tid], choice.worker, self.registry, self.history)
+        running[job] = Attempt(tid, choice.worker, attempt, self.clock(), expected)
 
     # --- the loop ------------------------------------------------------------------------
     async def run(self, finished: list[tuple[TaskResult, Review]]) -> Outcome:
@@ -764,9 +765,7 @@ class Dispatch:
 
     def _stall_at(self, run: Attempt) -> float:
         """Clock time at which the attempt counts as stalled."""
-        task = self.tasks[run.task_id]
-        expected = stall_bound(task, run.worker, self.registry, self.history)
-        return run.started + max(STALL_FLOOR, self.stall_after * expected)
+        return run.started + max(STALL_FLOOR, self.stall_after * run.expected)
 
     def _watch(self, running: dict[asyncio.Future[Any], Attempt]) -> None:
         """Stalled attempts (past ``stall_after`` times their expected duration): each found
@@ -793,7 +792,7 @@ class Dispatch:
             if can_hedge:
                 self.hedging.add(tid)
                 self._push(tid)
-            expected = stall_bound(self.tasks[tid], run.worker, self.registry, self.history)
+            expected = run.expected
             self._bottleneck(
                 Bottleneck(
                     kind="stall",
