@@ -94,7 +94,9 @@ async def test_thread_run_stream_state_and_history(server, tmp_path):
         if part.event.startswith("custom"):
             kinds.append(part.data["kind"])
             namespaces.add(part.event)
-    assert {"planned", "task_started", "qa_verdict", "task_completed", "learned"} <= set(kinds)
+    assert {"planned", "task_started", "qa_verdict", "task_completed", "learned", "status"} <= set(
+        kinds
+    )
     assert any("|" in ns for ns in namespaces), "worker attempts stream from their own subgraph"
 
     state = await client.threads.get_state(thread["thread_id"])
@@ -102,6 +104,9 @@ async def test_thread_run_stream_state_and_history(server, tmp_path):
     assert report["status"] == "done", (report["reason"], report["final_review"])
     assert len(report["tasks"]) == 6
     assert (tmp_path / f"{report['run_id']}-report.md").is_file()
+    assert state["values"]["status"]["counts"] == {"approved": 6}
+    live = await client.store.get_item(["orchestrator_graph", "status"], report["run_id"])
+    assert live["value"]["run_id"] == report["run_id"] and live["value"]["eta"] == 0
     history = await client.threads.get_history(thread["thread_id"], limit=50)
     steps = [h["metadata"].get("step") for h in history]
     assert len(history) >= 7 and steps == sorted(steps, reverse=True)
