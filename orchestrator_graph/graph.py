@@ -205,7 +205,7 @@ def create_orchestrator(
             policy = plan.qa_policy or context.qa_policy
             return await review_plan(
                 plan,
-                analyse_plan(plan),
+                analyse_plan(plan).duration if plan.deadline is not None else 0.0,
                 state["request"],
                 reviewer=reviewer,
                 threshold=context.threshold(policy),
@@ -252,7 +252,7 @@ def create_orchestrator(
             )
         )
         return {
-            "schedule": schedule.model_dump(mode="json"),
+            "schedule": schedule.model_dump(mode="json", exclude_none=True),
             "executing_since": time.time(),
             # Defaults left out: the plan is in every checkpoint, and readers validate it.
             "plan": plan.model_dump(mode="json", exclude_defaults=True),
@@ -369,7 +369,10 @@ def create_orchestrator(
             "tasks": _dump(outcome.records),
             "escalations": [e.model_dump(mode="json") for e in outcome.escalations],
             "bottlenecks": [b.model_dump(mode="json") for b in outcome.bottlenecks],
-            "status": outcome.snapshot.model_dump(mode="json") if outcome.snapshot else None,
+            # Per-task statuses are the records themselves: the state keeps the rest.
+            "status": outcome.snapshot.model_dump(mode="json", exclude={"tasks"})
+            if outcome.snapshot
+            else None,
         }
         return Command(goto="mediator" if outcome.escalations else "synthesizer", update=update)
 
@@ -461,7 +464,7 @@ def create_orchestrator(
             update |= {
                 "plan": plan.model_dump(mode="json", exclude_defaults=True),
                 "analysis": analysis.model_dump(mode="json"),
-                "schedule": schedule.model_dump(mode="json"),
+                "schedule": schedule.model_dump(mode="json", exclude_none=True),
             }
         return Command(
             goto="dispatcher",

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from orchestrator_graph.context import Context
 from orchestrator_graph.llm import ask_structured
-from orchestrator_graph.models import Check, Criterion, Plan, PlanAnalysis, Review, Task, TaskResult
+from orchestrator_graph.models import Check, Criterion, Plan, Review, Task, TaskResult
 from orchestrator_graph.prompts import messages
 
 
@@ -198,7 +198,7 @@ CHECKABLE = set(get_args(Criterion.model_fields["kind"].annotation)) - {"text"}
 
 async def review_plan(
     plan: Plan,
-    analysis: PlanAnalysis,
+    critical_path: float,
     request: str,
     *,
     threshold: float,
@@ -208,7 +208,7 @@ async def review_plan(
     never gets here); these checks add what can be judged by code, and the reviewer model, when
     asked, judges whether the plan covers the request."""
     unchecked = [t.id for t in plan.tasks if not any(c.kind in CHECKABLE for c in t.acceptance)]
-    late = plan.deadline is not None and analysis.duration > plan.deadline
+    late = plan.deadline is not None and critical_path > plan.deadline
     checks = [
         Check(name="valid_and_feasible", passed=True),
         Check(
@@ -219,7 +219,7 @@ async def review_plan(
         Check(
             name="deadline",
             passed=not late,
-            detail=f"critical path {analysis.duration:g}s exceeds the deadline {plan.deadline}s",
+            detail=f"critical path {critical_path:g}s exceeds the deadline {plan.deadline}s",
         ),
     ]
     score = sum(c.passed for c in checks) / len(checks)
