@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import uuid
 from pathlib import Path
@@ -27,9 +28,10 @@ from orchestrator_graph.context import ROLES, Context
 from orchestrator_graph.graph import create_orchestrator
 from orchestrator_graph.ledger import Ledger
 from orchestrator_graph.llm import resolve_model
+from orchestrator_graph.memory import CHROMA_ENV
 from orchestrator_graph.models import Plan, Schedule, Slot, StatusSnapshot
 from orchestrator_graph.monitor import read_status
-from orchestrator_graph.persistence import open_persistence
+from orchestrator_graph.persistence import data_dir, open_persistence
 from orchestrator_graph.registry import discover_plugins, field_errors, load_history, load_roster
 from orchestrator_graph.schedule import actual_slots, gantt_svg
 from orchestrator_graph.team import default_team
@@ -229,7 +231,7 @@ async def _drive(
             saved = await store.aget(THREAD_SETTINGS, thread)
             settings = {**(saved.value if saved else {}), **settings}
         context = _context(settings)
-        builder = create_orchestrator(workers=_team(settings))
+        builder = create_orchestrator(workers=_team(settings), memory=memory_location(home))
         await store.aput(THREAD_SETTINGS, thread, settings, index=False)
         graph = builder.compile(checkpointer=saver, store=store)
         display = Display(console, live=console.is_terminal and not as_json)
@@ -276,6 +278,12 @@ def _status_line(snapshot: StatusSnapshot) -> str:
         f"elapsed {snapshot.elapsed:.2f}s{deadline}, ETA {snapshot.eta or 0:.2f}s more, "
         f"critical-path slip {snapshot.critical_path_slip:.2f}s; utilisation: {load}"
     )
+
+
+def memory_location(home: str | None) -> str:
+    """The plan memory: ``$ORCHESTRATOR_GRAPH_CHROMA`` (a folder or a server URL), else the
+    ``chroma`` folder in the data directory."""
+    return os.environ.get(CHROMA_ENV) or str(data_dir(home) / "chroma")
 
 
 def _roles(context: Context) -> dict[str, str]:

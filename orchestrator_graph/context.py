@@ -147,7 +147,14 @@ class Context:
     )
     use_memory: bool = field(default=True, metadata={"description": "recall and learn past runs"})
     reuse_threshold: float = field(
-        default=0.9, metadata={"description": "similarity above which a past plan is reused"}
+        default=0.9,
+        metadata={
+            "description": "similarity (cosine of the requests' embeddings) at or above which "
+            "a past successful plan is adapted instead of asking the planner"
+        },
+    )
+    recall_k: int = field(
+        default=3, metadata={"description": "similar past runs recalled for the planner"}
     )
     output_dir: str = field(
         default="",

@@ -15,7 +15,9 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
+from chromadb.api.types import Documents, EmbeddingFunction
 from langchain_core.callbacks import get_usage_metadata_callback
+from langchain_core.embeddings import Embeddings
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Command, Overwrite, interrupt
@@ -34,11 +36,24 @@ from orchestrator_graph.dag import (
     validate_plan,
     with_implied_dependencies,
 )
+from orchestrator_graph.embeddings import ProviderEmbeddings
 from orchestrator_graph.events import Event, stream_emitter
 from orchestrator_graph.ledger import Ledger, attempt_key
 from orchestrator_graph.llm import ModelSpec, StructuredOutputError, ask_structured
 from orchestrator_graph.matching import jain
-from orchestrator_graph.memory import Memory, recall, remember, reusable
+from orchestrator_graph.memory import (
+    FailurePattern,
+    MemoryHandle,
+    MemoryUnavailable,
+    PlanMemory,
+    Recalled,
+    RunRecord,
+    TaskOutcome,
+    examples,
+    failure_patterns,
+    mitigations,
+    reusable,
+)
 from orchestrator_graph.models import (
     Bottleneck,
     Check,
@@ -115,6 +130,8 @@ def create_orchestrator(
     workers: Sequence[Worker] | Registry | None = None,
     model: ModelSpec = "offline",
     models: Mapping[str, ModelSpec] | None = None,
+    memory: PlanMemory | str | None = None,
+    embeddings: Embeddings | EmbeddingFunction[Documents] | None = None,
 ) -> StateGraph:
     """The orchestrator as an uncompiled ``StateGraph``: compile it with your saver and store.
 
@@ -126,12 +143,20 @@ def create_orchestrator(
             ``init_chat_model``; ``"offline"`` (default) is the deterministic offline model.
         models: per-role overrides: ``planner``, ``worker``, ``reviewer``, ``mediator``,
             ``synthesizer``. Each run may override again through the context.
+        memory: the plan memory: a ``PlanMemory``, a folder (embedded Chroma) or a Chroma
+            server URL; default ``$ORCHESTRATOR_GRAPH_CHROMA``, else ``<data dir>/chroma``.
+        embeddings: how requests are embedded for recall: a LangChain ``Embeddings`` (a
+            provider's) or a Chroma embedding function; default the offline MiniLM model.
     """
     preload_prompts()
     registry = _registry(workers)
     roles = Roles(model, models)
     steps = AttemptSteps(registry, roles)
     worker_graph = steps.graph()
+    memories = MemoryHandle(
+        memory,
+        ProviderEmbeddings(embeddings) if isinstance(embeddings, Embeddings) else embeddings,
+    )
 
     async def recall_node(state: OrchestratorState, runtime: Runtime[Context]) -> dict[str, Any]:
         context = Context.coerce(runtime.context)
@@ -139,23 +164,38 @@ def create_orchestrator(
         if not isinstance(request, str) or not request.strip():
             raise ValueError("the input needs a non-empty 'request' string")
         run_id = uuid.uuid4().hex[:12]
-        found = await recall(store_of(runtime), request) if context.use_memory else []
         emit = stream_emitter(runtime.stream_writer)
         emit(
             Event(kind="run_started", node="recall", message=request[:200], data={"run_id": run_id})
         )
+        found: list[Recalled] = []
+        patterns: list[FailurePattern] = []
+        note = "memory off for this run" if not context.use_memory else ""
+        if context.use_memory:
+            try:
+                found = await memories.call("recall", request, k=context.recall_k)
+                recent = await memories.call("records", limit=50)
+                patterns = failure_patterns([*recent, *(r.record for r in found)])
+            except MemoryUnavailable as err:
+                note = f"{err}; this run goes on without memory"
         emit(
             Event(
                 kind="recalled",
                 node="recall",
-                message=f"{len(found)} similar past runs",
-                data={"similar": [[r.memory.run_id, r.similarity] for r in found]},
+                message=note or f"{len(found)} similar past runs, {len(patterns)} failure patterns",
+                data={
+                    "similar": [[r.record.run_id, r.similarity] for r in found],
+                    "patterns": [p.model_dump() for p in patterns],
+                    "memory": note or memories.location,
+                },
             )
         )
         return {
             "run_id": run_id,
             "started_at": time.time(),
-            "recalled": [r.model_dump(mode="json") for r in found],
+            "recalled": [r.model_dump(mode="json", exclude_defaults=True) for r in found],
+            "patterns": [p.model_dump() for p in patterns],
+            "memory_note": note,
             "tasks": Overwrite({}),
             "decisions": Overwrite([]),
             "conflicts": Overwrite([]),
@@ -176,15 +216,12 @@ def create_orchestrator(
                 plan = Plan.model_validate(state["plan"]).model_copy(update={"source": "declared"})
                 validate_plan(plan, registry.skills())
                 return plan, 0
+            recalled = state.get("recalled", [])
             reused = (
-                None if feedback else reusable(state.get("recalled", []), context.reuse_threshold)
+                None if feedback else reusable(recalled, context.reuse_threshold, state["request"])
             )
             if reused and _valid(reused, registry.skills()):
                 return reused, 0
-            examples = "\n".join(
-                json.dumps({"request": r["memory"]["request"], "plan": r["memory"]["plan"]})
-                for r in state.get("recalled", [])[:2]
-            )
             draft = await ask_structured(
                 roles.model("planner", context),
                 PlanDraft,
@@ -192,7 +229,7 @@ def create_orchestrator(
                     "planner",
                     request=state["request"],
                     skills=", ".join(sorted(registry.skills())),
-                    examples=examples or "none",
+                    examples=examples(recalled) or "none",
                     feedback=feedback or "none",
                 ),
                 check=lambda d: validate_plan(Plan(goal=d.goal, tasks=d.tasks), registry.skills()),
@@ -232,7 +269,21 @@ def create_orchestrator(
                 f"the plan gate rejected the {plan.source} plan: {verdict.feedback}"
             )
         plan, disputes = _settle_plan(plan, context)
-        analysis, schedule = await _analyse(plan, runtime)
+        able = {t.id: [w.name for w in registry.workers() if w.can_do(t)] for t in plan.tasks}
+        patterns = [FailurePattern.model_validate(p) for p in state.get("patterns", [])]
+        fixes = mitigations(plan.tasks, patterns, able)
+        plan = plan.model_copy(
+            update={
+                "tasks": [
+                    t.model_copy(update={"qa_policy": fixes[t.id]["qa_policy"] or t.qa_policy})
+                    if t.id in fixes
+                    else t
+                    for t in plan.tasks
+                ]
+            }
+        )
+        pad = {tid: fix["pad"] for tid, fix in fixes.items()}
+        analysis, schedule = await _analyse(plan, runtime, pad=pad)
         stream_emitter(runtime.stream_writer)(
             Event(
                 kind="planned",
@@ -257,7 +308,11 @@ def create_orchestrator(
             # Defaults left out: the plan is in every checkpoint, and readers validate it.
             "plan": plan.model_dump(mode="json", exclude_defaults=True),
             "analysis": analysis.model_dump(mode="json"),
-            "tasks": {t.id: TaskRecord().model_dump(mode="json") for t in plan.tasks},
+            "tasks": {
+                t.id: TaskRecord(avoid=fixes.get(t.id, {}).get("avoid", [])).model_dump(mode="json")
+                for t in plan.tasks
+            },
+            "mitigations": fixes,
             "conflicts": [c.model_dump(mode="json") for c in disputes],
             "plan_review": verdict.model_dump(mode="json"),
             "tokens": {"planner": tokens_of(usage)},
@@ -265,11 +320,19 @@ def create_orchestrator(
         }
 
     async def _analyse(
-        plan: Plan, runtime: Runtime[Context], now: float = 0.0, finished: Sequence[Slot] = ()
+        plan: Plan,
+        runtime: Runtime[Context],
+        now: float = 0.0,
+        finished: Sequence[Slot] = (),
+        pad: Mapping[str, float] | None = None,
     ) -> tuple[PlanAnalysis, Schedule]:
-        """Critical path on the team's expected durations, then the planned schedule."""
+        """Critical path on the team's expected durations (padded where past failures call for
+        it), then the planned schedule."""
         history = await load_history(store_of(runtime), [w.name for w in registry.workers()])
-        analysis = analyse_plan(plan, expected_durations(plan.tasks, registry.workers(), history))
+        durations = expected_durations(plan.tasks, registry.workers(), history)
+        for tid, factor in (pad or {}).items():
+            durations[tid] = durations.get(tid, 0.0) * factor
+        analysis = analyse_plan(plan, durations)
         schedule = plan_schedule(
             plan, analysis, registry.workers(), history, now=now, finished=finished
         )
@@ -810,26 +873,19 @@ def create_orchestrator(
         report = _report(state, records, registry).model_copy(
             update={"tokens": tokens, "actual": actual_slots(attempts, since)}
         )
-        if context.use_memory:
-            plan = Plan.model_validate(state["plan"])
-            scores = [r.score for r in records.values() if r.score is not None]
-            await remember(
-                store_of(runtime),
-                Memory(
-                    run_id=report.run_id,
-                    request=report.request,
-                    plan=plan,
-                    status=report.status,
-                    makespan=report.makespan,
-                    mean_score=sum(scores) / len(scores) if scores else 0.0,
-                    qa_rejections=sum(max(0, r.attempts - 1) for r in records.values()),
-                ),
-            )
+        note = state.get("memory_note") or ""
+        if context.use_memory and not note:
+            try:
+                await memories.call("remember", _run_record(state, report, attempts, registry))
+                note = f"remembered in {memories.location}"
+            except MemoryUnavailable as err:
+                note = f"{err}; this run was not remembered"
+        report = report.model_copy(update={"memory": note})
         stream_emitter(runtime.stream_writer)(
             Event(
                 kind="learned",
                 node="learn",
-                message=f"run {report.status}",
+                message=f"run {report.status}; {note}",
                 data={"run_id": report.run_id},
             )
         )
@@ -924,6 +980,62 @@ def _fairness(per_worker: Mapping[str, int], registry: Registry) -> float | None
     return round(sum(indices) / len(indices), 4) if indices else None
 
 
+def _run_record(
+    state: OrchestratorState,
+    report: RunReport,
+    attempts: Sequence[tuple[TaskResult, Review]],
+    registry: Registry,
+) -> RunRecord:
+    """What the memory keeps of a finished run."""
+    plan = Plan.model_validate(state["plan"])
+    by_task: dict[str, list[tuple[TaskResult, Review]]] = {}
+    for result, review in sorted(attempts, key=lambda pair: (pair[0].task_id, pair[0].attempt)):
+        by_task.setdefault(result.task_id, []).append((result, review))
+
+    def cost(worker: str) -> float:
+        member = registry.get(worker)
+        return member.cost if member else 0.0
+
+    outcomes = {
+        t.id: TaskOutcome(
+            skills=t.skills,
+            effort=t.effort,
+            worker=report.tasks[t.id].worker,
+            status=report.tasks[t.id].status,
+            attempts=len(by_task.get(t.id, [])),
+            verdicts=[(r.worker, v.verdict) for r, v in by_task.get(t.id, [])],
+            score=report.tasks[t.id].score,
+            seconds=round(sum(r.finished_at - r.started_at for r, _ in by_task.get(t.id, [])), 4),
+            cost=sum(cost(r.worker) for r, _ in by_task.get(t.id, [])),
+            tokens=sum(r.tokens + v.tokens for r, v in by_task.get(t.id, [])),
+        )
+        for t in plan.tasks
+        if t.id in report.tasks
+    }
+    counting = [r for r in report.tasks.values() if r.counts]
+    approved = sum(r.status == "approved" for r in counting) / len(counting) if counting else 0.0
+    final = report.final_review.score if report.final_review else 0.0
+    return RunRecord(
+        run_id=report.run_id,
+        request=report.request,
+        status=report.status,
+        plan=plan,
+        assignments={t: r.worker for t, r in report.tasks.items() if r.worker},
+        outcomes=outcomes,
+        conflicts=[
+            {"kind": c.kind, "mechanism": c.mechanism, "resolution": c.resolution}
+            for c in report.conflicts
+        ],
+        makespan=report.makespan,
+        planned_makespan=report.schedule.makespan if report.schedule else report.planned_duration,
+        quality=round(final * approved, 4),
+        qa_failures=sum(v.verdict != "approve" for _, v in attempts),
+        planner_calls=report.model_calls.get("planner", 0),
+        tokens=sum(report.tokens.values()),
+        team=[w.name for w in registry.workers()],
+    )
+
+
 def _partial(esc: Escalation, why: str) -> Decision:
     return Decision(
         task_id=esc.task_id,
@@ -998,6 +1110,7 @@ def _report(
         schedule=Schedule.model_validate(state["schedule"]) if state.get("schedule") else None,
         bottlenecks=[Bottleneck.model_validate(b) for b in state.get("bottlenecks", [])],
         replans=[Replan.model_validate(r) for r in state.get("replans", [])],
+        mitigations=state.get("mitigations") or {},
         fairness=fairness,
     )
 

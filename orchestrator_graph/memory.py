@@ -1,70 +1,342 @@
-"""Run memory: what finished runs did, recalled by similarity of their requests.
+"""Plan memory: every finished run, kept in Chroma and recalled by the meaning of its request.
 
-Kept in the LangGraph store under ``("orchestrator_graph", "memory")``; similarity is token
-overlap of the requests (Jaccard)."""
+By default an embedded ``PersistentClient`` in the data directory (``<home>/chroma``); a Chroma
+server when the location is a URL (``http://host:port``). The location comes from
+``create_orchestrator(memory=...)``, else ``$ORCHESTRATOR_GRAPH_CHROMA``, else the data
+directory. Requests are embedded with the offline MiniLM model (``embeddings``) or a provider's
+embeddings; each collection is named after its embedder so vector spaces never mix.
+
+A memory that cannot be opened (a corrupted folder, an unreachable server, a missing model) is
+reported once per run with its reason, and the run goes on without memory."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
 import re
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
-from langgraph.store.base import BaseStore
-from pydantic import BaseModel
+from chromadb.api import ClientAPI
+from chromadb.api.types import Documents, EmbeddingFunction
+from pydantic import BaseModel, Field
 
-from orchestrator_graph.ledger import ROOT
-from orchestrator_graph.models import Plan
+from orchestrator_graph.embeddings import EmbeddingUnavailable, MiniLMEmbeddings, embedder_id
+from orchestrator_graph.models import Plan, Task
+from orchestrator_graph.persistence import HOME_ENV
 
-NAMESPACE = (ROOT, "memory")
-_WORD = re.compile(r"[a-z0-9_]+")
+CHROMA_ENV = "ORCHESTRATOR_GRAPH_CHROMA"
+MIN_SIMILARITY = 0.4  # below this a past run is not related enough to recall
+_PATH = re.compile(r"[\w./-]+\.(?:csv|json|jsonl|parquet|xlsx|txt|md)\b")
 
 
-class Memory(BaseModel):
+class MemoryUnavailable(RuntimeError):
+    """The plan memory cannot be used; the run goes on without it."""
+
+
+class TaskOutcome(BaseModel):
+    skills: list[str]
+    effort: float
+    worker: str | None = None
+    status: str
+    attempts: int = 0
+    verdicts: list[tuple[str, str]] = Field(
+        default_factory=list, description="(worker, approve | reject) per attempt, in order"
+    )
+    score: float | None = None
+    seconds: float = Field(0.0, description="time of the attempts, summed")
+    cost: float = 0.0
+    tokens: int = 0
+
+
+class RunRecord(BaseModel):
+    """What a finished run leaves for the next ones."""
+
     run_id: str
     request: str
-    plan: Plan
     status: str
-    makespan: float
-    mean_score: float
-    qa_rejections: int
+    plan: Plan
+    assignments: dict[str, str] = Field(default_factory=dict, description="task -> worker")
+    outcomes: dict[str, TaskOutcome] = Field(default_factory=dict)
+    conflicts: list[dict[str, Any]] = Field(
+        default_factory=list, description="kind, mechanism, resolution of each conflict"
+    )
+    makespan: float = 0.0
+    planned_makespan: float = 0.0
+    quality: float = Field(0.0, description="final review score times the share approved")
+    qa_failures: int = 0
+    planner_calls: int = 0
+    tokens: int = 0
+    team: list[str] = Field(default_factory=list)
+    at: float = Field(default_factory=time.time)
 
 
 class Recalled(BaseModel):
     similarity: float
-    memory: Memory
+    record: RunRecord
 
 
-def tokens(text: str) -> set[str]:
-    return set(_WORD.findall(text.lower()))
+class PlanMemory:
+    """One Chroma collection of run records. The methods block (Chroma and the model are
+    synchronous): the graph calls them through ``asyncio.to_thread``."""
 
-
-def similarity(a: str, b: str) -> float:
-    ta, tb = tokens(a), tokens(b)
-    return len(ta & tb) / len(ta | tb) if ta | tb else 0.0
-
-
-async def remember(store: BaseStore, memory: Memory) -> None:
-    await store.aput(NAMESPACE, memory.run_id, memory.model_dump(mode="json"), index=False)
-
-
-async def recall(
-    store: BaseStore, request: str, *, k: int = 3, limit: int = 1000
-) -> list[Recalled]:
-    items = await store.asearch(NAMESPACE, limit=limit)
-    scored = [
-        Recalled(
-            similarity=round(similarity(request, i.value["request"]), 4),
-            memory=Memory.model_validate(i.value),
+    def __init__(
+        self, client: ClientAPI, embedder: EmbeddingFunction[Documents] | None = None
+    ) -> None:
+        self.embedder = embedder or MiniLMEmbeddings()
+        self.collection = client.get_or_create_collection(
+            f"orchestrator-runs-{embedder_id(self.embedder)}",
+            embedding_function=self.embedder,  # always explicit: the default would download
+            metadata={"hnsw:space": "cosine"},
         )
-        for i in items
-    ]
-    scored = [r for r in scored if r.similarity > 0]
-    return sorted(scored, key=lambda r: (-r.similarity, -r.memory.mean_score, r.memory.run_id))[:k]
+
+    def remember(self, record: RunRecord) -> None:
+        self.collection.upsert(
+            ids=[record.run_id],
+            documents=[record.request],
+            metadatas=[
+                {
+                    "record": record.model_dump_json(exclude_defaults=True),
+                    "status": record.status,
+                    "quality": record.quality,
+                    "at": record.at,
+                }
+            ],
+        )
+
+    def recall(
+        self, request: str, k: int = 3, min_similarity: float = MIN_SIMILARITY
+    ) -> list[Recalled]:
+        """The ``k`` most similar past runs (cosine similarity of the requests' embeddings),
+        best first; none below ``min_similarity``."""
+        count = self.collection.count()
+        if not count:
+            return []
+        found = self.collection.query(
+            query_texts=[request], n_results=min(k, count), include=["metadatas", "distances"]
+        )
+        out = []
+        for meta, distance in zip(found["metadatas"][0], found["distances"][0], strict=True):
+            similarity = round(1.0 - float(distance), 4)
+            if similarity >= min_similarity:
+                record = RunRecord.model_validate_json(str(meta["record"]))
+                out.append(Recalled(similarity=similarity, record=record))
+        return sorted(out, key=lambda r: (-r.similarity, -r.record.quality, r.record.run_id))
+
+    def records(self, limit: int = 200) -> list[RunRecord]:
+        """The most recent runs, newest first."""
+        got = self.collection.get(include=["metadatas"])
+        records = [RunRecord.model_validate_json(str(m["record"])) for m in got["metadatas"]]
+        return sorted(records, key=lambda r: -r.at)[:limit]
+
+    def count(self) -> int:
+        return self.collection.count()
 
 
-def reusable(recalled: list[dict[str, Any]], threshold: float) -> Plan | None:
-    """The best recalled plan, when it is similar enough and its run succeeded."""
+def default_location() -> str:
+    home = os.environ.get(HOME_ENV) or ".orchestrator-graph"
+    return os.environ.get(CHROMA_ENV) or str(Path(home).expanduser() / "chroma")
+
+
+_clients: dict[str, ClientAPI] = {}
+_clients_lock = threading.Lock()
+
+
+def client_for(location: str) -> ClientAPI:
+    """One client per location and process: a folder (embedded) or ``http(s)://host:port``."""
+    import chromadb
+    from chromadb.config import Settings
+
+    with _clients_lock:
+        if location not in _clients:
+            settings = Settings(anonymized_telemetry=False)
+            try:
+                if location.startswith(("http://", "https://")):
+                    url = urlparse(location)
+                    _clients[location] = chromadb.HttpClient(
+                        host=url.hostname or "127.0.0.1",
+                        port=url.port or (443 if url.scheme == "https" else 8000),
+                        ssl=url.scheme == "https",
+                        settings=settings,
+                    )
+                else:
+                    Path(location).mkdir(parents=True, exist_ok=True)
+                    _clients[location] = chromadb.PersistentClient(path=location, settings=settings)
+            except Exception as err:  # chromadb raises many kinds; all mean "not usable"
+                raise MemoryUnavailable(
+                    f"plan memory at {location} cannot be opened: {type(err).__name__}: {err}"
+                ) from err
+        return _clients[location]
+
+
+class MemoryHandle:
+    """Where the memory lives, opened on first use (never at import or graph build)."""
+
+    def __init__(
+        self,
+        memory: PlanMemory | str | None = None,
+        embedder: EmbeddingFunction[Documents] | None = None,
+    ) -> None:
+        self._memory = memory if isinstance(memory, PlanMemory) else None
+        self._location = memory if isinstance(memory, str) else None
+        self.embedder = embedder
+        self._lock = threading.Lock()
+
+    @property
+    def location(self) -> str:
+        return self._location or default_location()
+
+    def open(self) -> PlanMemory:
+        with self._lock:
+            if self._memory is None:
+                self._memory = self._open()
+            return self._memory
+
+    def _open(self) -> PlanMemory:
+        location = self.location
+        try:
+            return PlanMemory(client_for(location), self.embedder)
+        except MemoryUnavailable:
+            raise
+        except EmbeddingUnavailable as err:
+            raise MemoryUnavailable(str(err)) from err
+        except Exception as err:
+            _clients.pop(location, None)
+            raise MemoryUnavailable(
+                f"plan memory at {location} cannot be used: {type(err).__name__}: {err}"
+            ) from err
+
+    async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """A memory method in a worker thread; any failure becomes ``MemoryUnavailable``."""
+
+        def run() -> Any:
+            memory = self.open()
+            try:
+                return getattr(memory, method)(*args, **kwargs)
+            except MemoryUnavailable:
+                raise
+            except EmbeddingUnavailable as err:
+                raise MemoryUnavailable(str(err)) from err
+            except Exception as err:
+                raise MemoryUnavailable(
+                    f"plan memory at {self.location} failed ({method}): {type(err).__name__}: {err}"
+                ) from err
+
+        return await asyncio.to_thread(run)
+
+
+# --- using what was recalled --------------------------------------------------------------
+
+
+def reusable(recalled: list[dict[str, Any]], threshold: float, request: str) -> Plan | None:
+    """The best recalled plan, adapted to ``request``, when it is similar enough and its run
+    succeeded."""
     for entry in recalled:
         r = Recalled.model_validate(entry)
-        if r.similarity >= threshold and r.memory.status == "done":
-            return r.memory.plan.model_copy(update={"source": "recalled"})
+        if r.similarity >= threshold and r.record.status == "done":
+            return adapt_plan(r.record.plan, r.record.request, request)
     return None
+
+
+def adapt_plan(plan: Plan, old_request: str, new_request: str) -> Plan:
+    """The recalled plan for the new request: the files the old request named are swapped for
+    the ones the new request names (in order, when both name as many), the goal follows the new
+    request, and the plan's source is ``recalled``."""
+    old, new = _PATH.findall(old_request), _PATH.findall(new_request)
+    swap = dict(zip(old, new, strict=True)) if len(old) == len(new) else {}
+
+    def swapped(value: Any) -> Any:
+        if isinstance(value, str):
+            for a, b in swap.items():
+                value = value.replace(a, b)
+            return value
+        if isinstance(value, list):
+            return [swapped(v) for v in value]
+        if isinstance(value, dict):
+            return {k: swapped(v) for k, v in value.items()}
+        return value
+
+    tasks = [t.model_copy(update={"inputs": swapped(t.inputs)}) for t in plan.tasks]
+    return plan.model_copy(update={"tasks": tasks, "goal": new_request, "source": "recalled"})
+
+
+class FailurePattern(BaseModel):
+    """A kind of task (its skills) on which a worker failed often in past runs."""
+
+    skills: list[str]
+    worker: str
+    attempts: int
+    failures: int
+
+    @property
+    def rate(self) -> float:
+        return self.failures / self.attempts if self.attempts else 0.0
+
+
+def failure_patterns(
+    records: Iterable[RunRecord], min_attempts: int = 2, min_rate: float = 0.5
+) -> list[FailurePattern]:
+    """(skills × worker) pairs that failed at least ``min_rate`` of ``min_attempts`` or more."""
+    counts: dict[tuple[tuple[str, ...], str], list[int]] = {}
+    for record in records:
+        for outcome in record.outcomes.values():
+            for worker, verdict in outcome.verdicts:
+                tally = counts.setdefault((tuple(sorted(outcome.skills)), worker), [0, 0])
+                tally[0] += 1
+                tally[1] += verdict != "approve"
+    patterns = [
+        FailurePattern(skills=list(skills), worker=worker, attempts=n, failures=f)
+        for (skills, worker), (n, f) in counts.items()
+    ]
+    return sorted(
+        (p for p in patterns if p.attempts >= min_attempts and p.rate >= min_rate),
+        key=lambda p: (-p.rate, p.worker, p.skills),
+    )
+
+
+def mitigations(
+    tasks: Iterable[Task], patterns: list[FailurePattern], able: dict[str, list[str]]
+) -> dict[str, dict[str, Any]]:
+    """Per task, what the patterns call for: ``avoid`` the workers that failed such tasks (when
+    another able worker is left), else a ``strict`` QA policy (a closer check of the result);
+    and ``pad``, the factor on its expected duration for the retries to expect."""
+    out: dict[str, dict[str, Any]] = {}
+    for task in tasks:
+        key = sorted(task.skills)
+        hits = [p for p in patterns if p.skills == key]
+        if not hits:
+            continue
+        bad = sorted({p.worker for p in hits})
+        left = [w for w in able.get(task.id, []) if w not in bad]
+        worst = max(p.rate for p in hits)
+        out[task.id] = {
+            "avoid": bad if left else [],
+            "qa_policy": None if left else "strict",
+            "pad": round(1.0 + worst, 4),
+            "why": ", ".join(f"{p.worker} failed {p.failures}/{p.attempts}" for p in hits),
+        }
+    return out
+
+
+def examples(recalled: list[dict[str, Any]], n: int = 2) -> str:
+    """The best recalled runs for the planner's prompt: request, plan, and how it went."""
+    lines = []
+    for entry in recalled[:n]:
+        r = Recalled.model_validate(entry).record
+        failed = sorted(t for t, o in r.outcomes.items() if o.status != "approved")
+        lines.append(
+            json.dumps(
+                {
+                    "request": r.request,
+                    "plan": r.plan.model_dump(mode="json", include={"goal", "tasks"}),
+                    "outcome": {"status": r.status, "quality": r.quality, "failed": failed},
+                },
+                default=str,
+            )
+        )
+    return "\n".join(lines)

@@ -404,6 +404,10 @@ class RunReport(BaseModel):
     actual: list[Slot] = Field(default_factory=list, description="every attempt as it ran")
     bottlenecks: list[Bottleneck] = Field(default_factory=list)
     replans: list[Replan] = Field(default_factory=list)
+    memory: str = Field("", description="where the run was remembered, or why it was not")
+    mitigations: dict[str, Any] = Field(
+        default_factory=dict, description="what past failure patterns changed in the plan"
+    )
     tasks_per_worker: dict[str, int] = Field(default_factory=dict)
     fairness: float | None = Field(
         None, description="Jain's index of tasks per worker among equally skilled workers"

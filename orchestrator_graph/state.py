@@ -58,5 +58,10 @@ class OrchestratorState(InputState, OutputState):
     """``models.StatusSnapshot`` as of the dispatcher's last step (live: the store, the stream)."""
     bottlenecks: NotRequired[Annotated[list[dict[str, Any]], operator.add]]
     replans: NotRequired[Annotated[list[dict[str, Any]], operator.add]]
+    patterns: NotRequired[list[dict[str, Any]]]
+    """``memory.FailurePattern``: kinds of task past workers failed often."""
+    mitigations: NotRequired[dict[str, Any]]
+    """task -> what the failure patterns changed: workers avoided, QA policy, estimate padding."""
+    memory_note: NotRequired[str]
     stopped: NotRequired[str | None]
     """Why the run is paused by a budget (cleared when it goes on)."""

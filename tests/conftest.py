@@ -13,6 +13,14 @@ os.environ.setdefault("LANGSMITH_TEST_TRACKING", "false")
 PG_ADMIN = os.environ.get("OG_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
+@pytest.fixture(autouse=True)
+def own_plan_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test remembers runs in its own Chroma folder."""
+    folder = tmp_path / "chroma"
+    monkeypatch.setenv("ORCHESTRATOR_GRAPH_CHROMA", str(folder))
+    return folder
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A database of this test session's own, dropped at the end."""
