@@ -660,6 +660,77 @@ def workers_command(
     _guard(go())
 
 
+@app.command()
+def insights(
+    roster: Roster = None,
+    plugins: Plugins = False,
+    home: Home = None,
+    postgres: Postgres = None,
+    as_json: AsJson = False,
+    target: Annotated[
+        float | None,
+        typer.Option(help="makespan to plan capacity for, in seconds (simulated on past plans)"),
+    ] = None,
+    runs: Annotated[int, typer.Option(help="how many recent runs to look at")] = 50,
+) -> None:
+    """What past runs say about the team: load, bottlenecks, skill gaps, failure patterns,
+    capacity for a target makespan, and recommendations."""
+
+    async def go() -> int:
+        from orchestrator_graph.insights import insights as analyse
+        from orchestrator_graph.memory import MemoryHandle, MemoryUnavailable
+
+        team = _team(_team_settings(roster, plugins)) or default_team()
+        handle = MemoryHandle(memory_location(home))
+        try:
+            records = await handle.call("records", limit=runs)
+        except MemoryUnavailable as err:
+            raise CliError(str(err)) from err
+        async with open_persistence(home, postgres) as (_saver, store):
+            history = await load_history(store, [w.name for w in team])
+        found = analyse(records, team, history, target=target)
+        if as_json:
+            print(json.dumps(found.model_dump(mode="json"), indent=2))
+            return 0
+        out = Console()
+        out.print(
+            f"{found.runs} runs ({', '.join(f'{k} {v}' for k, v in found.statuses.items())}); "
+            f"mean makespan {found.mean_makespan:.2f}s, mean quality {found.mean_quality:.2f}, "
+            f"fairness {found.fairness if found.fairness is not None else 'n/a'}",
+            highlight=False,
+        )
+        load = Table("worker", "tasks", "share", "busy s", "success")
+        for w in found.load:
+            rate = "" if w.success_rate is None else f"{w.success_rate:.0%}"
+            load.add_row(w.worker, str(w.tasks), f"{w.share:.0%}", f"{w.seconds:.2f}", rate)
+        out.print(load)
+        skills = Table(
+            "skill", "tasks", "effort s", "workers", "slots", "quality", "pressure", "gap"
+        )
+        for c in found.skills:
+            skills.add_row(
+                c.skill,
+                str(c.tasks),
+                f"{c.effort:.2f}",
+                ", ".join(c.workers),
+                str(c.slots),
+                "" if c.quality is None else f"{c.quality:.2f}",
+                f"{c.pressure:.2f}",
+                c.gap,
+            )
+        out.print(skills)
+        if found.bottlenecks:
+            out.print(
+                "bottlenecks: "
+                + ", ".join(f"{k} in {v} runs" for k, v in found.bottlenecks.items())
+            )
+        for line in found.recommendations:
+            out.print(f"- {line}", highlight=False)
+        return 0
+
+    _guard(go())
+
+
 def main() -> None:
     app(prog_name="orchestrator-graph")
 

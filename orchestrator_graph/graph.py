@@ -1033,6 +1033,7 @@ def _run_record(
         planner_calls=report.model_calls.get("planner", 0),
         tokens=sum(report.tokens.values()),
         team=[w.name for w in registry.workers()],
+        bottlenecks=[b.kind for b in report.bottlenecks],
     )
 
 

@@ -73,6 +73,7 @@ class RunRecord(BaseModel):
     planner_calls: int = 0
     tokens: int = 0
     team: list[str] = Field(default_factory=list)
+    bottlenecks: list[str] = Field(default_factory=list, description="kinds found in the run")
     at: float = Field(default_factory=time.time)
 
 

@@ -31,6 +31,9 @@ def test_run_status_and_bad_input(tmp_path):
     assert (tmp_path / "gantt.svg").read_text().count("<rect") == 12  # 6 planned + 6 actual
     text = cli("status", "t1", home=tmp_path).stdout
     assert "critical-path slip" in text and "utilisation: collector" in text
+    found = json.loads(cli("insights", "--json", "--target", "60", home=tmp_path).stdout)
+    assert found["runs"] == 1 and found["statuses"] == {"done": 1}
+    assert found["capacity"]["reached"] and {c["skill"] for c in found["skills"]} >= {"analysis"}
 
     (tmp_path / "bad.yaml").write_text(
         "tasks:\n- {id: a, title: A, skills: [analysis], depends_on: [b]}\n"
