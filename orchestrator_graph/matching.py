@@ -15,11 +15,11 @@ from scipy.sparse import csr_matrix, hstack, identity
 from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
 Objective = Literal["balanced", "quality", "cost"]
-PARTS = ("skill", "quality", "load", "cost", "fairness", "speed")
+PARTS = ("skill", "quality", "load", "cost", "fairness", "speed", "urgency")
 
-# Weights of the score parts per objective; every part lies in [0, 1]. "speed" counts only for
-# urgent tasks (the monitor marks critical-path tasks urgent when the run slips): it is 0 for
-# every other task, so ordinary matching is unchanged.
+# Weights of the score parts per objective; every part lies in [0, 1]. "speed" is the worker's
+# measured pace relative to the fastest able worker (neutral while paces are unknown);
+# "urgency" is the same pace, counted only for tasks the monitor made urgent (the run slipped).
 OBJECTIVES: dict[str, dict[str, float]] = {
     "balanced": {
         "skill": 0.35,
@@ -27,7 +27,8 @@ OBJECTIVES: dict[str, dict[str, float]] = {
         "load": 0.15,
         "cost": 0.15,
         "fairness": 0.10,
-        "speed": 0.5,
+        "speed": 0.15,
+        "urgency": 0.4,
     },
     "quality": {
         "skill": 0.40,
@@ -35,7 +36,8 @@ OBJECTIVES: dict[str, dict[str, float]] = {
         "load": 0.05,
         "cost": 0.00,
         "fairness": 0.10,
-        "speed": 0.5,
+        "speed": 0.05,
+        "urgency": 0.4,
     },
     "cost": {
         "skill": 0.20,
@@ -43,7 +45,8 @@ OBJECTIVES: dict[str, dict[str, float]] = {
         "load": 0.10,
         "cost": 0.50,
         "fairness": 0.05,
-        "speed": 0.5,
+        "speed": 0.05,
+        "urgency": 0.4,
     },
 }
 RETRY_PENALTY = 0.5  # a worker that already failed this task is the last resort
@@ -135,14 +138,18 @@ def score(
         "cost": cost[None, :].astype(np.float32),
         "fairness": fairness[None, :].astype(np.float32),
         "speed": np.zeros((1, w), dtype=np.float32),
+        "urgency": np.zeros((1, w), dtype=np.float32),
     }
     per_worker = sum(weights[k] * parts[k] for k in ("load", "cost", "fairness"))
     total = weights["skill"] * skill
     total += weights["quality"] * quality
     total += per_worker
-    if demand.urgent is not None and force.pace is not None and demand.urgent.any():
-        parts["speed"] = _speed(demand, force, needed)
-        total += weights.get("speed", 0.0) * parts["speed"]
+    if force.pace is not None:
+        parts["speed"] = _speed(force, needed)
+        total += weights["speed"] * parts["speed"]
+        if demand.urgent is not None and demand.urgent.any():
+            parts["urgency"] = parts["speed"] * demand.urgent[:, None]
+            total += weights["urgency"] * parts["urgency"]
     for row, failed in enumerate(demand.failed_on):
         if failed:
             total[row, sorted(failed)] -= RETRY_PENALTY
@@ -153,21 +160,17 @@ def score(
     return Scores(total=total, feasible=feasible, parts=parts)
 
 
-def _speed(demand: Demand, force: Workforce, needed: np.ndarray) -> np.ndarray:
-    """T×W: for urgent tasks, each worker's pace on the task's slowest skill relative to the
-    fastest worker's; 0 for the other tasks."""
-    assert force.pace is not None and demand.urgent is not None
+def _speed(force: Workforce, needed: np.ndarray) -> np.ndarray:
+    """T×W: each worker's pace on the task's slowest skill relative to the fastest worker's
+    (1 for everyone while all paces are equal)."""
+    assert force.pace is not None
     t, w = needed.shape[0], len(force.names)
-    out = np.zeros((t, w), dtype=np.float32)
-    for row in np.flatnonzero(demand.urgent):
-        cols = np.flatnonzero(needed[row])
-        if cols.size == 0:
-            continue
-        pace = force.pace[:, cols].min(axis=1)
-        top = pace.max()
-        if top > 0:
-            out[row] = pace / top
-    return out
+    if np.ptp(force.pace) == 0:
+        return np.ones((t, w), dtype=np.float32)
+    pace = np.where(needed[:, None, :], force.pace[None, :, :], np.inf).min(axis=2)
+    pace[np.isinf(pace)] = 1.0  # a task that needs no skill
+    top = pace.max(axis=1, keepdims=True)
+    return (pace / np.where(top > 0, top, 1.0)).astype(np.float32)
 
 
 def _slots(free: np.ndarray, tasks: int) -> np.ndarray:

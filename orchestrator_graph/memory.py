@@ -18,6 +18,7 @@ import re
 import threading
 import time
 from collections.abc import Iterable
+from difflib import SequenceMatcher
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -32,7 +33,7 @@ from orchestrator_graph.persistence import HOME_ENV
 
 CHROMA_ENV = "ORCHESTRATOR_GRAPH_CHROMA"
 MIN_SIMILARITY = 0.4  # below this a past run is not related enough to recall
-_PATH = re.compile(r"[\w./-]+\.(?:csv|json|jsonl|parquet|xlsx|txt|md)\b")
+_TOKEN = re.compile(r"[\w./-]*\w")
 
 
 class MemoryUnavailable(RuntimeError):
@@ -235,34 +236,57 @@ class MemoryHandle:
 
 
 def reusable(recalled: list[dict[str, Any]], threshold: float, request: str) -> Plan | None:
-    """The best recalled plan, adapted to ``request``, when it is similar enough and its run
+    """The best recalled plan that adapts to ``request``, when it is similar enough and its run
     succeeded."""
     for entry in recalled:
         r = Recalled.model_validate(entry)
         if r.similarity >= threshold and r.record.status == "done":
-            return adapt_plan(r.record.plan, r.record.request, request)
+            adapted = adapt_plan(r.record.plan, r.record.request, request)
+            if adapted is not None:
+                return adapted
     return None
 
 
-def adapt_plan(plan: Plan, old_request: str, new_request: str) -> Plan:
-    """The recalled plan for the new request: the files the old request named are swapped for
-    the ones the new request names (in order, when both name as many), the goal follows the new
-    request, and the plan's source is ``recalled``."""
-    old, new = _PATH.findall(old_request), _PATH.findall(new_request)
-    swap = dict(zip(old, new, strict=True)) if len(old) == len(new) else {}
+def substitutions(old: str, new: str) -> dict[str, str]:
+    """Words the new request puts in place of the old one's, one for one (``by region`` ->
+    ``by product``, ``q3.csv`` -> ``q4.csv``); insertions and deletions map nothing."""
+    a, b = _TOKEN.findall(old), _TOKEN.findall(new)
+    out: dict[str, str] = {}
+    matcher = SequenceMatcher(a=[w.lower() for w in a], b=[w.lower() for w in b], autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "replace" and i2 - i1 == j2 - j1:
+            out.update(zip(a[i1:i2], b[j1:j2], strict=True))
+    return out
 
-    def swapped(value: Any) -> Any:
-        if isinstance(value, str):
-            for a, b in swap.items():
-                value = value.replace(a, b)
-            return value
+
+def adapt_plan(plan: Plan, old_request: str, new_request: str) -> Plan | None:
+    """The recalled plan for the new request: every input value the old request named is
+    replaced by what the new request says in its place; the goal follows the new request.
+    ``None`` when an input names something the new request neither keeps nor replaces (the
+    plan would do the old job)."""
+    swap = substitutions(old_request, new_request)
+    named = {w.lower() for w in _TOKEN.findall(old_request)}
+    kept = {w.lower() for w in _TOKEN.findall(new_request)}
+    stale: list[str] = []
+
+    def adapt(value: Any) -> Any:
         if isinstance(value, list):
-            return [swapped(v) for v in value]
+            return [adapt(v) for v in value]
         if isinstance(value, dict):
-            return {k: swapped(v) for k, v in value.items()}
+            return {k: adapt(v) for k, v in value.items()}
+        if not isinstance(value, str):
+            return value
+        words = _TOKEN.findall(value)
+        for word in words:
+            if word in swap:
+                value = re.sub(rf"(?<![\w./-]){re.escape(word)}(?![\w./-])", swap[word], value)
+            elif word.lower() in named and word.lower() not in kept:
+                stale.append(word)
         return value
 
-    tasks = [t.model_copy(update={"inputs": swapped(t.inputs)}) for t in plan.tasks]
+    tasks = [t.model_copy(update={"inputs": adapt(t.inputs)}) for t in plan.tasks]
+    if stale:
+        return None
     return plan.model_copy(update={"tasks": tasks, "goal": new_request, "source": "recalled"})
 
 

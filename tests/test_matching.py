@@ -135,8 +135,16 @@ def test_reasons_and_runner_up():
         "quality",
     )
     assert quality[0].worker == "expert" and quality[0].runner_up == "cheap"
-    assert set(quality[0].parts) == {"skill", "quality", "load", "cost", "fairness", "speed"}
-    assert quality[0].parts["speed"] == 0  # speed counts only for urgent tasks
+    assert set(quality[0].parts) == {
+        "skill",
+        "quality",
+        "load",
+        "cost",
+        "fairness",
+        "speed",
+        "urgency",
+    }
+    assert quality[0].parts["speed"] == 0  # no pace known: speed plays no part
     assert sum(quality[0].parts.values()) == pytest.approx(quality[0].score, abs=1e-3)
     cheap = explain(
         assign_jointly(s := score(demand, force, "cost"), force.free), s, demand, force, "cost"
@@ -147,3 +155,22 @@ def test_reasons_and_runner_up():
 def test_jain_index():
     assert jain([3, 3, 3]) == pytest.approx(1.0)
     assert jain([9, 0, 0]) == pytest.approx(1 / 3)
+
+
+def test_measured_pace_steers_matching_and_counts_more_when_urgent():
+    force = Workforce(
+        names=["steady", "quick"],
+        skills=["s"],
+        levels=np.array([[0.9], [0.7]]),
+        quality=np.array([[0.5], [0.5]]),
+        capacity=np.array([1, 1]),
+        load=np.array([0, 0]),
+        cost=np.array([0.0, 0.0]),
+        assigned=np.array([0, 0]),
+        pace=np.array([[1.0], [3.0]]),  # quick does three units of estimate per second
+    )
+    calm = Demand(ids=["a"], required=np.array([[0.0]]))
+    urgent = Demand(ids=["a"], required=np.array([[0.0]]), urgent=np.array([True]))
+    margin = lambda d: float(np.diff(score(d, force).total[0])[0])  # noqa: E731
+    assert margin(urgent) > margin(calm)  # urgency adds to the pull of speed
+    assert margin(urgent) > 0  # and then the quicker, less skilled worker wins

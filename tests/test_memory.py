@@ -113,17 +113,21 @@ async def test_a_second_similar_run_adapts_the_remembered_plan_without_the_plann
     assert second["report"]["status"] == "done"
 
 
-def test_a_recalled_plan_is_adapted_to_the_files_the_new_request_names():
+def test_a_recalled_plan_is_adapted_to_what_the_new_request_names():
     plan = Plan(
         tasks=[
             task("load", inputs={"path": "data/q3.csv"}),
-            task("report", inputs={"title": "q3", "sources": ["data/q3.csv"]}),
+            task("analyse", inputs={"group_by": "region", "sources": ["data/q3.csv"]}),
         ]
     )
-    adapted = adapt_plan(plan, "Analyse data/q3.csv by region", "Analyse data/q4.csv by region")
+    old = "Analyse data/q3.csv by region"
+    adapted = adapt_plan(plan, old, "Please analyse data/q4.csv by product")
+    assert adapted is not None
     assert adapted.tasks[0].inputs == {"path": "data/q4.csv"}
-    assert adapted.tasks[1].inputs == {"title": "q3", "sources": ["data/q4.csv"]}
-    assert adapted.source == "recalled" and adapted.goal == "Analyse data/q4.csv by region"
+    assert adapted.tasks[1].inputs == {"group_by": "product", "sources": ["data/q4.csv"]}
+    assert adapted.source == "recalled" and adapted.goal == "Please analyse data/q4.csv by product"
+    # The new request drops the grouping without naming another: the old plan would be wrong.
+    assert adapt_plan(plan, old, "Analyse data/q3.csv overall") is None
 
 
 def test_failure_patterns_lead_to_avoidance_or_a_stricter_check():
