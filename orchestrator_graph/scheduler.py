@@ -677,21 +677,16 @@ class Dispatch:
             attempt = self.launched[tid] = max(self.launched.get(tid, 0), rec.attempts) + 1
         hedge = tid in self.hedging
         self.hedging.discard(tid)
-        if hedge:
+        moved = rec.worker and rec.worker != choice.worker and rec.attempts
+        if hedge or moved:
             self._say(
                 "reassigned",
                 task_id=tid,
                 worker=choice.worker,
                 attempt=attempt,
-                message=f"hedged: a second attempt while {rec.worker} is stalled",
-            )
-        elif rec.worker and rec.worker != choice.worker and rec.attempts:
-            self._say(
-                "reassigned",
-                task_id=tid,
-                worker=choice.worker,
-                attempt=attempt,
-                message=f"from {rec.worker}",
+                message=f"hedged: a second attempt while {rec.worker} is stalled"
+                if hedge
+                else f"from {rec.worker}",
             )
         rec.status, rec.worker = "running", choice.worker
         rec.queued_at = rec.queued_at or self.clock()
