@@ -471,8 +471,8 @@ def create_orchestrator(
             esc = Escalation.model_validate(entry)
             if esc.task_id not in records or records[esc.task_id].replaced_by:
                 continue  # gone with a sub-graph an earlier re-plan replaced
-            decision = await _decide(esc, context, runtime, state, plan, replans)
             rec = records[esc.task_id]
+            decision = await _decide(esc, context, runtime, state, plan, replans, rec)
             chosen = decision.attempt if decision.attempt is not None else esc.best_attempt
             if decision.action == "replan":
                 with get_usage_metadata_callback() as usage:
@@ -502,7 +502,7 @@ def create_orchestrator(
                 rec.status, rec.extra_attempts = "pending", rec.extra_attempts + 1
                 rec.retry_from = rec.attempts
                 if decision.by == "policy":  # retry elsewhere: not on a worker that failed it
-                    rec.avoid = sorted({*rec.avoid, *esc.tried})
+                    rec.avoid = esc.tried  # past patterns' avoidance gives way to what failed
             else:
                 rec.status = "failed"
             decisions.append(decision)
@@ -589,6 +589,7 @@ def create_orchestrator(
         state: OrchestratorState,
         plan: Plan,
         replans: list[Replan],
+        rec: TaskRecord,
     ) -> Decision:
         if esc.candidates and esc.mechanism in ("judge", "mediate"):
             return await _settle_answers(esc, context, runtime, state)
@@ -623,12 +624,16 @@ def create_orchestrator(
             return Decision(
                 task_id=esc.task_id, action=advice.action, by="model", reason=advice.reason
             )
-        return _fallback(esc, context, plan, replans)
+        return _fallback(esc, context, plan, replans, rec)
 
-    def _fallback(esc: Escalation, context: Context, plan: Plan, replans: list[Replan]) -> Decision:
+    def _fallback(
+        esc: Escalation, context: Context, plan: Plan, replans: list[Replan], rec: TaskRecord
+    ) -> Decision:
         """The run's fallback policy for a task that failed for good: the first option in
-        ``context.fallback`` that applies."""
+        ``context.fallback`` that applies. A retry that never got to run (no attempt since it
+        was granted) is not granted again: the run would go round in circles."""
         task = next(t for t in plan.tasks if t.id == esc.task_id)
+        stuck = rec.extra_attempts > 0 and rec.retry_from == rec.attempts
         notes = []
         for option in context.fallback:
             if option == "retry_elsewhere":
@@ -637,7 +642,7 @@ def create_orchestrator(
                     for w in registry.assignable()
                     if w.can_do(task) and w.name not in esc.tried
                 )
-                if fresh and esc.tried and not esc.candidates:
+                if fresh and esc.tried and not esc.candidates and not stuck:
                     return Decision(
                         task_id=esc.task_id,
                         action="retry",
@@ -647,7 +652,9 @@ def create_orchestrator(
                         f"({esc.reason})",
                     )
                 notes.append(
-                    "no able worker left that has not failed it"
+                    "the last retry found no worker to run it"
+                    if stuck
+                    else "no able worker left that has not failed it"
                     if esc.tried
                     else "retrying elsewhere does not settle this"
                 )

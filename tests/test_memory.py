@@ -222,3 +222,17 @@ async def test_the_memory_on_a_chroma_server(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+async def test_a_worker_avoided_for_past_failures_still_takes_a_retry_when_nobody_else_can():
+    one, two = SimulatedWork(defect_rate=1.0), SimulatedWork()
+    team = [Worker(name="w1", skills=["s"], run=one), Worker(name="w2", skills=["s"], run=two)]
+    plan = Plan(tasks=[task("t")])
+    store = InMemoryStore()
+    context = {"use_memory": True, "max_attempts": 1, "loop_guard": 5}
+    await run(team, plan, store=store, context=context)  # w1 fails: a pattern is recorded
+    one.defect_rate, two.defect_rate = 0.0, 1.0  # now w2 fails and w1 works
+    report, _ = await run(team, plan, store=store, context=context)
+    assert report["mitigations"]["t"]["avoid"] == ["w1"]
+    assert report["status"] == "done" and report["tasks"]["t"]["worker"] == "w1"
+    assert "fallback retry_elsewhere: w1 has not tried it" in report["decisions"][0]["reason"]
