@@ -55,6 +55,12 @@ class SkillStats(BaseModel):
         return (self.quality_sum + PRIOR_QUALITY * PRIOR_WEIGHT) / (self.attempts + PRIOR_WEIGHT)
 
     @property
+    def merit(self) -> float:
+        """What matching weighs as quality: the mean review score times the chance an attempt
+        passes at all (a rejection costs a whole retry, whatever its score)."""
+        return self.quality * self.reliability
+
+    @property
     def latency(self) -> float | None:
         return self.latency_sum / self.attempts if self.attempts else None
 

@@ -69,6 +69,7 @@ from orchestrator_graph.registry import (
     History,
     Registry,
     SkillStats,
+    duration_on,
     expected_durations,
     slowness,
 )
@@ -476,7 +477,7 @@ class Dispatch:
                 names=[w.name for w in workers],
                 skills=self.skills,
                 levels=np.array([[w.skills.get(s, 0.0) for s in self.skills] for w in workers]),
-                quality=np.full((len(workers), len(self.skills)), SkillStats().quality),
+                quality=np.full((len(workers), len(self.skills)), SkillStats().merit),
                 capacity=np.array([w.capacity for w in workers]),
                 load=np.zeros(len(workers), dtype=int),
                 cost=np.array([w.cost for w in workers], dtype=float),
@@ -488,7 +489,7 @@ class Dispatch:
             if name in self._stale:
                 stats = self.history.get(name, {})
                 force.quality[row] = [
-                    stats[s].quality if s in stats else SkillStats().quality for s in self.skills
+                    stats[s].merit if s in stats else SkillStats().merit for s in self.skills
                 ]
                 member = workers[row]
                 force.pace[row] = [  # type: ignore[index]
@@ -586,13 +587,58 @@ class Dispatch:
                 if rest
                 else {}
             )
+            started, now = 0, self.clock()
+            # Soonest finish first, so the later ones can see whom they would wait for.
+            rest.sort(
+                key=lambda e: (
+                    self._expected_finish(e[2], chosen[e[2]].worker, now)
+                    if e[2] in chosen
+                    else float("inf")
+                )
+            )
             for entry in rest:
-                if entry[2] in chosen:
-                    self._start(entry[2], chosen[entry[2]], running)
+                choice = chosen.get(entry[2])
+                if choice is not None and not self._better_soon(entry[2], choice.worker, running):
+                    self._start(entry[2], choice, running)
+                    started += 1
                 else:
                     heapq.heappush(self.heap, entry)
-            if not chosen and not backups:
+            if not started and not backups:
                 return
+
+    def _expected_finish(self, tid: str, worker: str, start: float) -> float:
+        """When the task would be done on this worker, retries included: its measured duration
+        divided by its chance of passing QA."""
+        member = self.registry.get(worker)
+        if member is None:
+            return float("inf")
+        task = self.tasks[tid]
+        stats = self.history.get(worker, {})
+        chance = min((stats[s].reliability for s in task.skills if s in stats), default=1.0)
+        return start + duration_on(task, member, self.history) / max(chance, 0.05)
+
+    def _better_soon(
+        self, tid: str, worker: str, running: dict[asyncio.Future[Any], Attempt]
+    ) -> bool:
+        """HEFT at run time: a busy worker that will be free soon and then finish the task
+        earlier (measured speed and reliability) than the free one the matching chose is worth
+        waiting for. Only history makes a difference here: with none, the free worker always
+        finishes first. Attempts past their expected duration are not counted on."""
+        if not self.history:
+            return False
+        now = self.clock()
+        here = self._expected_finish(tid, worker, now)
+        task = self.tasks[tid]
+        for run in running.values():
+            if run.worker == worker or run.worker in self._busy_on(tid) | self._shunned(tid):
+                continue
+            free_at = run.started + run.expected
+            member = self.registry.get(run.worker)
+            if free_at < now or member is None or not member.can_do(task):
+                continue
+            if self._expected_finish(tid, run.worker, free_at) < here:
+                return True
+        return False
 
     def _start_backups(
         self, tids: list[str], running: dict[asyncio.Future[Any], Attempt]
@@ -1077,6 +1123,8 @@ class Dispatch:
                 self.running_for[tid].discard(other.worker)
                 ran = self.clock() - other.started
                 self.load.add(other.worker, ran)
+                if ran <= other.expected:
+                    continue  # "at least this slow" says something only past the expectation
                 stats = self.history.setdefault(other.worker, {})
                 for skill in self.tasks[tid].skills:
                     stats.setdefault(skill, SkillStats()).add_timing(ran, self.tasks[tid].effort)

@@ -242,3 +242,16 @@ async def test_a_retry_granted_after_the_loop_guard_really_runs_again():
     assert question["reason"].startswith("loop guard: failed the same way 2 times")
     out = await graph.ainvoke(Command(resume="retry"), config, context=context)
     assert out["report"]["status"] == "done" and out["report"]["tasks"]["x"]["attempts"] == 3
+
+
+async def test_a_task_waits_for_a_busy_worker_that_will_finish_it_much_sooner():
+    quick = Worker(name="quick", skills=["s"], run=SimulatedWork(speed=4.0))
+    slow = Worker(name="slow", skills=["s"], run=SimulatedWork(speed=0.5))
+    store = InMemoryStore()
+    plan = Plan(tasks=[task(f"t{i}", effort=0.2) for i in range(2)])
+    first, _ = await run([quick, slow], plan, store=store)  # measures both: one task each
+    assert sorted(r["worker"] for r in first["tasks"].values()) == ["quick", "slow"]
+    second, events = await run([quick, slow], plan, store=store)
+    # quick: 0.05 s a task, slow: 0.4 s. Waiting 0.05 s for quick beats 0.4 s on slow.
+    assert [e["worker"] for e in events if e["kind"] == "task_started"] == ["quick", "quick"]
+    assert second["status"] == "done" and second["makespan"] < 0.3
