@@ -69,7 +69,6 @@ from orchestrator_graph.registry import (
     History,
     Registry,
     SkillStats,
-    duration_on,
     expected_durations,
     slowness,
 )
@@ -214,6 +213,7 @@ class Dispatch:
         self.snapshot_at = 0.0
         self.eta_cache: tuple[float, float] = (-1.0, 0.0)  # (computed at, eta)
         self.outcomes: dict[str, list[bool]] = {}  # worker -> verdicts in this run
+        self._fit: dict[str, dict[tuple[str, ...], tuple[float, float]]] = {}  # pace, chance
         self.quarantined: set[str] = set()
         self.begun: dict[str, float] = {}
         self.deadline_warned = False
@@ -412,6 +412,7 @@ class Dispatch:
             )
         self.touched.add(result.worker)
         self._stale.add(result.worker)
+        self._fit.pop(result.worker, None)
 
     # --- preparation ---------------------------------------------------------------------
     def _prepare(self) -> None:
@@ -609,13 +610,18 @@ class Dispatch:
     def _expected_finish(self, tid: str, worker: str, start: float) -> float:
         """When the task would be done on this worker, retries included: its measured duration
         divided by its chance of passing QA."""
-        member = self.registry.get(worker)
-        if member is None:
-            return float("inf")
         task = self.tasks[tid]
-        stats = self.history.get(worker, {})
-        chance = min((stats[s].reliability for s in task.skills if s in stats), default=1.0)
-        return start + duration_on(task, member, self.history) / max(chance, 0.05)
+        known = self._fit.setdefault(worker, {})
+        kind = tuple(task.skills)
+        if kind not in known:  # forgotten when the worker's history moves (_learn)
+            member = self.registry.get(worker)
+            if member is None:
+                return float("inf")
+            stats = self.history.get(worker, {})
+            chance = min((stats[s].reliability for s in kind if s in stats), default=1.0)
+            known[kind] = (slowness(member, kind, self.history), max(chance, 0.05))
+        pace, chance = known[kind]
+        return start + task.effort * pace / chance
 
     def _better_soon(
         self, tid: str, worker: str, running: dict[asyncio.Future[Any], Attempt]
@@ -629,8 +635,9 @@ class Dispatch:
         now = self.clock()
         here = self._expected_finish(tid, worker, now)
         task = self.tasks[tid]
+        barred = self._busy_on(tid) | self._shunned(tid)
         for run in running.values():
-            if run.worker == worker or run.worker in self._busy_on(tid) | self._shunned(tid):
+            if run.worker == worker or run.worker in barred:
                 continue
             free_at = run.started + run.expected
             member = self.registry.get(run.worker)
@@ -1130,6 +1137,7 @@ class Dispatch:
                     stats.setdefault(skill, SkillStats()).add_timing(ran, self.tasks[tid].effort)
                 self.touched.add(other.worker)
                 self._stale.add(other.worker)
+                self._fit.pop(other.worker, None)
 
     def _take_back(self, running: dict[asyncio.Future[Any], Attempt]) -> None:
         """Attempts on workers that went offline are cancelled and queued again with the same
