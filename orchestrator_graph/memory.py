@@ -98,12 +98,15 @@ class PlanMemory:
         )
 
     def remember(self, record: RunRecord) -> None:
+        """The request is what gets embedded; the record itself is the stored document, so
+        listing runs reads only the small metadata."""
         self.collection.upsert(
             ids=[record.run_id],
-            documents=[record.request],
+            embeddings=self.embedder([record.request]),
+            documents=[record.model_dump_json(exclude_defaults=True)],
             metadatas=[
                 {
-                    "record": record.model_dump_json(exclude_defaults=True),
+                    "request": record.request[:2000],
                     "status": record.status,
                     "quality": record.quality,
                     "at": record.at,
@@ -120,21 +123,31 @@ class PlanMemory:
         if not count:
             return []
         found = self.collection.query(
-            query_texts=[request], n_results=min(k, count), include=["metadatas", "distances"]
+            query_embeddings=self.embedder([request]),
+            n_results=min(k, count),
+            include=["documents", "distances"],
         )
         out = []
-        for meta, distance in zip(found["metadatas"][0], found["distances"][0], strict=True):
+        for doc, distance in zip(found["documents"][0], found["distances"][0], strict=True):
             similarity = round(1.0 - float(distance), 4)
             if similarity >= min_similarity:
-                record = RunRecord.model_validate_json(str(meta["record"]))
-                out.append(Recalled(similarity=similarity, record=record))
+                out.append(
+                    Recalled(similarity=similarity, record=RunRecord.model_validate_json(doc))
+                )
         return sorted(out, key=lambda r: (-r.similarity, -r.record.quality, r.record.run_id))
 
     def records(self, limit: int = 200) -> list[RunRecord]:
-        """The most recent runs, newest first."""
-        got = self.collection.get(include=["metadatas"])
-        records = [RunRecord.model_validate_json(str(m["record"])) for m in got["metadatas"]]
-        return sorted(records, key=lambda r: -r.at)[:limit]
+        """The most recent runs, newest first (only their records are read in full)."""
+        index = self.collection.get(include=["metadatas"])
+        newest = sorted(
+            zip(index["ids"], index["metadatas"], strict=True),
+            key=lambda pair: -float(pair[1]["at"]),  # type: ignore[arg-type]
+        )[:limit]
+        if not newest:
+            return []
+        got = self.collection.get(ids=[i for i, _ in newest], include=["documents"])
+        by_id = dict(zip(got["ids"], got["documents"], strict=True))
+        return [RunRecord.model_validate_json(by_id[i]) for i, _ in newest]
 
     def count(self) -> int:
         return self.collection.count()

@@ -97,6 +97,21 @@ async def test_a_corrupted_memory_folder_is_reported_and_the_run_goes_on(tmp_pat
     assert (folder / "chroma.sqlite3").read_bytes().startswith(b"this is not")  # left alone
 
 
+async def test_a_memory_folder_that_cannot_exist_is_reported_and_the_run_goes_on(tmp_path):
+    (tmp_path / "a-file").write_text("not a folder")
+    where = tmp_path / "a-file" / "chroma"
+    team = [sim("w", ["s"])]
+    graph = create_orchestrator(workers=team, memory=str(where)).compile(
+        checkpointer=InMemorySaver(), store=InMemoryStore()
+    )
+    out = await graph.ainvoke(
+        {"request": "r", "plan": Plan(tasks=[task("t")]).model_dump()},
+        {"configurable": {"thread_id": "x"}},
+    )
+    assert out["report"]["status"] == "done"
+    assert out["report"]["memory"].startswith(f"plan memory at {where} cannot be opened")
+
+
 async def test_a_second_similar_run_adapts_the_remembered_plan_without_the_planner(tmp_path):
     graph = create_orchestrator().compile(checkpointer=InMemorySaver(), store=InMemoryStore())
     context = {"output_dir": str(tmp_path)}
