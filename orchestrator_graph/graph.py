@@ -193,7 +193,12 @@ def create_orchestrator(
         return {
             "run_id": run_id,
             "started_at": time.time(),
-            "recalled": [r.model_dump(mode="json", exclude_defaults=True) for r in found],
+            # The state keeps summaries and what planning needs, not the records themselves.
+            "recalled": [r.summary() for r in found],
+            "reuse": plan.model_dump(mode="json", exclude_defaults=True)
+            if (plan := reusable(found, context.reuse_threshold, request))
+            else None,
+            "examples": examples(found),
             "patterns": [p.model_dump() for p in patterns],
             "memory_note": note,
             "tasks": Overwrite({}),
@@ -216,9 +221,8 @@ def create_orchestrator(
                 plan = Plan.model_validate(state["plan"]).model_copy(update={"source": "declared"})
                 validate_plan(plan, registry.skills())
                 return plan, 0
-            recalled = state.get("recalled", [])
             reused = (
-                None if feedback else reusable(recalled, context.reuse_threshold, state["request"])
+                None if feedback or not state.get("reuse") else Plan.model_validate(state["reuse"])
             )
             if reused and _valid(reused, registry.skills()):
                 return reused, 0
@@ -229,7 +233,7 @@ def create_orchestrator(
                     "planner",
                     request=state["request"],
                     skills=", ".join(sorted(registry.skills())),
-                    examples=examples(recalled) or "none",
+                    examples=state.get("examples") or "none",
                     feedback=feedback or "none",
                 ),
                 check=lambda d: validate_plan(Plan(goal=d.goal, tasks=d.tasks), registry.skills()),
@@ -305,6 +309,8 @@ def create_orchestrator(
         return {
             "schedule": schedule.model_dump(mode="json", exclude_none=True),
             "executing_since": time.time(),
+            "reuse": None,  # used: later checkpoints need not carry it
+            "examples": "",
             # Defaults left out: the plan is in every checkpoint, and readers validate it.
             "plan": plan.model_dump(mode="json", exclude_defaults=True),
             "analysis": analysis.model_dump(mode="json"),

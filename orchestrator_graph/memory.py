@@ -82,6 +82,17 @@ class Recalled(BaseModel):
     similarity: float
     record: RunRecord
 
+    def summary(self) -> dict[str, Any]:
+        """What the graph state keeps of it (the record itself stays in the memory)."""
+        r = self.record
+        return {
+            "run_id": r.run_id,
+            "similarity": self.similarity,
+            "request": r.request[:300],
+            "status": r.status,
+            "quality": r.quality,
+        }
+
 
 class PlanMemory:
     """One Chroma collection of run records. The methods block (Chroma and the model are
@@ -248,11 +259,10 @@ class MemoryHandle:
 # --- using what was recalled --------------------------------------------------------------
 
 
-def reusable(recalled: list[dict[str, Any]], threshold: float, request: str) -> Plan | None:
+def reusable(recalled: list[Recalled], threshold: float, request: str) -> Plan | None:
     """The best recalled plan that adapts to ``request``, when it is similar enough and its run
     succeeded."""
-    for entry in recalled:
-        r = Recalled.model_validate(entry)
+    for r in recalled:
         if r.similarity >= threshold and r.record.status == "done":
             adapted = adapt_plan(r.record.plan, r.record.request, request)
             if adapted is not None:
@@ -361,11 +371,11 @@ def mitigations(
     return out
 
 
-def examples(recalled: list[dict[str, Any]], n: int = 2) -> str:
+def examples(recalled: list[Recalled], n: int = 2, limit: int = 8000) -> str:
     """The best recalled runs for the planner's prompt: request, plan, and how it went."""
     lines = []
     for entry in recalled[:n]:
-        r = Recalled.model_validate(entry).record
+        r = entry.record
         failed = sorted(t for t, o in r.outcomes.items() if o.status != "approved")
         lines.append(
             json.dumps(
@@ -377,4 +387,4 @@ def examples(recalled: list[dict[str, Any]], n: int = 2) -> str:
                 default=str,
             )
         )
-    return "\n".join(lines)
+    return "\n".join(lines)[:limit]

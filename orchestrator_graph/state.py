@@ -36,6 +36,11 @@ class OrchestratorState(InputState, OutputState):
     run_id: NotRequired[str]
     started_at: NotRequired[float]
     recalled: NotRequired[list[dict[str, Any]]]
+    """Similar past runs: id, similarity, request, status, quality."""
+    reuse: NotRequired[dict[str, Any] | None]
+    """The best recalled plan adapted to this request, when one qualifies (``models.Plan``)."""
+    examples: NotRequired[str]
+    """Recalled runs for the planner's prompt."""
     analysis: NotRequired[dict[str, Any]]
     plan_review: NotRequired[dict[str, Any]]
     """``models.Review`` of the plan by the plan gate."""
