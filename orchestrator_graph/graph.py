@@ -38,9 +38,10 @@ from orchestrator_graph.dag import (
 )
 from orchestrator_graph.embeddings import ProviderEmbeddings
 from orchestrator_graph.events import Event, stream_emitter
-from orchestrator_graph.ledger import Ledger, attempt_key
-from orchestrator_graph.llm import ModelSpec, StructuredOutputError, ask_structured
+from orchestrator_graph.ledger import Ledger
+from orchestrator_graph.llm import ModelSpec, ask_structured
 from orchestrator_graph.matching import jain
+from orchestrator_graph.mediation import Mediation
 from orchestrator_graph.memory import (
     FailurePattern,
     MemoryHandle,
@@ -61,7 +62,6 @@ from orchestrator_graph.models import (
     Decision,
     Deliverable,
     DeliverableDraft,
-    Escalation,
     Plan,
     PlanAnalysis,
     Replan,
@@ -76,18 +76,23 @@ from orchestrator_graph.models import (
 from orchestrator_graph.monitor import publish_status
 from orchestrator_graph.prompts import messages
 from orchestrator_graph.prompts import preload as preload_prompts
-from orchestrator_graph.qa import gate_result, review_plan
+from orchestrator_graph.qa import review_plan
 from orchestrator_graph.registry import (
     Registry,
     expected_durations,
     load_history,
     save_history,
 )
-from orchestrator_graph.replan import replan
 from orchestrator_graph.roles import Roles
 from orchestrator_graph.schedule import actual_slots, plan_schedule
 from orchestrator_graph.scheduler import BudgetExceeded, Budgets, Dispatch
-from orchestrator_graph.state import InputState, OrchestratorState, OutputState, add_counts
+from orchestrator_graph.state import (
+    InputState,
+    OrchestratorState,
+    OutputState,
+    dump_records,
+    records_of,
+)
 from orchestrator_graph.team import default_team
 from orchestrator_graph.worker_graph import AttemptState, AttemptSteps, Env, store_of, tokens_of
 from orchestrator_graph.workers import Worker
@@ -98,31 +103,6 @@ class PlanDraft(BaseModel):
 
     goal: str = Field(description="one sentence: what the plan delivers")
     tasks: list[Task]
-
-
-class JudgeChoice(BaseModel):
-    attempt: int = Field(description="the attempt number of the answer you choose")
-    reason: str
-
-
-class MergedAnswer(BaseModel):
-    output: dict[str, Any] = Field(
-        description="the merged result, in the same shape as the candidates' outputs"
-    )
-    reason: str
-
-
-class MediationAdvice(BaseModel):
-    action: Literal["accept", "retry", "skip"]
-    reason: str
-
-
-def _records(state: OrchestratorState) -> dict[str, TaskRecord]:
-    return {tid: TaskRecord.model_validate(r) for tid, r in (state.get("tasks") or {}).items()}
-
-
-def _dump(records: Mapping[str, TaskRecord]) -> dict[str, Any]:
-    return {tid: r.model_dump(mode="json") for tid, r in records.items()}
 
 
 def create_orchestrator(
@@ -389,7 +369,7 @@ def create_orchestrator(
                 Plan.model_validate(state["plan"]),
                 PlanAnalysis.model_validate(state["analysis"]),
                 registry,
-                _records(state),
+                records_of(state),
                 max_attempts=context.max_attempts,
                 run_attempt=run_attempt,
                 emit=env.emit,
@@ -423,19 +403,19 @@ def create_orchestrator(
             outcome = await dispatch.run(await ledger.attempts())
         except BudgetExceeded as spent:
             # Stopped with the reason in the report; the budget gate pauses for more budget.
-            stopped = {**state, "tasks": _dump(dispatch.records), "stopped": str(spent)}
+            stopped = {**state, "tasks": dump_records(dispatch.records), "stopped": str(spent)}
             report = _report(stopped, dispatch.records, registry)  # type: ignore[arg-type]
             return Command(
                 goto="budget_gate",
                 update={
                     "stopped": str(spent),
-                    "tasks": _dump(dispatch.records),
+                    "tasks": dump_records(dispatch.records),
                     "report": report.model_dump(mode="json"),
                 },
             )
         update = {
             "conflicts": [c.model_dump(mode="json") for c in outcome.conflicts],
-            "tasks": _dump(outcome.records),
+            "tasks": dump_records(outcome.records),
             "escalations": [e.model_dump(mode="json") for e in outcome.escalations],
             "bottlenecks": [b.model_dump(mode="json") for b in outcome.bottlenecks],
             # Per-task statuses are the records themselves: the state keeps the rest.
@@ -462,301 +442,13 @@ def create_orchestrator(
         )
         return Command(goto="dispatcher", update={"stopped": None, "report": None})
 
-    async def mediator(
-        state: OrchestratorState, runtime: Runtime[Context]
-    ) -> Command[Literal["dispatcher"]]:
-        context = Context.coerce(runtime.context)
-        emit = stream_emitter(runtime.stream_writer)
-        records = _records(state)
-        decisions: list[Decision] = []
-        plan = Plan.model_validate(state["plan"])
-        replans = [Replan.model_validate(r) for r in state.get("replans", [])]
-        new_replans: list[Replan] = []
-        update: dict[str, Any] = {}
-        for entry in state.get("escalations", []):
-            esc = Escalation.model_validate(entry)
-            if esc.task_id not in records or records[esc.task_id].replaced_by:
-                continue  # gone with a sub-graph an earlier re-plan replaced
-            rec = records[esc.task_id]
-            decision = await _decide(esc, context, runtime, state, plan, replans, rec)
-            chosen = decision.attempt if decision.attempt is not None else esc.best_attempt
-            if decision.action == "replan":
-                with get_usage_metadata_callback() as usage:
-                    decision, plan, found = await _replan(
-                        esc, decision, context, plan, records, replans
-                    )
-                update["tokens"] = add_counts(update.get("tokens"), {"planner": tokens_of(usage)})
-                update["model_calls"] = add_counts(update.get("model_calls"), {"planner": 1})
-                replans.append(found)
-                new_replans.append(found)
-            if decision.action == "replan":
-                emit(
-                    Event(
-                        kind="replanned",
-                        node="mediator",
-                        task_id=esc.task_id,
-                        message=f"replaced {', '.join(found.removed)} with "
-                        f"{', '.join(found.added)}: {found.reason}",
-                        data=found.model_dump(mode="json"),
-                    )
-                )
-            elif decision.action == "accept" and chosen is not None:
-                rec.status, rec.result_key = "approved", attempt_key(esc.task_id, chosen)
-                rec.score = esc.best_score if decision.attempt is None else rec.score
-                decision.attempt = chosen
-            elif decision.action == "retry":
-                rec.status, rec.extra_attempts = "pending", rec.extra_attempts + 1
-                rec.retry_from = rec.attempts
-                if decision.by == "policy":  # retry elsewhere: not on a worker that failed it
-                    rec.avoid = esc.tried  # past patterns' avoidance gives way to what failed
-            else:
-                rec.status = "failed"
-            decisions.append(decision)
-            emit(
-                Event(
-                    kind="decision",
-                    node="mediator",
-                    task_id=esc.task_id,
-                    message=f"{decision.action} by {decision.by}: {decision.reason}",
-                )
-            )
-        if any(r.applied for r in new_replans):
-            done = {t for t, r in records.items() if r.status == "approved"}
-            previous = Schedule.model_validate(state["schedule"]) if state.get("schedule") else None
-            since = state.get("executing_since") or time.time()
-            analysis, schedule = await _analyse(
-                plan,
-                runtime,
-                now=time.time() - since,
-                finished=[s for s in (previous.planned if previous else []) if s.task_id in done],
-            )
-            update |= {
-                "plan": plan.model_dump(mode="json", exclude_defaults=True),
-                "analysis": analysis.model_dump(mode="json"),
-                "schedule": schedule.model_dump(mode="json", exclude_none=True),
-            }
-        return Command(
-            goto="dispatcher",
-            update={
-                **update,
-                "tasks": _dump(records),
-                "escalations": [],
-                "decisions": [d.model_dump(mode="json") for d in decisions],
-                "replans": [r.model_dump(mode="json") for r in new_replans],
-            },
-        )
-
-    async def _replan(
-        esc: Escalation,
-        decision: Decision,
-        context: Context,
-        plan: Plan,
-        records: dict[str, TaskRecord],
-        replans: list[Replan],
-    ) -> tuple[Decision, Plan, Replan]:
-        """Replace the failed sub-graph, unless the planner cannot or would only repeat an
-        earlier re-plan (the loop guard): then the run finishes without it, marked partial."""
-        try:
-            new_plan, found = await replan(
-                plan,
-                records,
-                esc.task_id,
-                esc.reason,
-                roles.model("planner", context),
-                registry.skills(),
-                round_=1 + sum(r.applied for r in replans),
-            )
-        except (StructuredOutputError, ValueError) as err:
-            found = Replan(
-                failed=esc.task_id,
-                removed=[],
-                added=[],
-                reason=str(err),
-                signature="",
-                applied=False,
-            )
-            return _partial(esc, f"the re-plan failed: {err}"), plan, found
-        if any(r.signature == found.signature for r in replans):
-            found.applied = False
-            why = "loop guard: the re-plan repeats an earlier one for the same failure"
-            return _partial(esc, why), plan, found
-        for tid in found.removed:
-            rec = records[tid]
-            rec.status, rec.replaced_by = "skipped", found.added
-            rec.feedback = f"replaced by a re-plan after {esc.task_id} failed: {esc.reason}"
-        for tid in found.added:
-            records[tid] = TaskRecord()
-        return decision, new_plan, found
-
-    async def _decide(
-        esc: Escalation,
-        context: Context,
-        runtime: Runtime[Context],
-        state: OrchestratorState,
-        plan: Plan,
-        replans: list[Replan],
-        rec: TaskRecord,
-    ) -> Decision:
-        if esc.candidates and esc.mechanism in ("judge", "mediate"):
-            return await _settle_answers(esc, context, runtime, state)
-        if context.escalation == "human" or esc.mechanism == "human":
-            question: dict[str, Any] = {
-                "type": "escalation",
-                "task_id": esc.task_id,
-                "reason": esc.reason,
-                "best_score": esc.best_score,
-                "attempts": esc.attempts,
-                "options": ["accept", "retry", "skip"],
-            }
-            if esc.candidates:  # disagreeing answers: the human may pick one by its attempt
-                question["candidates"] = esc.candidates
-            while True:  # an unusable answer is asked again, naming what was wrong
-                try:
-                    return _human_decision(esc, interrupt(question))
-                except ValueError as err:
-                    question = {**question, "error": str(err)}
-        if context.mediator_model:
-            advice = await ask_structured(
-                roles.model("mediator", context),
-                MediationAdvice,
-                messages(
-                    "mediator",
-                    task=esc.task_id,
-                    reason=esc.reason,
-                    score=esc.best_score,
-                    attempts=esc.attempts,
-                ),
-            )
-            return Decision(
-                task_id=esc.task_id, action=advice.action, by="model", reason=advice.reason
-            )
-        return _fallback(esc, context, plan, replans, rec)
-
-    def _fallback(
-        esc: Escalation, context: Context, plan: Plan, replans: list[Replan], rec: TaskRecord
-    ) -> Decision:
-        """The run's fallback policy for a task that failed for good: the first option in
-        ``context.fallback`` that applies. A retry that never got to run (no attempt since it
-        was granted) is not granted again: the run would go round in circles."""
-        task = next(t for t in plan.tasks if t.id == esc.task_id)
-        stuck = rec.extra_attempts > 0 and rec.retry_from == rec.attempts
-        notes = []
-        for option in context.fallback:
-            if option == "retry_elsewhere":
-                fresh = sorted(
-                    w.name
-                    for w in registry.assignable()
-                    if w.can_do(task) and w.name not in esc.tried
-                )
-                if fresh and esc.tried and not esc.candidates and not stuck:
-                    return Decision(
-                        task_id=esc.task_id,
-                        action="retry",
-                        by="policy",
-                        reason=f"fallback retry_elsewhere: {', '.join(fresh)} "
-                        f"{'has' if len(fresh) == 1 else 'have'} not tried it "
-                        f"({esc.reason})",
-                    )
-                notes.append(
-                    "the last retry found no worker to run it"
-                    if stuck
-                    else "no able worker left that has not failed it"
-                    if esc.tried
-                    else "retrying elsewhere does not settle this"
-                )
-            elif option == "replan":
-                if sum(r.applied for r in replans) < context.max_replans:
-                    return Decision(
-                        task_id=esc.task_id,
-                        action="replan",
-                        by="policy",
-                        reason=f"fallback replan: the planner replaces {esc.task_id} and what "
-                        f"depends on it ({esc.reason})",
-                    )
-                notes.append(f"re-plan budget spent ({context.max_replans})")
-            else:
-                return _partial(esc, "; ".join(notes))
-        return _partial(esc, "; ".join([*notes, "no fallback left"]))
-
-    async def _settle_answers(
-        esc: Escalation, context: Context, runtime: Runtime[Context], state: OrchestratorState
-    ) -> Decision:
-        """Disagreeing answers, settled by the mediator model: as a judge picking one, or as a
-        mediator proposing a merged answer that must pass the task's QA gates like any other."""
-        store = store_of(runtime)
-        ledger = Ledger(store, state["run_id"])
-        outputs = await ledger.outputs(
-            [attempt_key(esc.task_id, c["attempt"]) for c in esc.candidates]
-        )
-        listing = json.dumps(
-            [
-                {**c, "output": outputs[attempt_key(esc.task_id, c["attempt"])]}
-                for c in esc.candidates
-            ],
-            default=str,
-        )[:12000]
-        model = roles.model("mediator", context)
-        if esc.mechanism == "judge":
-            known = {c["attempt"] for c in esc.candidates}
-
-            def real(choice: JudgeChoice) -> None:
-                if choice.attempt not in known:
-                    raise ValueError(
-                        f"attempt {choice.attempt} is not a candidate; "
-                        f"choose one of {sorted(known)}"
-                    )
-
-            choice = await ask_structured(
-                model,
-                JudgeChoice,
-                messages("judge", task=esc.task_id, reason=esc.reason, candidates=listing),
-                check=real,
-            )
-            return Decision(
-                task_id=esc.task_id,
-                action="accept",
-                by="judge",
-                attempt=choice.attempt,
-                reason=choice.reason,
-            )
-        merged = await ask_structured(
-            model,
-            MergedAnswer,
-            messages("merge", task=esc.task_id, reason=esc.reason, candidates=listing),
-        )
-        task = next(t for t in Plan.model_validate(state["plan"]).tasks if t.id == esc.task_id)
-        attempt = max(esc.attempts, *(c["attempt"] for c in esc.candidates)) + 1
-        result = TaskResult(
-            task_id=task.id,
-            attempt=attempt,
-            worker="mediator",
-            output=merged.output,
-            summary=str(merged.output.get("summary", "")),
-            started_at=time.time(),
-            finished_at=time.time(),
-        )
-        review = await gate_result(task, result, context, roles.model("reviewer", context))
-        await ledger.record(result, review)
-        if review.verdict != "approve":
-            return Decision(
-                task_id=esc.task_id,
-                action="skip",
-                by="mediator",
-                reason=f"the merged answer failed QA: {review.feedback}",
-            )
-        return Decision(
-            task_id=esc.task_id,
-            action="accept",
-            by="mediator",
-            attempt=attempt,
-            reason=merged.reason,
-        )
+    mediation = Mediation(registry, roles, _analyse)
 
     async def synthesizer(state: OrchestratorState, runtime: Runtime[Context]) -> dict[str, Any]:
         context = Context.coerce(runtime.context)
         ledger = Ledger(store_of(runtime), state["run_id"])
         plan = Plan.model_validate(state["plan"])
-        records = _records(state)
+        records = records_of(state)
         approved = [
             (t.id, records[t.id])
             for t in plan.tasks
@@ -825,7 +517,7 @@ def create_orchestrator(
         """The final gate: the deliverable exists, covers every approved task and nothing else."""
         context = Context.coerce(runtime.context)
         deliverable = Deliverable.model_validate(state["deliverable"])
-        records = _records(state)
+        records = records_of(state)
         approved = {t for t, r in records.items() if r.status == "approved"}
         text = json.dumps(deliverable.model_dump(), default=str)
         missing = sorted(t for t in approved if t not in text)
@@ -875,7 +567,7 @@ def create_orchestrator(
 
     async def learn(state: OrchestratorState, runtime: Runtime[Context]) -> dict[str, Any]:
         context = Context.coerce(runtime.context)
-        records = _records(state)
+        records = records_of(state)
         attempts = await Ledger(store_of(runtime), state["run_id"]).attempts()
         tokens = {
             **(state.get("tokens") or {}),
@@ -913,7 +605,7 @@ def create_orchestrator(
     builder.add_node("recall", recall_node)
     builder.add_node("planner", planner)
     builder.add_node("dispatcher", dispatcher)
-    builder.add_node("mediator", mediator)
+    builder.add_node("mediator", mediation.node)
     builder.add_node("budget_gate", budget_gate)
     builder.add_node("synthesizer", synthesizer)
     builder.add_node("qa_reviewer", qa_reviewer)
@@ -1047,40 +739,6 @@ def _run_record(
         tokens=sum(report.tokens.values()),
         team=[w.name for w in registry.workers()],
         bottlenecks=[b.kind for b in report.bottlenecks],
-    )
-
-
-def _partial(esc: Escalation, why: str) -> Decision:
-    return Decision(
-        task_id=esc.task_id,
-        action="skip",
-        by="policy",
-        reason=f"fallback partial{': ' + why if why else ''}: {esc.reason}; a rejected result is "
-        "never passed on, so the task and its dependents are dropped and the output is partial",
-    )
-
-
-def _human_decision(esc: Escalation, answer: Any) -> Decision:
-    if isinstance(answer, str):
-        answer = {"action": answer}
-    if not isinstance(answer, dict) or answer.get("action") not in ("accept", "retry", "skip"):
-        raise ValueError(
-            f"escalation of task {esc.task_id!r}: resume with 'accept', 'retry' or 'skip' "
-            f"(or {{'action': ..., 'reason': ..., 'attempt': ...}}), got {answer!r}"
-        )
-    attempt = answer.get("attempt")
-    known = {c["attempt"] for c in esc.candidates}
-    if attempt is not None and attempt not in known:
-        raise ValueError(
-            f"escalation of task {esc.task_id!r}: attempt {attempt!r} is not one of "
-            f"the candidates {sorted(known)}"
-        )
-    return Decision(
-        task_id=esc.task_id,
-        action=answer["action"],
-        by="human",
-        attempt=attempt,
-        reason=str(answer.get("reason") or "decided by a human"),
     )
 
 

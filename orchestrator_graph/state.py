@@ -8,6 +8,8 @@ from typing import Annotated, Any, NotRequired
 
 from typing_extensions import TypedDict
 
+from orchestrator_graph.models import TaskRecord
+
 
 def merge(left: dict[str, Any] | None, right: dict[str, Any] | None) -> dict[str, Any]:
     """Per-key update: a node writes only the entries it changed."""
@@ -70,3 +72,12 @@ class OrchestratorState(InputState, OutputState):
     memory_note: NotRequired[str]
     stopped: NotRequired[str | None]
     """Why the run is paused by a budget (cleared when it goes on)."""
+
+
+def records_of(state: OrchestratorState) -> dict[str, TaskRecord]:
+    """The per-task records of a state, validated."""
+    return {tid: TaskRecord.model_validate(r) for tid, r in (state.get("tasks") or {}).items()}
+
+
+def dump_records(records: dict[str, TaskRecord]) -> dict[str, Any]:
+    return {tid: r.model_dump(mode="json") for tid, r in records.items()}
