@@ -71,6 +71,10 @@ class MiniLMEmbeddings(EmbeddingFunction[Documents]):
         pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
         return [row.astype(np.float32) for row in pooled]
 
+    def tokenizer(self) -> Any:
+        """The model's WordPiece tokenizer (``tokenizers.Tokenizer``)."""
+        return self._load()[0]
+
     @classmethod
     def _load(cls) -> tuple[Any, Any]:
         with cls._lock:
