@@ -33,7 +33,7 @@ from orchestrator_graph.models import Plan, Schedule, Slot, StatusSnapshot
 from orchestrator_graph.monitor import read_status
 from orchestrator_graph.persistence import data_dir, open_persistence
 from orchestrator_graph.registry import discover_plugins, field_errors, load_history, load_roster
-from orchestrator_graph.schedule import actual_slots, gantt_svg
+from orchestrator_graph.schedule import actual_slots, gantt_svg, load_schedule
 from orchestrator_graph.team import default_team
 from orchestrator_graph.tools import SAMPLES
 from orchestrator_graph.workers import Worker
@@ -351,9 +351,10 @@ async def _snapshot(thread: str, home: str | None, postgres: str | None) -> Any:
 
 async def _inspect(
     thread: str, home: str | None, postgres: str | None
-) -> tuple[Any, StatusSnapshot | None, list[Slot]]:
+) -> tuple[Any, StatusSnapshot | None, list[Slot], Schedule | None]:
     """The thread's state, its newest status snapshot (the store's, written while the
-    dispatcher runs, or the state's) and the attempts recorded so far as Gantt bars."""
+    dispatcher runs, or the state's), the attempts recorded so far as Gantt bars, and the
+    planned schedule."""
     async with open_persistence(home, postgres) as (saver, store):
         graph = create_orchestrator().compile(checkpointer=saver, store=store)
         snapshot = await graph.aget_state({"configurable": {"thread_id": thread}})
@@ -363,10 +364,11 @@ async def _inspect(
         run_id = values.get("run_id") or ""
         stored = await read_status(store, run_id) if run_id else None
         attempts = await Ledger(store, run_id).attempts() if run_id else []
+        schedule = await load_schedule(store, run_id) if run_id else None
     kept = StatusSnapshot.model_validate(values["status"]) if values.get("status") else None
     newest = max((s for s in (stored, kept) if s), key=lambda s: s.at, default=None)
     since = values.get("executing_since") or values.get("started_at") or 0.0
-    return snapshot, newest, actual_slots(attempts, since)
+    return snapshot, newest, actual_slots(attempts, since), schedule
 
 
 def _team_settings(roster: Path | None, plugins: bool) -> dict[str, Any]:
@@ -480,10 +482,9 @@ def status(
     pending questions. Readable while the run goes (from another shell)."""
 
     async def go() -> int:
-        snapshot, live, actual = await _inspect(thread, home, postgres)
+        snapshot, live, actual, schedule = await _inspect(thread, home, postgres)
         values = snapshot.values
         tasks = values.get("tasks", {})
-        schedule = Schedule.model_validate(values["schedule"]) if values.get("schedule") else None
         summary = {
             "thread": thread,
             "next": list(snapshot.next),

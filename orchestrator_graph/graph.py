@@ -77,7 +77,12 @@ from orchestrator_graph.registry import (
 )
 from orchestrator_graph.reporting import build_report, run_record
 from orchestrator_graph.roles import Roles
-from orchestrator_graph.schedule import actual_slots, plan_schedule
+from orchestrator_graph.schedule import (
+    actual_slots,
+    load_schedule,
+    plan_schedule,
+    save_schedule,
+)
 from orchestrator_graph.scheduler import BudgetExceeded, Budgets, Dispatch
 from orchestrator_graph.state import (
     InputState,
@@ -261,6 +266,7 @@ def create_orchestrator(
         )
         pad = {tid: fix["pad"] for tid, fix in fixes.items()}
         analysis, schedule = await _analyse(plan, runtime, pad=pad)
+        await save_schedule(store_of(runtime), state["run_id"], schedule)
         stream_emitter(runtime.stream_writer)(
             Event(
                 kind="planned",
@@ -280,7 +286,7 @@ def create_orchestrator(
             )
         )
         return {
-            "schedule": schedule.model_dump(mode="json", exclude_none=True),
+            "planned_makespan": schedule.makespan,
             "executing_since": time.time(),
             "reuse": None,  # used: later checkpoints need not carry it
             "examples": "",
@@ -356,6 +362,7 @@ def create_orchestrator(
 
         store = store_of(runtime)
         history = await load_history(store, [w.name for w in registry.workers()])
+        schedule = await load_schedule(store, run_id)
 
         def make_dispatch() -> Dispatch:
             return Dispatch(
@@ -372,9 +379,7 @@ def create_orchestrator(
                 history=history,
                 save_history=lambda history, names: save_history(store, history, names),
                 loop_guard=context.loop_guard,
-                schedule=Schedule.model_validate(state["schedule"])
-                if state.get("schedule")
-                else None,
+                schedule=schedule,
                 adapt=context.adapt,
                 stall_after=context.stall_after,
                 status_every=context.status_every,
@@ -397,7 +402,7 @@ def create_orchestrator(
         except BudgetExceeded as spent:
             # Stopped with the reason in the report; the budget gate pauses for more budget.
             stopped = {**state, "tasks": dump_records(dispatch.records), "stopped": str(spent)}
-            report = build_report(stopped, dispatch.records, registry)  # type: ignore[arg-type]
+            report = build_report(stopped, dispatch.records, registry, schedule)  # type: ignore[arg-type]
             return Command(
                 goto="budget_gate",
                 update={
@@ -568,7 +573,8 @@ def create_orchestrator(
             "reviewer": sum(v.tokens for _, v in attempts),
         }
         since = state.get("executing_since") or state.get("started_at") or 0.0
-        report = build_report(state, records, registry).model_copy(
+        schedule = await load_schedule(store_of(runtime), state["run_id"])
+        report = build_report(state, records, registry, schedule).model_copy(
             update={"tokens": tokens, "actual": actual_slots(attempts, since)}
         )
         note = state.get("memory_note") or ""

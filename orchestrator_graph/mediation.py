@@ -34,6 +34,7 @@ from orchestrator_graph.qa import gate_result
 from orchestrator_graph.registry import Registry
 from orchestrator_graph.replan import replan
 from orchestrator_graph.roles import Roles
+from orchestrator_graph.schedule import load_schedule, save_schedule
 from orchestrator_graph.state import OrchestratorState, add_counts, dump_records, records_of
 from orchestrator_graph.worker_graph import store_of, tokens_of
 
@@ -124,7 +125,8 @@ class Mediation:
             )
         if any(r.applied for r in new_replans):
             done = {t for t, r in records.items() if r.status == "approved"}
-            previous = Schedule.model_validate(state["schedule"]) if state.get("schedule") else None
+            store = store_of(runtime)
+            previous = await load_schedule(store, state["run_id"])
             since = state.get("executing_since") or time.time()
             analysis, schedule = await self.analyse(
                 plan,
@@ -132,10 +134,11 @@ class Mediation:
                 now=time.time() - since,
                 finished=[s for s in (previous.planned if previous else []) if s.task_id in done],
             )
+            await save_schedule(store, state["run_id"], schedule)
             update |= {
                 "plan": plan.model_dump(mode="json", exclude_defaults=True),
                 "analysis": analysis.model_dump(mode="json"),
-                "schedule": schedule.model_dump(mode="json", exclude_none=True),
+                "planned_makespan": schedule.makespan,
             }
         return Command(
             goto="dispatcher",

@@ -95,7 +95,10 @@ def run_record(
 
 
 def build_report(
-    state: OrchestratorState, records: dict[str, TaskRecord], registry: Registry
+    state: OrchestratorState,
+    records: dict[str, TaskRecord],
+    registry: Registry,
+    schedule: Schedule | None = None,
 ) -> RunReport:
     final = Review.model_validate(state["final_review"]) if state.get("final_review") else None
     cut = sorted(t for t, r in records.items() if r.cut)
@@ -131,7 +134,7 @@ def build_report(
         tasks_per_worker=dict(per_worker),
         cut=cut,
         simplified=sorted(t for t, r in records.items() if r.simplified),
-        schedule=Schedule.model_validate(state["schedule"]) if state.get("schedule") else None,
+        schedule=schedule,
         bottlenecks=[Bottleneck.model_validate(b) for b in state.get("bottlenecks", [])],
         replans=[Replan.model_validate(r) for r in state.get("replans", [])],
         mitigations=state.get("mitigations") or {},

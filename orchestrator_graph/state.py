@@ -57,8 +57,9 @@ class OrchestratorState(InputState, OutputState):
     model_calls: NotRequired[Annotated[dict[str, int], add_counts]]
     tokens: NotRequired[Annotated[dict[str, int], add_counts]]
     """Model tokens by role (planner, synthesizer); the attempts' own are in the ledger."""
-    schedule: NotRequired[dict[str, Any]]
-    """``models.Schedule``: the planned schedule (Gantt data), risks and backup workers."""
+    planned_makespan: NotRequired[float]
+    """Of the planned schedule; the schedule itself (Gantt data, risks, backups) is in the store
+    (``schedule.load_schedule``) and in the final report."""
     executing_since: NotRequired[float]
     """When execution started: the origin of the schedule, the deadline and the slip."""
     status: NotRequired[dict[str, Any]]
