@@ -23,12 +23,14 @@ import numpy as np
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings, Space
 from langchain_core.embeddings import Embeddings as LangChainEmbeddings
 
+from orchestrator_graph.memory import MemoryUnavailable
+
 MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
 TOKENIZER = "all-MiniLM-L6-v2.tokenizer.json"
 MAX_TOKENS = 256
 
 
-class EmbeddingUnavailable(RuntimeError):
+class EmbeddingUnavailable(MemoryUnavailable):
     """The embedding model cannot be loaded: memory goes without it (and says why)."""
 
 
@@ -140,6 +142,15 @@ class ProviderEmbeddings(EmbeddingFunction[Documents]):
 
     def __call__(self, input: Documents) -> Embeddings:
         return [np.asarray(v, dtype=np.float32) for v in self.embeddings.embed_documents(input)]
+
+
+def embedding_function(
+    embeddings: LangChainEmbeddings | EmbeddingFunction[Documents] | None,
+) -> EmbeddingFunction[Documents] | None:
+    """A provider's LangChain embeddings wrapped for Chroma; a Chroma function as it is."""
+    if isinstance(embeddings, LangChainEmbeddings):
+        return ProviderEmbeddings(embeddings)
+    return embeddings
 
 
 def embedder_id(embedder: EmbeddingFunction[Documents]) -> str:

@@ -12,9 +12,8 @@ import json
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from chromadb.api.types import Documents, EmbeddingFunction
 from langchain_core.callbacks import get_usage_metadata_callback
 from langchain_core.embeddings import Embeddings
 from langgraph.graph import END, START, StateGraph
@@ -35,7 +34,6 @@ from orchestrator_graph.dag import (
     validate_plan,
     with_implied_dependencies,
 )
-from orchestrator_graph.embeddings import ProviderEmbeddings
 from orchestrator_graph.events import Event, stream_emitter
 from orchestrator_graph.ledger import Ledger
 from orchestrator_graph.llm import ModelSpec, ask_structured
@@ -95,6 +93,9 @@ from orchestrator_graph.team import default_team
 from orchestrator_graph.worker_graph import AttemptState, AttemptSteps, Env, store_of, tokens_of
 from orchestrator_graph.workers import Worker
 
+if TYPE_CHECKING:  # chromadb loads with the memory, not with the package
+    from chromadb.api.types import Documents, EmbeddingFunction
+
 
 class PlanDraft(BaseModel):
     """A plan as the planner model writes it."""
@@ -131,10 +132,7 @@ def create_orchestrator(
     roles = Roles(model, models)
     steps = AttemptSteps(registry, roles)
     worker_graph = steps.graph()
-    memories = MemoryHandle(
-        memory,
-        ProviderEmbeddings(embeddings) if isinstance(embeddings, Embeddings) else embeddings,
-    )
+    memories = MemoryHandle(memory, embeddings)
 
     async def recall_node(state: OrchestratorState, runtime: Runtime[Context]) -> dict[str, Any]:
         context = Context.coerce(runtime.context)

@@ -20,16 +20,18 @@ import time
 from collections.abc import Iterable
 from difflib import SequenceMatcher
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-from chromadb.api import ClientAPI
-from chromadb.api.types import Documents, EmbeddingFunction
 from pydantic import BaseModel, Field
 
-from orchestrator_graph.embeddings import EmbeddingUnavailable, MiniLMEmbeddings, embedder_id
 from orchestrator_graph.models import Plan, Task
 from orchestrator_graph.persistence import HOME_ENV
+
+if TYPE_CHECKING:  # chromadb is imported when the memory is first used, not with the package
+    from chromadb.api import ClientAPI
+    from chromadb.api.types import Documents, EmbeddingFunction
+    from langchain_core.embeddings import Embeddings
 
 CHROMA_ENV = "ORCHESTRATOR_GRAPH_CHROMA"
 MIN_SIMILARITY = 0.4  # below this a past run is not related enough to recall
@@ -101,6 +103,8 @@ class PlanMemory:
     def __init__(
         self, client: ClientAPI, embedder: EmbeddingFunction[Documents] | None = None
     ) -> None:
+        from orchestrator_graph.embeddings import MiniLMEmbeddings, embedder_id
+
         self.embedder = embedder or MiniLMEmbeddings()
         self.collection = client.get_or_create_collection(
             f"orchestrator-runs-{embedder_id(self.embedder)}",
@@ -206,11 +210,11 @@ class MemoryHandle:
     def __init__(
         self,
         memory: PlanMemory | str | None = None,
-        embedder: EmbeddingFunction[Documents] | None = None,
+        embeddings: Embeddings | EmbeddingFunction[Documents] | None = None,
     ) -> None:
         self._memory = memory if isinstance(memory, PlanMemory) else None
         self._location = memory if isinstance(memory, str) else None
-        self.embedder = embedder
+        self.embeddings = embeddings
         self._lock = threading.Lock()
 
     @property
@@ -224,13 +228,13 @@ class MemoryHandle:
             return self._memory
 
     def _open(self) -> PlanMemory:
+        from orchestrator_graph.embeddings import embedding_function
+
         location = self.location
         try:
-            return PlanMemory(client_for(location), self.embedder)
+            return PlanMemory(client_for(location), embedding_function(self.embeddings))
         except MemoryUnavailable:
             raise
-        except EmbeddingUnavailable as err:
-            raise MemoryUnavailable(str(err)) from err
         except Exception as err:
             _clients.pop(location, None)
             raise MemoryUnavailable(
@@ -246,8 +250,6 @@ class MemoryHandle:
                 return getattr(memory, method)(*args, **kwargs)
             except MemoryUnavailable:
                 raise
-            except EmbeddingUnavailable as err:
-                raise MemoryUnavailable(str(err)) from err
             except Exception as err:
                 raise MemoryUnavailable(
                     f"plan memory at {self.location} failed ({method}): {type(err).__name__}: {err}"
