@@ -97,7 +97,7 @@ class Adaptation:
         earlier (measured speed and reliability) than the free one the matching chose is worth
         waiting for. Only history makes a difference here: with none, the free worker always
         finishes first. Attempts past their expected duration are not counted on."""
-        if not self.history:
+        if not any(self.history.values()):  # workers are listed even before they have any
             return False
         now = self.clock()
         here = self._expected_finish(tid, worker, now)

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from orchestrator_graph.dag import dependencies
 from orchestrator_graph.matching import jain
-from orchestrator_graph.memory import RunRecord, failure_patterns
+from orchestrator_graph.memory import FailurePattern, RunRecord, failure_patterns
 from orchestrator_graph.models import Plan
 from orchestrator_graph.registry import History, SkillStats, slowness
 from orchestrator_graph.schedule import list_schedule
@@ -223,7 +223,7 @@ def _coverage(
 def _advice(
     load: Sequence[WorkerUse],
     skills: Sequence[SkillCoverage],
-    patterns: Sequence[object],
+    patterns: Sequence[FailurePattern],
     capacity: CapacityPlan | None,
     runs: int,
 ) -> list[str]:
@@ -247,8 +247,8 @@ def _advice(
             out.append(f"{s.skill}: {s.gap} ({s.tasks} tasks, pressure {s.pressure:.2f})")
     for p in patterns:
         out.append(
-            f"train or replace {p.worker} on {'+'.join(p.skills)}: failed "  # type: ignore[attr-defined]
-            f"{p.failures}/{p.attempts} attempts"  # type: ignore[attr-defined]
+            f"train or replace {p.worker} on {'+'.join(p.skills)}: failed "
+            f"{p.failures}/{p.attempts} attempts"
         )
     for w in load:
         if runs >= 3 and w.tasks == 0:
