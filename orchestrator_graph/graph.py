@@ -14,7 +14,6 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from langchain_core.callbacks import get_usage_metadata_callback
 from langchain_core.embeddings import Embeddings
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
@@ -90,7 +89,8 @@ from orchestrator_graph.state import (
     records_of,
 )
 from orchestrator_graph.team import default_team
-from orchestrator_graph.worker_graph import AttemptState, AttemptSteps, Env, store_of, tokens_of
+from orchestrator_graph.usage import track_usage
+from orchestrator_graph.worker_graph import AttemptState, AttemptSteps, Env, store_of
 from orchestrator_graph.workers import Worker
 
 if TYPE_CHECKING:  # chromadb loads with the memory, not with the package
@@ -228,7 +228,7 @@ def create_orchestrator(
                 threshold=context.threshold(policy),
             )
 
-        with get_usage_metadata_callback() as usage:
+        with track_usage() as usage:
             plan, calls = await make_plan("")
             verdict = await gate(plan)
             if verdict.verdict == "reject" and plan.source != "declared":  # re-plan, with feedback
@@ -298,7 +298,7 @@ def create_orchestrator(
             "mitigations": fixes,
             "conflicts": [c.model_dump(mode="json") for c in disputes],
             "plan_review": verdict.model_dump(mode="json"),
-            "tokens": {"planner": tokens_of(usage)},
+            "tokens": {"planner": usage.total_tokens},
             "model_calls": {"planner": calls},
         }
 
@@ -471,7 +471,7 @@ def create_orchestrator(
             for name, value in _facts(outputs[rec.result_key or ""]).items()
         ]
         facts, disputed, conflicts = settle_facts(claims, context.mechanism("contradicting_facts"))
-        with get_usage_metadata_callback() as usage:
+        with track_usage() as usage:
             draft = await ask_structured(
                 roles.model("synthesizer", context),
                 DeliverableDraft,
@@ -506,7 +506,7 @@ def create_orchestrator(
             "deliverable": deliverable.model_dump(mode="json"),
             "conflicts": [c.model_dump(mode="json") for c in conflicts],
             "model_calls": {"synthesizer": 1},
-            "tokens": {"synthesizer": tokens_of(usage)},
+            "tokens": {"synthesizer": usage.total_tokens},
         }
 
     async def qa_reviewer(state: OrchestratorState, runtime: Runtime[Context]) -> dict[str, Any]:

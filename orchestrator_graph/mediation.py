@@ -10,7 +10,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
-from langchain_core.callbacks import get_usage_metadata_callback
 from langgraph.runtime import Runtime
 from langgraph.types import Command, interrupt
 from pydantic import BaseModel, Field
@@ -36,7 +35,8 @@ from orchestrator_graph.replan import replan
 from orchestrator_graph.roles import Roles
 from orchestrator_graph.schedule import load_schedule, save_schedule
 from orchestrator_graph.state import OrchestratorState, add_counts, dump_records, records_of
-from orchestrator_graph.worker_graph import store_of, tokens_of
+from orchestrator_graph.usage import track_usage
+from orchestrator_graph.worker_graph import store_of
 
 Analyse = Callable[..., Awaitable[tuple[PlanAnalysis, Schedule]]]
 """(plan, runtime, now=, finished=) -> the plan's analysis and planned schedule."""
@@ -84,11 +84,11 @@ class Mediation:
             decision = await self._decide(esc, context, runtime, state, plan, replans, rec)
             chosen = decision.attempt if decision.attempt is not None else esc.best_attempt
             if decision.action == "replan":
-                with get_usage_metadata_callback() as usage:
+                with track_usage() as usage:
                     decision, plan, found = await self._replan(
                         esc, decision, context, plan, records, replans
                     )
-                update["tokens"] = add_counts(update.get("tokens"), {"planner": tokens_of(usage)})
+                update["tokens"] = add_counts(update.get("tokens"), {"planner": usage.total_tokens})
                 update["model_calls"] = add_counts(update.get("model_calls"), {"planner": 1})
                 replans.append(found)
                 new_replans.append(found)

@@ -12,7 +12,6 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, NotRequired
 
-from langchain_core.callbacks import UsageMetadataCallbackHandler, get_usage_metadata_callback
 from langgraph.graph import END, START, StateGraph
 from langgraph.pregel import Pregel
 from langgraph.runtime import Runtime
@@ -27,6 +26,7 @@ from orchestrator_graph.models import Task, TaskResult
 from orchestrator_graph.qa import gate_result
 from orchestrator_graph.registry import Registry
 from orchestrator_graph.roles import Roles
+from orchestrator_graph.usage import track_usage
 from orchestrator_graph.workers import WorkerContext, WorkerInput
 
 DEFAULT_OUTPUT_DIR = "orchestrator-output"
@@ -80,11 +80,6 @@ class Env:
         )
 
 
-def tokens_of(usage: UsageMetadataCallbackHandler) -> int:
-    """Tokens of every model call made inside the callback's ``with`` block."""
-    return sum(int(u.get("total_tokens", 0)) for u in usage.usage_metadata.values())
-
-
 class AttemptSteps:
     """The two steps of an attempt. ``graph()`` runs them as the ``worker`` subgraph (its own
     namespace in streams and Studio); ``run_inline`` runs the very same steps without it."""
@@ -116,7 +111,7 @@ class AttemptSteps:
         started = time.time()
         output, error = None, None
         try:
-            with get_usage_metadata_callback() as usage:
+            with track_usage() as usage:
                 call = worker.call(payload, ctx)
                 output = await (asyncio.wait_for(call, task.timeout) if task.timeout else call)
         except TimeoutError:
@@ -135,7 +130,7 @@ class AttemptSteps:
             error=error,
             started_at=started,
             finished_at=time.time(),
-            tokens=tokens_of(usage),
+            tokens=usage.total_tokens,
         )
         return {"result": result.model_dump(mode="json"), "upstream": upstream}
 
@@ -144,7 +139,7 @@ class AttemptSteps:
         context = env.context
         task = Task.model_validate(state["task"])
         result = TaskResult.model_validate(state["result"])
-        with get_usage_metadata_callback() as usage:
+        with track_usage() as usage:
             verdict = await gate_result(
                 task,
                 result,
@@ -152,7 +147,7 @@ class AttemptSteps:
                 self.roles.model("reviewer", context),
                 state.get("upstream", {}),
             )
-        verdict.tokens = tokens_of(usage)
+        verdict.tokens = usage.total_tokens
         env.emit(
             Event(
                 kind="qa_verdict",
