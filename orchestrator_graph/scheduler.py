@@ -748,12 +748,13 @@ class Dispatch(Adaptation):
         self.registry.release(run.worker)
         self.running_for[run.task_id].discard(run.worker)
         self.load.add(run.worker, self.clock() - run.started)
+        was = self.records[run.task_id].status
         self._settle(result, review, live=True)
         self._quarantine(run.worker)
         rec = self.records[run.task_id]
         if rec.status in ("pending", "running") and self._needed(run.task_id) > 0:
             self._push(run.task_id)
-        elif rec.status == "approved":
+        elif rec.status == "approved" and was != "approved":  # a same-tick hedge: once
             self._slipped(run.task_id, result.finished_at or self.clock())
             self._drop_hedges(run.task_id, running)
             for dep in self.dependents[run.task_id]:
