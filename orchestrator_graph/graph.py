@@ -20,6 +20,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command, Overwrite, interrupt
 from pydantic import BaseModel, Field
 
+from orchestrator_graph.board import BoardRules, Launch, TaskBoard, with_redundancy
 from orchestrator_graph.consensus import (
     FactClaim,
     expertise_weight,
@@ -36,6 +37,7 @@ from orchestrator_graph.dag import (
 from orchestrator_graph.events import Event, stream_emitter
 from orchestrator_graph.ledger import Ledger
 from orchestrator_graph.llm import ModelSpec, ask_structured
+from orchestrator_graph.matching import TeamMatcher
 from orchestrator_graph.mediation import Mediation
 from orchestrator_graph.memory import (
     FailurePattern,
@@ -63,6 +65,7 @@ from orchestrator_graph.models import (
     TaskResult,
 )
 from orchestrator_graph.monitor import publish_status
+from orchestrator_graph.policies import Budgets
 from orchestrator_graph.prompts import messages
 from orchestrator_graph.prompts import preload as preload_prompts
 from orchestrator_graph.qa import review_plan
@@ -74,13 +77,13 @@ from orchestrator_graph.registry import (
 )
 from orchestrator_graph.reporting import build_report, run_record
 from orchestrator_graph.roles import Roles
+from orchestrator_graph.runner import BudgetExceeded, DispatchRunner, DispatchSettings
 from orchestrator_graph.schedule import (
     actual_slots,
     load_schedule,
     plan_schedule,
     save_schedule,
 )
-from orchestrator_graph.scheduler import BudgetExceeded, Budgets, Dispatch
 from orchestrator_graph.state import (
     InputState,
     OrchestratorState,
@@ -264,6 +267,13 @@ def create_orchestrator(
         )
         pad = {tid: fix["pad"] for tid, fix in fixes.items()}
         analysis, schedule = await _analyse(plan, runtime, pad=pad)
+        plan = plan.model_copy(
+            update={
+                "tasks": with_redundancy(
+                    plan.tasks, analysis, registry.workers(), context.cross_validate
+                )
+            }
+        )
         await save_schedule(store_of(runtime), state["run_id"], schedule)
         stream_emitter(runtime.stream_writer)(
             Event(
@@ -329,27 +339,27 @@ def create_orchestrator(
         ledger = Ledger(store_of(runtime), run_id)
         env = Env.of(runtime)
 
-        async def run_attempt(
-            task: Task, worker: str, attempt: int, feedback: str, upstream: dict[str, str]
-        ) -> tuple[TaskResult, Review]:
+        async def run_attempt(launch: Launch) -> tuple[TaskResult, Review]:
+            task = launch.task
             attempt_state: AttemptState = {
                 "run_id": run_id,
-                "task": task.model_dump(mode="json"),
-                "worker": worker,
-                "attempt": attempt,
-                "feedback": feedback,
-                "upstream_keys": upstream,
+                "task": task.model_dump(mode="json", exclude_defaults=True),
+                "worker": launch.worker,
+                "attempt": launch.attempt,
+                "feedback": launch.feedback,
+                "upstream_keys": launch.upstream,
             }
             if not context.worker_subgraph:
-                out = await steps.run_inline(attempt_state, env)
-                return TaskResult.model_validate(out["result"]), Review.model_validate(
-                    out["review"]
-                )
+                return await steps.run_inline(attempt_state, env, task)
             out = await worker_graph.ainvoke(
                 attempt_state,
                 {
-                    "run_name": f"worker[{task.id}#{attempt}]",
-                    "metadata": {"task_id": task.id, "attempt": attempt, "worker": worker},
+                    "run_name": f"worker[{task.id}#{launch.attempt}]",
+                    "metadata": {
+                        "task_id": task.id,
+                        "attempt": launch.attempt,
+                        "worker": launch.worker,
+                    },
                 },
                 # The ledger makes the attempt durable; the subgraph has no checkpointer, and
                 # inheriting the parent's "sync" durability fails in langgraph 1.2.22
@@ -361,29 +371,26 @@ def create_orchestrator(
         store = store_of(runtime)
         history = await load_history(store, [w.name for w in registry.workers()])
         schedule = await load_schedule(store, run_id)
-
-        def make_dispatch() -> Dispatch:
-            return Dispatch(
-                Plan.model_validate(state["plan"]),
-                PlanAnalysis.model_validate(state["analysis"]),
-                registry,
-                records_of(state),
+        plan = Plan.model_validate(state["plan"])
+        board = TaskBoard(
+            plan.tasks,
+            PlanAnalysis.model_validate(state["analysis"]),
+            records_of(state),
+            registry,
+            BoardRules(
                 max_attempts=context.max_attempts,
-                run_attempt=run_attempt,
-                emit=env.emit,
-                objective=context.objective,
-                cross_validate=context.cross_validate,
-                resolution_for=context.mechanism,
-                history=history,
-                save_history=lambda history, names: save_history(store, history, names),
                 loop_guard=context.loop_guard,
-                schedule=schedule,
+                resolution_for=context.mechanism,
+            ),
+            history,
+        )
+        board.replay(await ledger.attempts())
+        runner = DispatchRunner(
+            board,
+            DispatchSettings(
                 adapt=context.adapt,
                 stall_after=context.stall_after,
                 status_every=context.status_every,
-                t0=state.get("executing_since"),
-                run_id=run_id,
-                publish=lambda snapshot: publish_status(store, snapshot),
                 budgets=Budgets(
                     seconds=context.budget_seconds,
                     cost=context.budget_cost,
@@ -392,20 +399,29 @@ def create_orchestrator(
                     started_at=state.get("started_at") or 0.0,
                     tokens_before=sum((state.get("tokens") or {}).values()),
                 ),
-            )
-
-        dispatch = make_dispatch()
+            ),
+            run_attempt=run_attempt,
+            emit=env.emit,
+            matcher=TeamMatcher((s for t in plan.tasks for s in t.skills), context.objective),
+            schedule=schedule,
+            deadline=plan.deadline,
+            t0=state.get("executing_since"),
+            run_id=run_id,
+            began=steps.began,
+            publish=lambda snapshot: publish_status(store, snapshot),
+            save_history=lambda history, names: save_history(store, history, names),
+        )
         try:
-            outcome = await dispatch.run(await ledger.attempts())
+            outcome = await runner.run()
         except BudgetExceeded as spent:
             # Stopped with the reason in the report; the budget gate pauses for more budget.
-            stopped = {**state, "tasks": dump_records(dispatch.records), "stopped": str(spent)}
-            report = build_report(stopped, dispatch.records, registry, schedule)  # type: ignore[arg-type]
+            stopped = {**state, "tasks": dump_records(board.records), "stopped": str(spent)}
+            report = build_report(stopped, board.records, registry, schedule)  # type: ignore[arg-type]
             return Command(
                 goto="budget_gate",
                 update={
                     "stopped": str(spent),
-                    "tasks": dump_records(dispatch.records),
+                    "tasks": dump_records(board.records),
                     "report": report.model_dump(mode="json"),
                 },
             )

@@ -5,14 +5,18 @@ that lacks a required skill at its level. Scoring is vectorised over all pairs w
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 from scipy.sparse import csr_matrix, hstack, identity
 from scipy.sparse.csgraph import min_weight_full_bipartite_matching
+
+if TYPE_CHECKING:
+    from orchestrator_graph.models import Task
+    from orchestrator_graph.workers import Worker
 
 Objective = Literal["balanced", "quality", "cost"]
 PARTS = ("skill", "quality", "load", "cost", "fairness", "speed", "urgency")
@@ -277,3 +281,76 @@ def jain(values: Sequence[float] | np.ndarray) -> float:
     if x.size == 0 or not np.any(x):
         return 1.0
     return float(x.sum() ** 2 / (x.size * (x**2).sum()))
+
+
+class TeamMatcher:
+    """Joint assignment of a batch of ready tasks over the assignable workers, with the team as
+    arrays over the plan's skills: the static part rebuilt only when the registry changes,
+    quality and pace rows only for workers whose history moved (``forget``)."""
+
+    def __init__(self, skills: Iterable[str], objective: Objective) -> None:
+        self.skills = sorted(set(skills))
+        self.column = {s: i for i, s in enumerate(self.skills)}
+        self.objective = objective
+        self._key: tuple[Any, ...] | None = None
+        self._force: Workforce | None = None
+        self._stale: set[str] = set()
+
+    def forget(self, worker: str) -> None:
+        self._stale.add(worker)
+
+    def team(
+        self,
+        workers: Sequence[Worker],
+        version: int,
+        load: Callable[[str], int],
+        given: Mapping[str, int],
+        merit: Callable[[str, str], float],
+        pace: Callable[[str, str], float],
+    ) -> Workforce:
+        key = (version, tuple(w.name for w in workers))
+        if self._key != key or self._force is None:
+            self._key, self._stale = key, {w.name for w in workers}
+            self._force = Workforce(
+                names=[w.name for w in workers],
+                skills=self.skills,
+                levels=np.array([[w.skills.get(s, 0.0) for s in self.skills] for w in workers]),
+                quality=np.zeros((len(workers), len(self.skills))),
+                capacity=np.array([w.capacity for w in workers]),
+                load=np.zeros(len(workers), dtype=int),
+                cost=np.array([w.cost for w in workers], dtype=float),
+                assigned=np.zeros(len(workers)),
+                pace=np.ones((len(workers), len(self.skills))),
+            )
+        force = self._force
+        assert force.pace is not None
+        for row, name in enumerate(force.names):
+            if name in self._stale:
+                force.quality[row] = [merit(name, s) for s in self.skills]
+                force.pace[row] = [1.0 / pace(name, s) for s in self.skills]
+            force.load[row], force.assigned[row] = load(name), given.get(name, 0)
+        self._stale = set()
+        return force
+
+    def match(
+        self,
+        force: Workforce,
+        tasks: Sequence[Task],
+        failed_on: Sequence[Iterable[str]],
+        excluded: Sequence[Iterable[str]],
+        urgent: Sequence[bool],
+    ) -> list[Assignment]:
+        required = np.full((len(tasks), len(self.skills)), np.nan)
+        for row, task in enumerate(tasks):
+            for skill in task.skills:
+                required[row, self.column[skill]] = task.min_levels.get(skill, 0.0)
+        index = {name: i for i, name in enumerate(force.names)}
+        demand = Demand(
+            ids=[t.id for t in tasks],
+            required=required,
+            failed_on=[{index[n] for n in names if n in index} for names in failed_on],
+            excluded=[{index[n] for n in names if n in index} for names in excluded],
+            urgent=np.array(urgent, dtype=bool),
+        )
+        scores = score(demand, force, self.objective)
+        return explain(assign_jointly(scores, force.free), scores, demand, force, self.objective)

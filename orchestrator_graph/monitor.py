@@ -4,11 +4,13 @@ into a ``StatusSnapshot`` that goes to the event stream, the store (live) and th
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from langgraph.store.base import BaseStore
 
+from orchestrator_graph.board import Running
 from orchestrator_graph.ledger import ROOT
 from orchestrator_graph.models import (
     Bottleneck,
@@ -18,11 +20,10 @@ from orchestrator_graph.models import (
     TaskRecord,
     WorkerLoad,
 )
-from orchestrator_graph.registry import History, Registry, duration_on
+from orchestrator_graph.policies import STALL_FLOOR
+from orchestrator_graph.registry import History, Registry
 from orchestrator_graph.schedule import list_schedule
 
-STALL_FLOOR = 0.05  # seconds: below this an attempt never counts as stalled
-SLIP_SHARE = 0.1  # slip worth reporting: this share of the planned makespan (or STALL_FLOOR)
 SNAPSHOT_EVERY = 0.5  # seconds between status snapshots
 STATUS = (ROOT, "status")  # run id -> its latest StatusSnapshot
 QUEUE_SHARE = 0.5  # a skill is a bottleneck when its oldest wait passes this share of the plan
@@ -39,27 +40,11 @@ async def read_status(store: BaseStore, run_id: str) -> StatusSnapshot | None:
     return StatusSnapshot.model_validate(item.value) if item else None
 
 
-@dataclass
-class Attempt:
-    task_id: str
-    worker: str
-    attempt: int
-    started: float  # clock time
-    expected: float = 0.0  # seconds this worker is expected to take on this task
-
-
-def stall_bound(task: Task, worker_name: str, registry: Registry, history: History) -> float:
-    """Seconds after which an attempt counts as stalled, before the ``stall_after`` factor: what
-    this worker is expected to take on this task."""
-    worker = registry.get(worker_name)
-    return duration_on(task, worker, history) if worker else task.effort
-
-
 def eta(
     tasks: Mapping[str, Task],
     deps: Mapping[str, Sequence[str]],
     records: Mapping[str, TaskRecord],
-    running: Sequence[Attempt],
+    running: Sequence[Running],
     registry: Registry,
     history: History,
     now: float,
@@ -70,7 +55,7 @@ def eta(
     free_at: dict[str, list[float]] = {w.name: [now] * w.capacity for w in workers}
     ready_at: dict[str, float] = {}
     for run in running:
-        left = max(0.0, run.expected - (now - run.started))
+        left = max(0.0, run.expected - (now - run.since))
         ready_at[run.task_id] = max(ready_at.get(run.task_id, 0.0), now + left)
         slots = free_at.get(run.worker)
         if slots:
@@ -88,6 +73,26 @@ def eta(
     return max(0.0, end - now)
 
 
+ETA_SHARE = 0.05  # at most this share of the wall time goes to recomputing the ETA
+
+
+class EtaClock:
+    """The ETA (a list schedule of what is left: O(tasks left)), recomputed no more often than
+    keeps its own cost under ``ETA_SHARE`` of the elapsed time; in between it counts down. So
+    snapshots cost O(1) on large plans and stay exact on small ones."""
+
+    def __init__(self) -> None:
+        self.at, self.value, self.cost = -1.0, 0.0, 0.0
+
+    def get(self, now: float, compute: Callable[[], float], *, fresh: bool = False) -> float:
+        if not fresh and self.at >= 0 and now - self.at < self.cost / ETA_SHARE:
+            return max(0.0, self.value - (now - self.at))
+        began = time.perf_counter()
+        self.value = compute()
+        self.cost, self.at = time.perf_counter() - began, now
+        return self.value
+
+
 @dataclass
 class Load:
     """Busy seconds per worker, accumulated as attempts finish."""
@@ -98,11 +103,11 @@ class Load:
         self.busy[worker] = self.busy.get(worker, 0.0) + max(0.0, seconds)
 
     def workers(
-        self, registry: Registry, running: Sequence[Attempt], now: float, elapsed: float
+        self, registry: Registry, running: Sequence[Running], now: float, elapsed: float
     ) -> dict[str, WorkerLoad]:
         live: dict[str, float] = {}
         for run in running:
-            live[run.worker] = live.get(run.worker, 0.0) + now - run.started
+            live[run.worker] = live.get(run.worker, 0.0) + now - run.dispatched
         out = {}
         for w in registry.workers():
             busy = self.busy.get(w.name, 0.0) + live.get(w.name, 0.0)
@@ -118,20 +123,19 @@ class Load:
 
 def skill_loads(
     tasks: Mapping[str, Task],
-    records: Mapping[str, TaskRecord],
-    running: Sequence[Attempt],
+    queued: Mapping[str, float],
+    running: Sequence[Running],
     registry: Registry,
     now: float,
 ) -> dict[str, SkillLoad]:
     """Per skill: tasks waiting for a worker (and the oldest wait), attempts running, the slots
-    of the workers that have it, and the share of those slots in use."""
+    of the workers that have it, and the share of those slots in use. O(queued + running)."""
     out: dict[str, SkillLoad] = {}
-    for tid, rec in records.items():
-        if rec.status == "pending" and rec.queued_at is not None:
-            for skill in tasks[tid].skills:
-                load = out.setdefault(skill, SkillLoad())
-                load.queued += 1
-                load.oldest_wait = round(max(load.oldest_wait, now - rec.queued_at), 4)
+    for tid, since in queued.items():
+        for skill in tasks[tid].skills:
+            load = out.setdefault(skill, SkillLoad())
+            load.queued += 1
+            load.oldest_wait = round(max(load.oldest_wait, now - since), 4)
     for run in running:
         for skill in tasks[run.task_id].skills:
             out.setdefault(skill, SkillLoad()).running += 1

@@ -22,7 +22,7 @@ from typing_extensions import TypedDict
 from orchestrator_graph.context import Context
 from orchestrator_graph.events import Emit, Event, stream_emitter
 from orchestrator_graph.ledger import Ledger
-from orchestrator_graph.models import Task, TaskResult
+from orchestrator_graph.models import Review, Task, TaskResult
 from orchestrator_graph.qa import gate_result
 from orchestrator_graph.registry import Registry
 from orchestrator_graph.roles import Roles
@@ -82,26 +82,34 @@ class Env:
 
 class AttemptSteps:
     """The two steps of an attempt. ``graph()`` runs them as the ``worker`` subgraph (its own
-    namespace in streams and Studio); ``run_inline`` runs the very same steps without it."""
+    namespace in streams and Studio); ``run_inline`` runs the very same steps without it.
+
+    ``began`` records, per (run, task, attempt), when the worker itself started: the dispatcher
+    measures stalls from there, not from dispatch (the attempt's set-up is not the worker's)."""
 
     def __init__(self, registry: Registry, roles: Roles) -> None:
         self.registry, self.roles = registry, roles
+        self.began: dict[tuple[str, str, int], float] = {}
 
-    async def execute(self, state: AttemptState, env: Env) -> dict[str, Any]:
+    async def execute(
+        self,
+        run_id: str,
+        task: Task,
+        worker_name: str,
+        attempt: int,
+        feedback: str,
+        upstream_keys: dict[str, str],
+        env: Env,
+    ) -> tuple[TaskResult, dict[str, Any]]:
         """Gather the approved upstream outputs from the ledger, then run the worker, timed."""
         context = env.context
-        ledger = Ledger(env.store, state["run_id"])
-        upstream = {dep: await ledger.output(key) for dep, key in state["upstream_keys"].items()}
-        task = Task.model_validate(state["task"])
-        worker = self.registry.get(state["worker"])
+        ledger = Ledger(env.store, run_id)
+        upstream = {dep: await ledger.output(key) for dep, key in upstream_keys.items()}
+        worker = self.registry.get(worker_name)
         if worker is None:
-            raise LookupError(f"worker {state['worker']!r} was removed before its task started")
+            raise LookupError(f"worker {worker_name!r} was removed before its task started")
         payload = WorkerInput(
-            run_id=state["run_id"],
-            task=task,
-            attempt=state["attempt"],
-            upstream=upstream,
-            feedback=state["feedback"],
+            run_id=run_id, task=task, attempt=attempt, upstream=upstream, feedback=feedback
         )
         ctx = WorkerContext(
             model=self.roles.model("worker", context),
@@ -109,6 +117,7 @@ class AttemptSteps:
             emit=env.emit,
         )
         started = time.time()
+        self.began[(run_id, task.id, attempt)] = started
         output, error = None, None
         try:
             with track_usage() as usage:
@@ -123,7 +132,7 @@ class AttemptSteps:
         summary = output.get("summary", "") if isinstance(output, dict) else ""
         result = TaskResult(
             task_id=task.id,
-            attempt=state["attempt"],
+            attempt=attempt,
             worker=worker.name,
             output=output,
             summary=str(summary),
@@ -132,20 +141,16 @@ class AttemptSteps:
             finished_at=time.time(),
             tokens=usage.total_tokens,
         )
-        return {"result": result.model_dump(mode="json"), "upstream": upstream}
+        return result, upstream
 
-    async def review(self, state: AttemptState, env: Env) -> dict[str, Any]:
+    async def review(
+        self, run_id: str, task: Task, result: TaskResult, upstream: dict[str, Any], env: Env
+    ) -> Review:
         """Quality gates on the result, then the ledger entry for (run, task, attempt)."""
         context = env.context
-        task = Task.model_validate(state["task"])
-        result = TaskResult.model_validate(state["result"])
         with track_usage() as usage:
             verdict = await gate_result(
-                task,
-                result,
-                context,
-                self.roles.model("reviewer", context),
-                state.get("upstream", {}),
+                task, result, context, self.roles.model("reviewer", context), upstream
             )
         verdict.tokens = usage.total_tokens
         env.emit(
@@ -160,20 +165,46 @@ class AttemptSteps:
             )
         )
         # Recorded before the dispatcher sees it: from here on this attempt never runs again.
-        await Ledger(env.store, state["run_id"]).record(result, verdict)
-        return {"review": verdict.model_dump(mode="json")}
+        await Ledger(env.store, run_id).record(result, verdict)
+        return verdict
 
-    async def run_inline(self, state: AttemptState, env: Env) -> AttemptOutput:
-        executed: AttemptState = {**state, **await self.execute(state, env)}  # type: ignore[misc]
-        reviewed = await self.review(executed, env)
-        return {"result": executed["result"], "review": reviewed["review"]}
+    async def run_inline(
+        self, state: AttemptState, env: Env, task: Task
+    ) -> tuple[TaskResult, Review]:
+        """The same two steps, called directly: no subgraph, no state (de)serialisation."""
+        result, upstream = await self.execute(
+            state["run_id"],
+            task,
+            state["worker"],
+            state["attempt"],
+            state["feedback"],
+            state["upstream_keys"],
+            env,
+        )
+        return result, await self.review(state["run_id"], task, result, upstream, env)
 
     def graph(self) -> Pregel:
         async def execute(state: AttemptState, runtime: Runtime[Context]) -> dict[str, Any]:
-            return await self.execute(state, Env.of(runtime))
+            result, upstream = await self.execute(
+                state["run_id"],
+                Task.model_validate(state["task"]),
+                state["worker"],
+                state["attempt"],
+                state["feedback"],
+                state["upstream_keys"],
+                Env.of(runtime),
+            )
+            return {"result": result.model_dump(mode="json"), "upstream": upstream}
 
         async def review(state: AttemptState, runtime: Runtime[Context]) -> dict[str, Any]:
-            return await self.review(state, Env.of(runtime))
+            verdict = await self.review(
+                state["run_id"],
+                Task.model_validate(state["task"]),
+                TaskResult.model_validate(state["result"]),
+                state.get("upstream", {}),
+                Env.of(runtime),
+            )
+            return {"review": verdict.model_dump(mode="json")}
 
         builder = StateGraph(AttemptState, context_schema=Context, output_schema=AttemptOutput)
         builder.add_node("execute", execute)

@@ -1,0 +1,764 @@
+"""The task board: every task's state and the transitions between states.
+
+Pure bookkeeping: no I/O, no awaiting, no clock of its own (times are passed in). The runner
+(``runner``) owns the futures and calls these transitions; the policies (``policies``) read the
+board and return decisions that the runner applies here. What a transition has to say goes to
+``outbox`` as events, which the runner emits.
+
+Invariants the board keeps (tested on the board itself and on whole runs, ``tests/test_board``):
+a task starts only when every dependency is approved; a task is approved once; an attempt's
+result is applied once, and only while that attempt is running; a worker never holds more
+attempts than its capacity; a cancelled attempt is never applied.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from orchestrator_graph.consensus import MECHANISMS, Ballot, expertise_weight
+from orchestrator_graph.dag import downstream
+from orchestrator_graph.events import Event
+from orchestrator_graph.ledger import attempt_key
+from orchestrator_graph.models import (
+    Conflict,
+    Escalation,
+    PlanAnalysis,
+    Review,
+    Task,
+    TaskRecord,
+    TaskResult,
+)
+from orchestrator_graph.qa import resolve
+from orchestrator_graph.registry import History, Registry, SkillStats
+from orchestrator_graph.workers import Worker
+
+FINAL = frozenset({"approved", "failed", "skipped"})
+OPEN = frozenset({"pending", "running"})
+
+
+def answer_key(task: Task, output: Any) -> str:
+    """What redundant executions must agree on, canonically: the task's ``consensus_field``,
+    else the whole output but its free-text summary."""
+    if task.consensus_field:
+        value = resolve(output, task.consensus_field)
+    elif isinstance(output, dict):
+        value = {k: v for k, v in output.items() if k != "summary"}
+    else:
+        value = output
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def simplified(task: Task) -> Task:
+    """The task's cheaper version: its inputs overridden, its effort the simpler estimate."""
+    if task.simplified is None:
+        return task
+    return task.model_copy(
+        update={
+            "inputs": {**task.inputs, **task.simplified.inputs},
+            "effort": task.simplified.effort,
+        }
+    )
+
+
+def with_redundancy(
+    tasks: Iterable[Task], analysis: PlanAnalysis, workers: Sequence[Worker], cross_validate: str
+) -> list[Task]:
+    """Each task's executions, fixed once when the plan is made (and so checkpointed with it):
+    its own ``redundancy``, at least 2 on the critical path with ``cross_validate="critical"``,
+    at most the workers able to do it. A resumed board must count the same replicas, whatever
+    joined the team since."""
+    out = []
+    for task in tasks:
+        wanted = task.redundancy
+        if cross_validate == "critical" and analysis.tasks[task.id].critical:
+            wanted = max(wanted, 2)
+        able = sum(w.can_do(task) for w in workers)
+        out.append(task.model_copy(update={"redundancy": max(1, min(wanted, able))}))
+    return out
+
+
+@dataclass(frozen=True)
+class BoardRules:
+    """What the board needs from the run's settings."""
+
+    max_attempts: int = 3
+    loop_guard: int = 3
+    resolution_for: Callable[[str], str] = lambda kind: "weighted"
+
+
+@dataclass
+class Running:
+    """One attempt at work. ``began`` is when the worker itself started (after the attempt's
+    own set-up); stalls and pace are measured from there."""
+
+    task_id: str
+    worker: str
+    attempt: int
+    dispatched: float
+    expected: float
+    began: float | None = None
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.task_id, self.attempt)
+
+    @property
+    def since(self) -> float:
+        return self.began if self.began is not None else self.dispatched
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What the runner needs to run an attempt."""
+
+    task: Task
+    worker: str
+    attempt: int
+    feedback: str
+    upstream: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Approval:
+    attempt: int
+    worker: str
+    score: float
+    summary: str
+    answer: str  # canonical answer, for votes between replicas ("" when there is one replica)
+
+
+@dataclass
+class Finished:
+    """What one applied result changed."""
+
+    applied: bool
+    approved: bool = False  # the task became approved by this result
+    hedges: list[Running] = field(default_factory=list)  # still running on it: to cancel
+
+
+class TaskBoard:
+    def __init__(
+        self,
+        tasks: Iterable[Task],
+        analysis: PlanAnalysis,
+        records: Mapping[str, TaskRecord],
+        registry: Registry,
+        rules: BoardRules,
+        history: History | None = None,
+    ) -> None:
+        self.tasks = {t.id: t for t in tasks}
+        for tid, rec in records.items():
+            if rec.simplified and tid in self.tasks:
+                self.tasks[tid] = simplified(self.tasks[tid])
+        self.analysis, self.registry, self.rules = analysis, registry, rules
+        self.records = {tid: records.get(tid, TaskRecord()).model_copy() for tid in self.tasks}
+        self.history: History = history if history is not None else {}
+        self.outbox: list[Event] = []
+        able = {tid: sum(w.can_do(t) for w in registry.workers()) for tid, t in self.tasks.items()}
+        self.redundancy = {
+            tid: max(1, min(t.redundancy, able[tid])) for tid, t in self.tasks.items()
+        }
+        self.approved: dict[str, list[Approval]] = {t: [] for t in self.tasks}
+        self.reviews: dict[str, list[Review]] = {t: [] for t in self.tasks}
+        self.failed_on: dict[str, set[str]] = {t: set() for t in self.tasks}
+        self.running: dict[tuple[str, int], Running] = {}
+        self.running_for: dict[str, set[str]] = {t: set() for t in self.tasks}
+        self.launched: dict[str, int] = {}
+        self.lost: dict[str, list[int]] = {t: [] for t in self.tasks}
+        self.candidates: dict[str, list[dict[str, Any]]] = {}
+        self.conflicts: list[Conflict] = []
+        self.hedging: set[str] = set()
+        self.urgent: set[str] = set()
+        self.quarantined: set[str] = set()
+        self.outcomes: dict[str, list[bool]] = {}  # worker -> verdicts in this run
+        self.given: Counter[str] = Counter(
+            r.worker for r in self.records.values() if r.worker and r.status in FINAL
+        )
+        self.counts: Counter[str] = Counter(r.status for r in self.records.values())
+        self.queued: dict[str, float] = {}  # pending tasks waiting for a worker, since when
+        self.settled, self.spent_cost, self.tokens = 0, 0.0, 0
+        self.touched: set[str] = set()  # workers whose history changed since the last save
+        self.unannounced: set[str] = set()
+        self.round_started: dict[str, str] = {}
+        self.scarce_seen: set[str] = set()
+        self.expected = {
+            tid: a.earliest_finish - a.earliest_start for tid, a in analysis.tasks.items()
+        }
+        self.dependents: dict[str, list[str]] = {tid: [] for tid in self.tasks}
+        for task in self.tasks.values():
+            for dep in task.depends_on:
+                self.dependents[dep].append(task.id)
+        self.heap: list[tuple[float, int, str]] = []
+        self.rank: dict[str, float] = {}
+        self.unmet: dict[str, int] = {}
+
+    # --- status -------------------------------------------------------------------------
+    def _set(self, tid: str, status: str) -> None:
+        rec = self.records[tid]
+        if rec.status != status:
+            self.counts[rec.status] -= 1
+            self.counts[status] += 1
+            rec.status = status  # type: ignore[assignment]
+        if status != "pending":
+            self.queued.pop(tid, None)
+        elif rec.queued_at is not None:  # waiting again, e.g. for a retry
+            self.queued[tid] = rec.queued_at
+
+    def _say(self, kind: str, **fields: Any) -> None:
+        self.outbox.append(Event(kind=kind, node="dispatcher", **fields))  # type: ignore[arg-type]
+
+    def left(self) -> list[str]:
+        """Tasks not yet approved, failed or skipped."""
+        return [t for t, r in self.records.items() if r.status not in FINAL]
+
+    # --- replay and preparation ------------------------------------------------------------
+    def replay(self, finished: Iterable[tuple[TaskResult, Review]]) -> None:
+        """Fold the ledger into the records, then index the plan. Finished attempts count and
+        their verdicts stand. A task a re-plan put in place of a failed one inherits the
+        workers that failed it."""
+        failed_by: dict[str, set[str]] = {}
+        for result, review in finished:
+            if result.task_id in self.tasks:
+                self._settle(result, review, live=False)
+            elif review.verdict == "reject":
+                failed_by.setdefault(result.task_id, set()).add(result.worker)
+        for tid, task in self.tasks.items():
+            if task.replaces:
+                self.failed_on[tid] |= failed_by.get(task.replaces, set())
+        self._prepare()
+
+    def _prepare(self) -> None:
+        self.rerank()
+        for tid in self.analysis.order:  # downstream of a failure: can never run
+            if self.records[tid].status == "pending" and any(
+                self.records[d].status in ("failed", "skipped") for d in self.tasks[tid].depends_on
+            ):
+                self._set(tid, "skipped")
+                self.records[tid].feedback = "an upstream task failed or was skipped"
+        self.unmet = {
+            tid: sum(self.records[d].status != "approved" for d in t.depends_on)
+            for tid, t in self.tasks.items()
+        }
+        for tid, rec in self.records.items():
+            if rec.status == "running":  # never checkpointed mid-flight; treat as not started
+                self._set(tid, "pending")
+            if rec.status == "pending" and not self.unmet[tid]:
+                self.push(tid)
+
+    def rerank(self) -> None:
+        """Upward rank from the expected durations; an urgent task goes before every other."""
+        self.rank = {}
+        for tid in reversed(self.analysis.order):
+            tail = max((self.rank[d] for d in self.dependents[tid]), default=0.0)
+            self.rank[tid] = self.expected[tid] + tail
+        top = max(self.rank.values(), default=0.0) + 1.0
+        for tid in self.urgent:
+            self.rank[tid] += top
+        if self.heap:
+            self.heap = [(-self.rank[t], p, t) for _, p, t in self.heap]
+            heapq.heapify(self.heap)
+
+    def push(self, tid: str) -> None:
+        """Ready: longest remaining path first (HEFT's upward rank), then the plan's priority."""
+        heapq.heappush(self.heap, (-self.rank[tid], -self.tasks[tid].priority, tid))
+        self.unannounced.add(tid)
+
+    # --- what can run --------------------------------------------------------------------
+    def needed(self, tid: str) -> int:
+        """Attempts the task still wants started: its replicas, plus one while hedged."""
+        hedge = 1 if tid in self.hedging else 0
+        return self.redundancy[tid] + hedge - len(self.approved[tid]) - len(self.running_for[tid])
+
+    def busy_on(self, tid: str) -> set[str]:
+        """Workers the task may not use now: those holding a replica of it (a replica needs
+        another worker) and those a retry elsewhere avoids."""
+        return (
+            self.running_for[tid]
+            | {a.worker for a in self.approved[tid]}
+            | set(self.records[tid].avoid)
+        )
+
+    def ready(self, free: Sequence[Worker]) -> list[str]:
+        """Ready tasks that one of the ``free`` workers (with a free slot) can take, best first,
+        at most one per free slot, taken off the queue. A task none of them can take stays
+        queued, so it never holds back a task below it that one of them can."""
+        slots = sum(w.capacity - self.registry.load(w.name) for w in free)
+        batch: list[str] = []
+        taken: set[str] = set()
+        later: list[tuple[float, int, str]] = []
+        while self.heap and len(batch) < slots:
+            entry = heapq.heappop(self.heap)
+            tid = entry[2]
+            if self.records[tid].status not in OPEN or self.needed(tid) < 1:
+                continue  # stale: settled or fully staffed since it was queued
+            barred = self.busy_on(tid)
+            if tid in taken or not any(
+                w.name not in barred and w.can_do(self.tasks[tid]) for w in free
+            ):  # one replica per round (replicas land on different workers), or nobody free
+                later.append(entry)
+            else:
+                taken.add(tid)
+                batch.append(tid)
+        for entry in later:
+            heapq.heappush(self.heap, entry)
+        return batch
+
+    def can_start(self, tid: str, worker: str) -> bool:
+        member = self.registry.get(worker)
+        return (
+            member is not None
+            and self.records[tid].status in OPEN
+            and self.unmet.get(tid, 1) == 0
+            and self.needed(tid) > 0
+            and worker not in self.busy_on(tid)
+            and self.registry.load(worker) < member.capacity
+            and member.can_do(self.tasks[tid])
+        )
+
+    # --- transitions ---------------------------------------------------------------------
+    def start(
+        self, tid: str, worker: str, now: float, expected: float, why: dict[str, Any] | None
+    ) -> tuple[Launch, Running]:
+        if not self.can_start(tid, worker):
+            raise RuntimeError(f"task {tid!r} cannot start on {worker!r} now")  # a runner bug
+        rec = self.records[tid]
+        if self.lost[tid]:  # the number of an attempt taken back: it never reached the ledger
+            attempt = self.lost[tid].pop(0)
+        else:
+            attempt = self.launched[tid] = max(self.launched.get(tid, 0), rec.attempts) + 1
+        hedge = tid in self.hedging
+        self.hedging.discard(tid)
+        moved = rec.worker and rec.worker != worker and rec.attempts
+        if hedge or moved:
+            self._say(
+                "reassigned",
+                task_id=tid,
+                worker=worker,
+                attempt=attempt,
+                message=f"hedged: a second attempt while {rec.worker} is stalled"
+                if hedge
+                else f"from {rec.worker}",
+            )
+        self._set(tid, "running")
+        rec.worker = worker
+        rec.queued_at = rec.queued_at or now
+        if why is not None:
+            rec.assignment = why
+        self.registry.occupy(worker)
+        self.given[worker] += 1
+        self.running_for[tid].add(worker)
+        self.round_started[tid] = worker
+        if self.needed(tid) > 0:
+            self.push(tid)
+        self._say(
+            "task_started",
+            task_id=tid,
+            worker=worker,
+            attempt=attempt,
+            data={"assignment": rec.assignment},
+        )
+        run = Running(tid, worker, attempt, now, expected)
+        self.running[run.key] = run
+        upstream = {d: self.records[d].result_key or "" for d in self.tasks[tid].depends_on}
+        return Launch(self.tasks[tid], worker, attempt, rec.feedback, upstream), run
+
+    def finish(self, result: TaskResult, review: Review, cost: float) -> Finished:
+        """Apply a finished attempt's result. Ignored unless that attempt is running: an
+        attempt cancelled, taken back or already applied never counts twice."""
+        run = self.running.pop((result.task_id, result.attempt), None)
+        if run is None or run.worker != result.worker:
+            if run is not None:
+                self.running[run.key] = run
+            return Finished(applied=False)
+        tid = run.task_id
+        self._release(run)
+        was = self.records[tid].status
+        self._settle(result, review, live=True, cost=cost)
+        rec = self.records[tid]
+        if rec.status in OPEN and self.needed(tid) > 0:
+            self.push(tid)
+        if rec.status != "approved" or was == "approved":
+            return Finished(applied=True)
+        self.hedging.discard(tid)
+        for dep in self.dependents[tid]:
+            self.unmet[dep] -= 1
+            if not self.unmet[dep] and self.records[dep].status == "pending":
+                self.push(dep)
+        hedges = [r for r in self.running.values() if r.task_id == tid]
+        return Finished(applied=True, approved=True, hedges=hedges)
+
+    def cancel(self, run: Running, now: float) -> None:
+        """An attempt still running on an approved task (a hedge's loser) is dropped. It never
+        reaches the ledger; what it ran says something about its worker's pace only once it is
+        past what was expected."""
+        if self.running.pop(run.key, None) is None:
+            return
+        self._release(run)
+        ran = now - (run.began if run.began is not None else run.dispatched)
+        if run.began is None or ran <= run.expected:
+            return
+        stats = self.history.setdefault(run.worker, {})
+        for skill in self.tasks[run.task_id].skills:
+            stats.setdefault(skill, SkillStats()).add_timing(ran, self.tasks[run.task_id].effort)
+        self.touched.add(run.worker)
+
+    def take_back(self, run: Running) -> None:
+        """The worker went offline: the attempt is queued again under the same number. The lost
+        attempt never reached the ledger, so nothing is applied twice."""
+        if self.running.pop(run.key, None) is None:
+            return
+        self._release(run)
+        tid = run.task_id
+        self.failed_on[tid].add(run.worker)
+        self.lost[tid].append(run.attempt)
+        if not self.running_for[tid] and self.records[tid].status == "running":
+            self._set(tid, "pending")
+        self.push(tid)
+        self._say(
+            "reassigned",
+            task_id=tid,
+            worker=run.worker,
+            message=f"worker {run.worker} went offline",
+        )
+
+    def _release(self, run: Running) -> None:
+        self.registry.release(run.worker)
+        self.running_for[run.task_id].discard(run.worker)
+
+    def hedge(self, tid: str) -> None:
+        self.hedging.add(tid)
+        self.push(tid)
+
+    def make_urgent(self, tids: Iterable[str], expected: Mapping[str, float]) -> None:
+        self.expected.update(expected)
+        self.urgent = set(tids)
+        self.rerank()
+
+    def simplify(self, tid: str, why: str) -> None:
+        rec = self.records[tid]
+        rec.simplified = True
+        note = self.tasks[tid].simplified.note if self.tasks[tid].simplified else ""
+        rec.feedback = f"simplified to meet the deadline: {why}" + (f" ({note})" if note else "")
+        self.tasks[tid] = simplified(self.tasks[tid])
+        self.expected[tid] = min(self.expected[tid], self.tasks[tid].effort)
+        self._say("simplified", task_id=tid, message=rec.feedback)
+
+    def cut(self, tid: str, why: str) -> None:
+        """Drop an optional task and everything after it (all optional: see ``droppable``)."""
+        if self.records[tid].cut:
+            return  # already cut with a task it depends on
+        cut = f"dropped to meet the deadline: {why} (optional, priority {self.tasks[tid].priority})"
+        for gone in [tid, *downstream(self.dependents, tid)]:
+            rec = self.records[gone]
+            self._set(gone, "skipped")
+            rec.cut = True
+            rec.feedback = cut if gone == tid else f"depends on {tid}, which was {cut}"
+            self._say("task_failed", task_id=gone, message=rec.feedback, data={"status": "skipped"})
+
+    def droppable(self) -> list[str]:
+        """Optional pending tasks not running whose dependents are all optional too."""
+        return [
+            tid
+            for tid in self.analysis.order
+            if self.tasks[tid].optional
+            and self.records[tid].status == "pending"
+            and not self.running_for[tid]
+            and not self.records[tid].cut
+            and all(self.tasks[d].optional for d in downstream(self.dependents, tid))
+        ]
+
+    # --- settling a result ---------------------------------------------------------------
+    def _settle(
+        self, result: TaskResult, review: Review, *, live: bool, cost: float | None = None
+    ) -> None:
+        tid = result.task_id
+        rec = self.records[tid]
+        self.reviews[tid].append(review)
+        self.outcomes.setdefault(result.worker, []).append(review.verdict == "approve")
+        self.settled += 1
+        self.spent_cost += cost if cost is not None else self._cost(result.worker)
+        self.tokens += result.tokens + review.tokens
+        if rec.status in FINAL:  # settled by the mediator; the ledger only adds history
+            self._learn(result, review, live)
+            return
+        rec.attempts = max(rec.attempts, result.attempt)
+        rec.worker, rec.score = result.worker, review.score
+        rec.started_at, rec.finished_at = result.started_at, result.finished_at
+        if review.verdict == "approve":
+            self._approve(result, review, live)
+        else:
+            self._reject(result, review, live)
+        if rec.status == "pending" and self.running_for[tid]:
+            self._set(tid, "running")  # other replicas are still at work
+        self._learn(result, review, live)
+
+    def _approve(self, result: TaskResult, review: Review, live: bool) -> None:
+        tid = result.task_id
+        task = self.tasks[tid]
+        answer = answer_key(task, result.output) if self.redundancy[tid] > 1 else ""
+        self.approved[tid].append(
+            Approval(result.attempt, result.worker, review.score, result.summary, answer)
+        )
+        self._set(tid, "pending")
+        self.records[tid].feedback = ""
+        if len(self.approved[tid]) >= self.redundancy[tid]:
+            self._conclude(tid, live)
+        if live:
+            self._announce(result, review)
+
+    def _reject(self, result: TaskResult, review: Review, live: bool) -> None:
+        tid = result.task_id
+        rec = self.records[tid]
+        self.failed_on[tid].add(result.worker)
+        rec.feedback = review.feedback
+        spent = len(self.reviews[tid]) >= self.allowed(tid)
+        self._set(tid, "escalated" if spent else "pending")
+        streak = 0  # the same failure, in a row, up to this one
+        for earlier in reversed(self.reviews[tid]):
+            if (
+                earlier.verdict != "reject"
+                or earlier.feedback != review.feedback
+                or earlier.attempt <= rec.retry_from
+            ):
+                break
+            streak += 1
+        if not spent and review.feedback and streak >= self.rules.loop_guard:
+            self._set(tid, "escalated")  # loop guard: the same failure again will not differ
+            rec.feedback = f"loop guard: failed the same way {streak} times: {review.feedback}"
+        if review.reviewer == "gates+rubric" and all(c.passed for c in review.checks):
+            self._conflict(
+                live,
+                Conflict(
+                    kind="worker_vs_reviewer",
+                    task_id=tid,
+                    parties=[result.worker, "reviewer"],
+                    detail=f"all code checks passed; the rubric rejected: {rec.feedback}",
+                    mechanism="reviewer prevails",
+                    resolution="retried with the reviewer's feedback"
+                    if rec.status == "pending"
+                    else "escalated",
+                ),
+            )
+        if live:
+            self._announce(result, review)
+
+    def _announce(self, result: TaskResult, review: Review) -> None:
+        tid = result.task_id
+        rec = self.records[tid]
+        kind = "task_completed" if review.verdict == "approve" else "task_failed"
+        self._say(
+            kind,
+            task_id=tid,
+            worker=result.worker,
+            attempt=result.attempt,
+            message=review.feedback or result.summary[:200],
+            data={"score": review.score, "status": rec.status},
+        )
+        if rec.status == "escalated":
+            self._say(
+                "escalated",
+                task_id=tid,
+                message=f"after {len(self.reviews[tid])} attempts: {rec.feedback}",
+            )
+
+    def allowed(self, tid: str) -> int:
+        """Reviewed attempts a task may use (each replica of a redundant task gets the budget)."""
+        return self.rules.max_attempts * self.redundancy[tid] + self.records[tid].extra_attempts
+
+    def _conclude(self, tid: str, live: bool) -> None:
+        """All replicas approved: one answer, or a vote among the disagreeing ones."""
+        rec, task = self.records[tid], self.tasks[tid]
+        replicas = sorted(self.approved[tid], key=lambda a: a.attempt)
+        winner: Approval | None = replicas[0]
+        if len({a.answer for a in replicas}) > 1:
+            winner = self._vote(tid, task, replicas, live)
+            if winner is None:
+                return
+        assert winner is not None
+        self._set(tid, "approved")
+        rec.worker, rec.summary = winner.worker, winner.summary
+        rec.result_key = attempt_key(tid, winner.attempt)
+
+    def _vote(self, tid: str, task: Task, replicas: list[Approval], live: bool) -> Approval | None:
+        rec = self.records[tid]
+        weights = {
+            a.attempt: expertise_weight(self.registry.level(a.worker, task.skills), a.score)
+            for a in replicas
+        }
+        detail = (
+            f"{len({a.answer for a in replicas})} different answers from {len(replicas)} executions"
+        )
+        mechanism = self.rules.resolution_for("redundant_disagree")
+        disagreement = partial(
+            Conflict,
+            kind="redundant_disagree",
+            task_id=tid,
+            parties=[a.worker for a in replicas],
+            detail=detail,
+        )
+        if mechanism not in MECHANISMS:  # judge, mediate or human: the mediator decides
+            self.candidates[tid] = [
+                {
+                    "attempt": a.attempt,
+                    "worker": a.worker,
+                    "weight": round(weights[a.attempt], 4),
+                    "answer": a.answer,
+                }
+                for a in replicas
+            ]
+            self._conflict(
+                live,
+                disagreement(
+                    mechanism=mechanism, resolution=f"handed to the mediator ({mechanism})"
+                ),
+            )
+            self._set(tid, "escalated")
+            rec.feedback = f"redundant results disagree: {detail}"
+            return None
+        ballots = [
+            Ballot(voter=a.worker, answer=a.answer, weight=weights[a.attempt]) for a in replicas
+        ]
+        verdict = MECHANISMS[mechanism](ballots)
+        chosen = next((a for a in replicas if a.answer == verdict.winner), None)
+        self._conflict(
+            live,
+            disagreement(
+                mechanism=verdict.mechanism,
+                winner=chosen.worker if chosen else None,
+                votes=verdict.votes,
+                weights=verdict.weights,
+                resolution=verdict.reason,
+            ),
+        )
+        if chosen is None:
+            self._set(tid, "escalated")
+            rec.feedback = f"redundant results disagree and the vote is tied: {verdict.reason}"
+        return chosen
+
+    def _conflict(self, live: bool, conflict: Conflict) -> None:
+        """Recorded also on replay (the state only keeps what a finished superstep returns);
+        announced only live."""
+        self.conflicts.append(conflict)
+        if live:
+            self.outbox.append(
+                Event(
+                    kind="conflict",
+                    node="dispatcher",
+                    task_id=conflict.task_id,
+                    message=f"{conflict.kind}: {conflict.resolution}",
+                    data=conflict.model_dump(mode="json"),
+                )
+            )
+
+    def _learn(self, result: TaskResult, review: Review, live: bool) -> None:
+        """Per-skill performance history of the worker, updated after every live attempt."""
+        if not live:
+            return
+        stats = self.history.setdefault(result.worker, {})
+        task = self.tasks[result.task_id]
+        for skill in task.skills:
+            stats.setdefault(skill, SkillStats()).add(
+                review.verdict == "approve",
+                review.score,
+                max(0.0, result.finished_at - result.started_at),
+                task.effort,
+            )
+        self.touched.add(result.worker)
+
+    def _cost(self, worker: str) -> float:
+        member = self.registry.get(worker)
+        return member.cost if member else 0.0
+
+    # --- queue announcements and the end --------------------------------------------------
+    def announce_queued(self, now: float) -> None:
+        """Tasks that became ready but found no free worker with their skills."""
+        for tid in sorted(self.unannounced):
+            rec = self.records[tid]
+            if rec.status == "pending" and rec.queued_at is None:
+                self._scarce(tid)
+                rec.queued_at = now
+                self.queued[tid] = now
+                self._say(
+                    "task_queued", task_id=tid, message="waiting for a free worker with the skills"
+                )
+        self.unannounced, self.round_started = set(), {}
+
+    def _scarce(self, tid: str) -> None:
+        """A task left waiting because the one worker that can do it went to another task in the
+        same scheduling round: recorded once, with who went first and why. (In a pool of
+        interchangeable workers, waiting for a slot is a queue, not a conflict.)"""
+        if tid in self.scarce_seen or not self.round_started:
+            return
+        able = {w.name for w in self.registry.workers() if w.can_do(self.tasks[tid])}
+        rivals = sorted(t for t, w in self.round_started.items() if w in able and t != tid)
+        if len(able) != 1 or not rivals:
+            return
+        self.scarce_seen.add(tid)
+        held = sorted({self.round_started[r] for r in rivals})
+        self._conflict(
+            True,
+            Conflict(
+                kind="scarce_worker",
+                task_id=tid,
+                parties=[tid, *rivals],
+                detail=f"{tid} and {', '.join(rivals)} need {', '.join(held)} at the same time",
+                mechanism="critical path, then priority",
+                winner=rivals[0],
+                resolution=f"{', '.join(rivals)} first (longer remaining path or higher priority); "
+                f"{tid} waits for the next free slot",
+            ),
+        )
+
+    def progress(self) -> Event:
+        total = len(self.records)
+        counts = {k: v for k, v in self.counts.items() if v}
+        return Event(
+            kind="progress",
+            node="dispatcher",
+            message=f"{counts.get('approved', 0)}/{total} tasks approved",
+            data={"total": total, **counts},
+        )
+
+    def escalations(self) -> list[Escalation]:
+        """Tasks the mediator must settle, and ready tasks left with nobody able to take them."""
+        out = [self._escalation(t) for t, r in self.records.items() if r.status == "escalated"]
+        for _, _, tid in sorted(self.heap):
+            rec = self.records[tid]
+            if rec.status != "pending" or self.unmet.get(tid):
+                continue
+            self._set(tid, "escalated")
+            rec.feedback = self._nobody_reason(self.tasks[tid])
+            self._say("escalated", task_id=tid, message=rec.feedback)
+            out.append(self._escalation(tid))
+        self.heap = []
+        return out
+
+    def _nobody_reason(self, task: Task) -> str:
+        need = ", ".join(f"{s}>={task.min_levels.get(s, 0.0):g}" for s in task.skills)
+        able = [w.name for w in self.registry.workers() if w.can_do(task)]
+        if not able:
+            return f"no registered worker has {need}"
+        states = ", ".join(f"{n}: {self.registry.status(n)}" for n in able)
+        return f"no available worker has {need} ({states})"
+
+    def _escalation(self, tid: str) -> Escalation:
+        reviews = self.reviews[tid]
+        best = max(reviews, key=lambda r: (r.score, -r.attempt), default=None)
+        return Escalation(
+            task_id=tid,
+            reason=self.records[tid].feedback or "failed quality review",
+            attempts=self.records[tid].attempts,
+            best_attempt=best.attempt if best else None,
+            best_score=best.score if best else 0.0,
+            mechanism=self.rules.resolution_for("redundant_disagree")
+            if tid in self.candidates
+            else "",
+            candidates=self.candidates.get(tid, []),
+            tried=sorted(self.failed_on[tid]),
+        )

@@ -1,0 +1,502 @@
+"""The dispatch loop: event-driven, dependency-aware, with no superstep barrier.
+
+LangGraph runs nodes in supersteps, and a superstep waits for its slowest node; a Send-per-wave
+loop therefore waits for the slowest task of each wave (langgraph #6320, #4673). Here one
+dispatcher superstep keeps every worker slot busy: the moment an attempt finishes and passes QA,
+the tasks waiting on it start. Durability comes from the ledger, not the superstep: every finished
+attempt is recorded under (run, task, attempt) before the loop reacts to it, and the board begins
+by replaying the ledger, so a resumed run never repeats finished work.
+
+This module is the only place with concurrency: it owns the attempts' futures, the clock, the
+event stream and the store writes. What to do is decided by the board (``board``) and the
+policies (``policies``), which return events and decisions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrator_graph.board import Launch, Running, TaskBoard
+from orchestrator_graph.events import Emit, Event
+from orchestrator_graph.matching import Assignment, TeamMatcher
+from orchestrator_graph.models import (
+    Bottleneck,
+    Conflict,
+    Escalation,
+    Review,
+    Schedule,
+    StatusSnapshot,
+    TaskRecord,
+    TaskResult,
+)
+from orchestrator_graph.monitor import EtaClock, Load, eta, queue_bottlenecks, skill_loads
+from orchestrator_graph.policies import (
+    Budgets,
+    Paces,
+    backups,
+    better_soon,
+    budget_breach,
+    cuttable,
+    excluded,
+    hedge_worth_it,
+    quarantine,
+    simplifiable,
+    slip,
+    stall_at,
+    stall_finding,
+    stalled,
+)
+from orchestrator_graph.registry import History, SkillStats, expected_durations
+
+RunAttempt = Callable[[Launch], Awaitable[tuple[TaskResult, Review]]]
+SaveHistory = Callable[[History, set[str]], Awaitable[None]]
+Publish = Callable[[StatusSnapshot], Awaitable[None]]
+Began = MutableMapping[tuple[str, str, int], float]
+"""(run, task, attempt) -> when the worker itself began: written by the attempt, read here."""
+
+POLL_SECONDS = 0.2  # how often heartbeats are checked while tasks run
+HISTORY_EVERY = 1.0  # seconds between writes of the performance history
+SNAPSHOT_EVERY = 0.5  # seconds between status snapshots
+DEADLINE_EVERY = 0.05  # seconds between deadline checks
+
+
+class BudgetExceeded(Exception):
+    """A run budget is spent: the dispatcher stops, the run pauses, resumable with more."""
+
+
+@dataclass(frozen=True)
+class DispatchSettings:
+    """The run's settings the loop and the policies read (built once from ``Context``)."""
+
+    adapt: bool = True
+    stall_after: float = 2.0
+    status_every: float = SNAPSHOT_EVERY
+    budgets: Budgets = field(default_factory=Budgets)
+
+
+@dataclass
+class Outcome:
+    records: dict[str, TaskRecord]
+    escalations: list[Escalation] = field(default_factory=list)
+    conflicts: list[Conflict] = field(default_factory=list)
+    bottlenecks: list[Bottleneck] = field(default_factory=list)
+    snapshot: StatusSnapshot | None = None
+
+
+class DispatchRunner:
+    def __init__(
+        self,
+        board: TaskBoard,
+        settings: DispatchSettings,
+        *,
+        run_attempt: RunAttempt,
+        emit: Emit,
+        matcher: TeamMatcher,
+        schedule: Schedule | None = None,
+        deadline: float | None = None,
+        t0: float | None = None,
+        run_id: str = "",
+        began: Began | None = None,
+        publish: Publish | None = None,
+        save_history: SaveHistory | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.board, self.settings, self.matcher = board, settings, matcher
+        self.run_attempt, self.emit, self.publish = run_attempt, emit, publish
+        self.save_history, self.clock = save_history, clock
+        self.schedule, self.deadline = schedule, deadline
+        self.planned = {s.task_id: s for s in schedule.planned} if schedule else {}
+        self.t0 = t0 if t0 is not None else clock()
+        self.run_id = run_id
+        self.began: Began = began if began is not None else {}
+        self.paces = Paces(board.history, board.registry.get)
+        self.jobs: dict[asyncio.Future[Any], Running] = {}
+        self.futures: dict[tuple[str, int], asyncio.Future[Any]] = {}
+        self.load, self.eta = Load(), EtaClock()
+        self.bottlenecks: list[Bottleneck] = []
+        self.stalls_seen: set[tuple[str, int]] = set()
+        self.queues_seen: set[str] = set()
+        self.slip, self.slip_reported, self.deadline_warned = 0.0, False, False
+        self.snapshot_at = self.saved_at = self.deadline_at = 0.0
+        self.lag = 0.0  # how late the loop wakes (CPU contention): added to stall bounds
+        self.shown: dict[str, int] = {}
+        self._changed: asyncio.Future[None] | None = None
+
+    # --- the loop ------------------------------------------------------------------------
+    async def run(self) -> Outcome:
+        board = self.board
+        try:
+            while True:
+                now = self.clock()
+                self._take_back()
+                self._check_budgets(now)
+                self._meet_deadline(now)
+                self._watch(now)
+                self._launch()
+                board.announce_queued(self.clock())
+                self._flush()
+                if not self.jobs:
+                    break
+                for job in sorted(await self._wait(), key=lambda j: self.jobs[j].key):
+                    self._finish(self.jobs.pop(job), *job.result())
+                if self.clock() - self.saved_at >= HISTORY_EVERY:
+                    await self._save_history()
+                self._flush()
+                if self.clock() - self.snapshot_at >= self.settings.status_every:
+                    await self._publish()
+        finally:
+            for job in [*self.jobs, self._changed]:
+                if job is not None:
+                    job.cancel()
+        await self._save_history()
+        escalations = board.escalations()
+        self._flush()
+        return Outcome(
+            records=board.records,
+            escalations=escalations,
+            conflicts=board.conflicts,
+            bottlenecks=self.bottlenecks,
+            snapshot=await self._publish(),
+        )
+
+    def _flush(self) -> None:
+        """Emit what the board said, then progress when the counts moved."""
+        outbox, self.board.outbox = self.board.outbox, []
+        for event in outbox:
+            self.emit(event)
+        counts = {k: v for k, v in self.board.counts.items() if v}
+        if outbox and counts != self.shown:
+            self.shown = counts
+            self.emit(self.board.progress())
+
+    async def _wait(self) -> set[asyncio.Future[Any]]:
+        """Until an attempt finishes, the registry changes, or the next check is due. Measures
+        how late the loop woke, which the stall bounds allow for."""
+        registry = self.board.registry
+        if self._changed is None or self._changed.done():
+            self._changed = asyncio.ensure_future(registry.wait_changed())
+        due = [self.snapshot_at + self.settings.status_every]
+        if registry.watches_heartbeats():
+            due.append(self.clock() + POLL_SECONDS)
+        if self.board.tasks and self.deadline is not None and not self.deadline_warned:
+            due.append(self.deadline_at + DEADLINE_EVERY)
+        for run in self.jobs.values():
+            self._note_began(run)
+            at = stall_at(run, self.settings.stall_after, self.lag)
+            if self.settings.stall_after > 0 and run.key not in self.stalls_seen:
+                due.append(at if at is not None else self.clock() + POLL_SECONDS)
+        wake = max(min(due), self.clock() + 0.001)
+        done, _ = await asyncio.wait(
+            {*self.jobs, self._changed},
+            timeout=wake - self.clock(),
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        if not done:  # woke on time, or late because the machine is busy
+            self.lag = max(self.clock() - wake, 0.5 * self.lag)
+        return {job for job in done if job in self.jobs}
+
+    def _note_began(self, run: Running) -> None:
+        if run.began is None:
+            run.began = self.began.get((self.run_id, run.task_id, run.attempt))
+
+    # --- starting work -------------------------------------------------------------------
+    def _launch(self) -> None:
+        """Rounds of joint assignment while slots and ready work remain; one replica of a task
+        per round, so its replicas land on different workers."""
+        board, registry = self.board, self.board.registry
+        while True:
+            workers = registry.assignable()
+            free = [w for w in workers if registry.load(w.name) < w.capacity]
+            batch = board.ready(free)
+            if not batch:
+                return
+            started, backed = 0, set()
+            if self.settings.adapt:
+                for tid, worker in backups(board, batch, self.schedule):
+                    self._start(tid, worker, self._why(None))
+                    started += 1
+                    backed.add(tid)
+            rest = [t for t in batch if t not in backed]
+            chosen = {a.task: a for a in self._match(rest, workers)} if rest else {}
+            now = self.clock()
+            # Soonest finish first, so the later ones can see whom they would wait for.
+            rest.sort(
+                key=lambda t: (
+                    self.paces.finish_at(board.tasks[t], chosen[t].worker, now)
+                    if t in chosen
+                    else float("inf")
+                )
+            )
+            for tid in rest:
+                choice = chosen.get(tid)
+                wait = choice is not None and better_soon(
+                    board, self.paces, tid, choice.worker, now
+                )
+                if choice is not None and not wait:
+                    self._start(tid, choice.worker, self._why(choice))
+                    started += 1
+                else:
+                    board.push(tid)
+            if not started:
+                return
+
+    def _why(self, choice: Assignment | None) -> dict[str, Any]:
+        """Why the attempt went to its worker: the score parts and the runner-up, or the backup
+        the planned schedule chose."""
+        if choice is None:
+            return {
+                "objective": self.matcher.objective,
+                "score": 1.0,
+                "parts": {"backup": 1.0},
+                "runner_up": None,
+                "runner_up_score": None,
+            }
+        return {
+            "objective": self.matcher.objective,
+            "score": choice.score,
+            "parts": choice.parts,
+            "runner_up": choice.runner_up,
+            "runner_up_score": choice.runner_up_score,
+        }
+
+    def _match(self, tids: list[str], workers: list[Any]) -> list[Assignment]:
+        board = self.board
+        history = board.history
+
+        def merit(name: str, skill: str) -> float:
+            stats = history.get(name, {}).get(skill)
+            return (stats or SkillStats()).merit
+
+        force = self.matcher.team(
+            workers,
+            board.registry.version,
+            board.registry.load,
+            board.given,
+            merit,
+            lambda name, skill: self.paces.of(name, [skill])[0],
+        )
+        return self.matcher.match(
+            force,
+            [board.tasks[t] for t in tids],
+            [board.failed_on[t] for t in tids],
+            [excluded(board, t) for t in tids],
+            [t in board.urgent for t in tids],
+        )
+
+    def _start(self, tid: str, worker: str, why: dict[str, Any]) -> None:
+        task = self.board.tasks[tid]
+        expected = self.paces.duration(task, worker)
+        launch, run = self.board.start(tid, worker, self.clock(), expected, why)
+        job = asyncio.ensure_future(self.run_attempt(launch))
+        self.jobs[job] = run
+        self.futures[run.key] = job
+
+    # --- finishing work ------------------------------------------------------------------
+    def _finish(self, run: Running, result: TaskResult, review: Review) -> None:
+        self.futures.pop(run.key, None)
+        self.began.pop((self.run_id, run.task_id, run.attempt), None)
+        member = self.board.registry.get(run.worker)
+        done = self.board.finish(result, review, member.cost if member else 0.0)
+        if not done.applied:
+            return
+        self.load.add(run.worker, self.clock() - run.dispatched)
+        self.paces.forget(run.worker)
+        self.matcher.forget(run.worker)
+        if self.settings.adapt and (found := quarantine(self.board, run.worker)):
+            self.board.quarantined.add(run.worker)
+            self._bottleneck(found)
+        if not done.approved:
+            return
+        self._slipped(run.task_id, result.finished_at or self.clock())
+        for hedge in done.hedges:  # the task is approved: its other attempts are dropped
+            job = self.futures.pop(hedge.key, None)
+            if job is not None and not job.done():
+                job.cancel()
+                self.jobs.pop(job, None)
+                self._note_began(hedge)
+                self.board.cancel(hedge, self.clock())
+                self.load.add(hedge.worker, self.clock() - hedge.dispatched)
+                self.paces.forget(hedge.worker)
+                self.matcher.forget(hedge.worker)
+
+    def _take_back(self) -> None:
+        """Attempts on workers that went offline are cancelled and queued again."""
+        gone = self.board.registry.gone({r.worker for r in self.jobs.values()})
+        if not gone:
+            return
+        for job, run in list(self.jobs.items()):
+            if run.worker in gone and not job.done():  # a finished job's result is kept
+                job.cancel()
+                del self.jobs[job]
+                self.futures.pop(run.key, None)
+                self.board.take_back(run)
+
+    async def _save_history(self) -> None:
+        """Statistics, not results: written at most every ``HISTORY_EVERY`` seconds and at the
+        end, so a crash may lose that much of them but never a result."""
+        if self.board.touched and self.save_history is not None:
+            await self.save_history(self.board.history, self.board.touched)
+        self.board.touched, self.saved_at = set(), self.clock()
+
+    # --- monitoring and adaptation -------------------------------------------------------
+    def _elapsed(self) -> float:
+        return self.clock() - self.t0
+
+    def _bottleneck(self, found: Bottleneck) -> None:
+        self.bottlenecks.append(found)
+        self.emit(
+            Event(
+                kind="bottleneck",
+                node="dispatcher",
+                task_id=found.task_id,
+                worker=found.worker,
+                message=f"{found.kind}: {found.detail}; {found.response}",
+                data=found.model_dump(mode="json"),
+            )
+        )
+
+    def _watch(self, now: float) -> None:
+        """Stalled attempts (past ``stall_after`` times their expected duration): each found
+        once; with adaptation on, a hedge starts where it costs no queued work a slot."""
+        for run in self.jobs.values():
+            self._note_began(run)
+        for run in stalled(self.board, self.stalls_seen, now, self.settings.stall_after, self.lag):
+            self.stalls_seen.add(run.key)
+            hedge = self.settings.adapt and hedge_worth_it(self.board, run)
+            if hedge:
+                self.board.hedge(run.task_id)
+            response = (
+                "a second attempt starts on an idle worker; the first to pass QA wins"
+                if hedge
+                else "none: adaptation is off"
+                if not self.settings.adapt
+                else "none: no idle able worker"
+            )
+            self._bottleneck(stall_finding(run, now, self.settings.stall_after, response))
+
+    def _slipped(self, tid: str, finished_at: float) -> None:
+        """A critical-path task later than planned: the slip is measured; with adaptation on,
+        the remaining tasks are re-ranked on measured speeds and become urgent."""
+        slot = self.planned.get(tid)
+        if slot is None:
+            return
+        late = finished_at - self.t0 - slot.finish
+        self.slip = max(self.slip, late)
+        found = None if self.slip_reported else slip(self.board, tid, late, self.schedule)
+        if found is None:
+            return
+        self.slip_reported = True
+        board = self.board
+        left = [t for t in board.left() if board.records[t].status != "escalated"]
+        if self.settings.adapt:
+            workers = board.registry.assignable()
+            fresh = expected_durations([board.tasks[t] for t in left], workers, board.history)
+            board.make_urgent(left, fresh)
+            found.response = (
+                f"re-ranked {len(left)} remaining tasks on measured speeds; "
+                "each now prefers the fastest free worker"
+            )
+        else:
+            found.response = "none: adaptation is off"
+        self._bottleneck(found)
+
+    def _eta(self, now: float, *, fresh: bool = False) -> float:
+        board = self.board
+        deps = {tid: t.depends_on for tid, t in board.tasks.items()}
+        return self.eta.get(
+            now,
+            lambda: eta(
+                board.tasks,
+                deps,
+                board.records,
+                list(board.running.values()),
+                board.registry,
+                board.history,
+                now,
+            ),
+            fresh=fresh,
+        )
+
+    def _meet_deadline(self, now: float) -> None:
+        """When the ETA passes the deadline: with adaptation on, tasks with a cheaper version
+        switch to it, then optional tasks nothing required needs are dropped, lowest priority
+        first, until the ETA fits or nothing is left to give."""
+        if self.deadline is None or now - self.deadline_at < DEADLINE_EVERY:
+            return
+        self.deadline_at = now
+        spare = self.deadline - self._elapsed()
+        estimate = self._eta(now)
+        if estimate <= spare:
+            return
+        if not self.deadline_warned:  # once: the cuts and the report tell the rest
+            self.deadline_warned = True
+            self.emit(
+                Event(
+                    kind="deadline_risk",
+                    node="dispatcher",
+                    message=f"ETA {estimate:.2f}s, {spare:.2f}s left before the deadline",
+                    data={"eta": estimate, "left": spare},
+                )
+            )
+            self._bottleneck(
+                Bottleneck(
+                    kind="deadline",
+                    detail=f"ETA {estimate:.2f}s with {spare:.2f}s left before the deadline",
+                    measured=estimate - spare,
+                    response="simplify, then drop optional tasks, lowest priority first"
+                    if self.settings.adapt
+                    else "none: adaptation is off",
+                )
+            )
+        if not self.settings.adapt:
+            return
+        why = f"ETA {estimate:.2f}s > {spare:.2f}s left"
+        for change, tids in ((self.board.simplify, simplifiable), (self.board.cut, cuttable)):
+            for tid in tids(self.board):
+                change(tid, why)
+                if self._eta(now, fresh=True) <= spare:
+                    return
+
+    def _check_budgets(self, now: float) -> None:
+        costs = {w.name: w.cost for w in self.board.registry.workers()}
+        reason = budget_breach(self.board, self.settings.budgets, now, costs)
+        if reason:
+            raise BudgetExceeded(reason)
+
+    async def _publish(self) -> StatusSnapshot:
+        board, now = self.board, self.clock()
+        self.snapshot_at = now
+        runs = list(board.running.values())
+        skills = skill_loads(board.tasks, board.queued, runs, board.registry, now)
+        planned = self.schedule.makespan if self.schedule else None
+        for found in queue_bottlenecks(skills, planned or 0.0, self.queues_seen):
+            self._bottleneck(found)
+        snapshot = StatusSnapshot(
+            run_id=self.run_id,
+            at=now,
+            elapsed=round(self._elapsed(), 4),
+            tasks={tid: rec.status for tid, rec in board.records.items()},
+            counts={k: v for k, v in board.counts.items() if v},
+            workers=self.load.workers(board.registry, runs, now, self._elapsed()),
+            skills=skills,
+            eta=round(self._eta(now), 4),
+            deadline=self.deadline,
+            planned_makespan=planned,
+            critical_path_slip=round(self.slip, 4),
+            bottlenecks=self.bottlenecks[-10:],
+        )
+        self.emit(
+            Event(
+                kind="status",
+                node="dispatcher",
+                message=f"ETA {snapshot.eta:.2f}s, slip {snapshot.critical_path_slip:.2f}s",
+                data=snapshot.model_dump(mode="json"),
+            )
+        )
+        if self.publish is not None:
+            await self.publish(snapshot)
+        return snapshot
