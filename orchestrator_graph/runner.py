@@ -217,6 +217,8 @@ class DispatchRunner:
             started, backed = 0, set()
             if self.settings.adapt:
                 for tid, worker in backups(board, batch, self.schedule):
+                    if not board.can_start(tid, worker):  # an earlier backup took the slot
+                        continue
                     self._start(tid, worker, self._why(None))
                     started += 1
                     backed.add(tid)
