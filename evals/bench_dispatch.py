@@ -1,21 +1,33 @@
-"""Dispatch benchmark: this orchestrator vs a plain LangGraph Send-per-wave loop, same process,
-same seeded plans, same worker count.
+"""Dispatch benchmark: this orchestrator beside plain LangGraph and a bare asyncio scheduler, in
+one process, on the same seeded plans.
 
-1. makespan / max(critical path, total work / W) on random DAGs with log-normal task times;
-2. checkpoint bytes written per completed task at 10, 100, 1,000 tasks (SQLite saver);
-3. orchestration overhead with instant workers vs a plain Send fan-out, same checkpointer.
+1. whole-run makespan (the full ``ainvoke``: planning and synthesis included) / max(critical
+   path, work / W), for ours, a Send-per-wave LangGraph loop and a bare asyncio dataflow
+   scheduler (what is achievable), median of 3, on an idle machine and with two CPU-hog
+   processes beside it (started and stopped here);
+2. CPU ms per attempt with instant workers (default and inline mode) beside a plain Send
+   fan-out, at 100, 1,000 and 5,000 tasks, wide and layered; peak RSS at 5,000 layered tasks;
+3. checkpoint bytes per task (SQLite saver), ours and the fan-out;
+4. ten consecutive 1,000-task runs in one process (a long-lived process must not slow down);
+5. the fixed cost of a 20-task declared plan before its first task starts and after its last
+   one ends.
 
-Run: python evals/bench_dispatch.py [--quick]"""
+Run: python evals/bench_dispatch.py [--quick] [--only makespan,cpu,bytes,repeat,fixed]"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import operator
+import resource
 import sqlite3
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -33,6 +45,9 @@ from orchestrator_graph.models import Plan
 from orchestrator_graph.simulation import random_plan, simulated_team
 
 REPEATS = 3
+SIZES = ((20, 4), (40, 8), (100, 8), (200, 16))  # (tasks, workers)
+SHAPES = ("layered", "fork_join", "chain_mix")
+MEAN_EFFORT = 0.04  # seconds, log-normal with sigma 0.8
 
 
 class WaveState(TypedDict):
@@ -40,7 +55,7 @@ class WaveState(TypedDict):
 
 
 def send_per_wave_graph(plan: Plan, *, sleep: bool):
-    """The baseline: each superstep sends every ready task; the next wave waits for all of them."""
+    """Plain LangGraph: each superstep sends every ready task; the next wave waits for all."""
     deps = {t.id: set(t.depends_on) for t in plan.tasks}
     effort = {t.id: t.effort for t in plan.tasks}
 
@@ -81,25 +96,60 @@ def fan_out_graph(n: int):
     return g
 
 
-async def time_orchestrator(
-    plan: Plan, workers: int, saver, store, *, sleep: bool, subgraph: bool = True
-) -> float:
-    team = simulated_team(workers, real_sleep=sleep)
-    graph = create_orchestrator(workers=team).compile(checkpointer=saver, store=store)
-    cfg = {"configurable": {"thread_id": f"o{time.time_ns()}"}, "recursion_limit": 10_000}
+async def dataflow(plan: Plan, workers: int) -> float:
+    """The reference: a bare asyncio scheduler, W slots, a task starts when its dependencies are
+    done (longest path first). No persistence, no QA: what is achievable."""
+    analysis = analyse_plan(plan)
+    rank = {t: a.latest_finish for t, a in analysis.tasks.items()}
+    deps = {t.id: set(t.depends_on) for t in plan.tasks}
+    effort = {t.id: t.effort for t in plan.tasks}
+    waiting = {t: len(d) for t, d in deps.items()}
+    children: dict[str, list[str]] = {t: [] for t in deps}
+    for t, ds in deps.items():
+        for d in ds:
+            children[d].append(t)
+    ready = sorted((t for t, n in waiting.items() if not n), key=lambda t: rank[t])
+    running: set[asyncio.Task] = set()
     t0 = time.perf_counter()
-    out = await graph.ainvoke(
-        {"request": plan.goal, "plan": plan.model_dump()},
-        cfg,
-        context={"use_memory": False, "worker_subgraph": subgraph},
+
+    async def work(tid: str) -> str:
+        await asyncio.sleep(effort[tid])
+        return tid
+
+    while ready or running:
+        while ready and len(running) < workers:
+            running.add(asyncio.ensure_future(work(ready.pop(0))))
+        done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+        for job in done:
+            for child in children[job.result()]:
+                waiting[child] -= 1
+                if not waiting[child]:
+                    ready.append(child)
+        ready.sort(key=lambda t: rank[t])
+    return time.perf_counter() - t0
+
+
+async def ours(plan: Plan, workers: int, saver=None, store=None, *, sleep=True, subgraph=None):
+    """Seconds and CPU seconds of one whole ``ainvoke`` (``subgraph=None``: the default mode)."""
+    team = simulated_team(workers, real_sleep=sleep)
+    graph = create_orchestrator(workers=team).compile(
+        checkpointer=saver or InMemorySaver(), store=store or InMemoryStore()
     )
-    elapsed = time.perf_counter() - t0
+    context = {"use_memory": False}
+    if subgraph is not None:
+        context["worker_subgraph"] = subgraph
+    cfg = {"configurable": {"thread_id": f"o{time.time_ns()}"}, "recursion_limit": 10_000}
+    t0, c0 = time.perf_counter(), time.process_time()
+    out = await graph.ainvoke(
+        {"request": plan.goal, "plan": plan.model_dump()}, cfg, context=context
+    )
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     assert out["report"]["status"] == "done", out["report"]["reason"]
-    return elapsed
+    return elapsed, cpu
 
 
-async def time_waves(plan: Plan, workers: int, saver) -> float:
-    graph = send_per_wave_graph(plan, sleep=True).compile(checkpointer=saver)
+async def waves(plan: Plan, workers: int) -> float:
+    graph = send_per_wave_graph(plan, sleep=True).compile(checkpointer=InMemorySaver())
     cfg = {
         "configurable": {"thread_id": f"w{time.time_ns()}"},
         "max_concurrency": workers,
@@ -111,50 +161,101 @@ async def time_waves(plan: Plan, workers: int, saver) -> float:
     return time.perf_counter() - t0
 
 
+@contextlib.contextmanager
+def cpu_hogs(n: int) -> Iterator[None]:
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    try:
+        yield
+    finally:
+        for hog in hogs:  # stopped by their own pids
+            hog.kill()
+            hog.wait()
+
+
+async def makespan_rows(quick: bool) -> list[tuple]:
+    rows = []
+    sizes = SIZES[:2] if quick else SIZES
+    for n, w in sizes:
+        for shape in SHAPES:
+            plan = random_plan(n, seed=n, shape=shape, mean_effort=MEAN_EFFORT)
+            a = analyse_plan(plan)
+            bound = max(a.duration, a.total_work / w)
+            mine = statistics.median([(await ours(plan, w))[0] for _ in range(REPEATS)])
+            send = statistics.median([await waves(plan, w) for _ in range(REPEATS)])
+            bare = statistics.median([await dataflow(plan, w) for _ in range(REPEATS)])
+            rows.append((n, w, shape, bound, mine / bound, send / bound, bare / bound))
+    return rows
+
+
 async def makespan_table(quick: bool) -> None:
-    workers = 4
-    sizes = (20,) if quick else (20, 60)
-    shapes = ("layered", "fork_join", "chain_mix")
-    seeds = (1, 2) if quick else (1, 2, 3)
-    print(
-        f"\n## Makespan / lower bound (W={workers}, log-normal task times, mean 40 ms, sigma 0.8; "
-        f"median of {REPEATS} runs after a warm-up)\n"
+    warm = random_plan(8, seed=0, shape="layered", mean_effort=0.005)
+    await ours(warm, 4), await waves(warm, 4), await dataflow(warm, 4)  # untimed warm-up
+    for label, hogs in (("idle", 0), ("two CPU-hog processes beside it", 2)):
+        with cpu_hogs(hogs):
+            rows = await makespan_rows(quick)
+        print(f"\n## Whole-run makespan / lower bound, {label} (median of {REPEATS})\n")
+        print("| tasks | W | shape | bound s | ours | Send-per-wave | asyncio dataflow |")
+        print("|---|---|---|---|---|---|---|")
+        for n, w, shape, bound, a, b, c in rows:
+            print(f"| {n} | {w} | {shape} | {bound:.3f} | {a:.2f} | {b:.2f} | {c:.2f} |")
+        for n, w in sorted({(r[0], r[1]) for r in rows}):
+            part = [r for r in rows if r[:2] == (n, w)]
+            means = [statistics.fmean(r[i] for r in part) for i in (4, 5, 6)]
+            print(
+                f"| **{n}** | **{w}** | **mean** | | **{means[0]:.2f}** | {means[1]:.2f} | "
+                f"{means[2]:.2f} |"
+            )
+
+
+async def fan_out_cpu(n: int) -> float:
+    graph = fan_out_graph(n).compile(checkpointer=InMemorySaver())
+    c0 = time.process_time()
+    await graph.ainvoke({"done": []}, {"configurable": {"thread_id": "f"}})
+    return time.process_time() - c0
+
+
+async def cpu_table(quick: bool) -> None:
+    sizes = (100, 1000) if quick else (100, 1000, 5000)
+    print("\n## CPU ms per attempt, instant workers (in-memory saver and store; median of 3)\n")
+    print("| tasks | shape | ours default | ours inline | ours subgraph | plain fan-out |")
+    print("|---|---|---|---|---|---|")
+    await ours(random_plan(20, seed=0), 8, sleep=False)
+    for n in sizes:
+        for shape in ("independent", "layered"):
+            plan = random_plan(n, seed=7, shape=shape, mean_effort=0.01)
+            per = {}
+            for mode, sub in (("default", None), ("inline", False), ("subgraph", True)):
+                cpu = [(await ours(plan, 8, sleep=False, subgraph=sub))[1] for _ in range(REPEATS)]
+                per[mode] = statistics.median(cpu) * 1000 / n
+            fan = statistics.median([await fan_out_cpu(n) for _ in range(REPEATS)]) * 1000 / n
+            print(
+                f"| {n} | {'wide' if shape == 'independent' else shape} | {per['default']:.2f} "
+                f"| {per['inline']:.2f} | {per['subgraph']:.2f} | {fan:.2f} |"
+            )
+    if not quick:
+        rss = {k: peak_rss(k, 5000) for k in ("ours", "fan-out")}
+        print(
+            f"\nPeak RSS at 5,000 layered tasks (a fresh process each): ours {rss['ours']} MB, "
+            f"plain fan-out {rss['fan-out']} MB ({rss['ours'] / rss['fan-out']:.2f}x)"
+        )
+
+
+def peak_rss(kind: str, n: int) -> int:
+    out = subprocess.run(
+        [sys.executable, __file__, "--rss", kind, str(n)],
+        capture_output=True,
+        text=True,
+        check=True,
     )
-    print(
-        "| shape | tasks | seed | bound s | ours s | Send-per-wave s | ours ratio | waves ratio |"
-    )
-    print("|---|---|---|---|---|---|---|---|")
-    warm = random_plan(8, seed=0, shape="layered", mean_effort=0.005)  # untimed, both sides
-    await time_orchestrator(warm, workers, InMemorySaver(), InMemoryStore(), sleep=True)
-    await time_waves(warm, workers, InMemorySaver())
-    ours_all, waves_all = [], []
-    for shape in shapes:
-        for n in sizes:
-            for seed in seeds:
-                plan = random_plan(n, seed=seed, shape=shape, mean_effort=0.04)
-                a = analyse_plan(plan)
-                bound = max(a.duration, a.total_work / workers)
-                ours = statistics.median(
-                    [
-                        await time_orchestrator(
-                            plan, workers, InMemorySaver(), InMemoryStore(), sleep=True
-                        )
-                        for _ in range(REPEATS)
-                    ]
-                )
-                waves = statistics.median(
-                    [await time_waves(plan, workers, InMemorySaver()) for _ in range(REPEATS)]
-                )
-                ours_all.append(ours / bound)
-                waves_all.append(waves / bound)
-                print(
-                    f"| {shape} | {n} | {seed} | {bound:.3f} | {ours:.3f} | {waves:.3f} | "
-                    f"{ours / bound:.2f} | {waves / bound:.2f} |"
-                )
-    print(
-        f"| **mean** | | | | | | **{statistics.fmean(ours_all):.2f}** | "
-        f"**{statistics.fmean(waves_all):.2f}** |"
-    )
+    return int(out.stdout.strip().splitlines()[-1])
+
+
+async def rss_child(kind: str, n: int) -> None:
+    if kind == "fan-out":
+        await fan_out_cpu(n)
+    else:
+        await ours(random_plan(n, seed=7, shape="layered", mean_effort=0.01), 8, sleep=False)
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
 
 
 def sqlite_bytes(path: Path) -> int:
@@ -166,58 +267,98 @@ def sqlite_bytes(path: Path) -> int:
         return cp.fetchone()[0] + wr.fetchone()[0]
 
 
-async def overhead_run(n: int, tmp: str, mode: str) -> tuple[float, int, int]:
-    """One run on fresh SQLite files: (seconds, checkpoint bytes, store bytes)."""
-    plan = random_plan(n, seed=7, shape="independent", mean_effort=0.01)
-    cp_path, st_path = Path(tmp, f"{mode}-{time.time_ns()}.db"), Path(tmp, f"s{time.time_ns()}.db")
-    async with AsyncSqliteSaver.from_conn_string(str(cp_path)) as saver:
-        if mode == "fan-out":
-            graph = fan_out_graph(n).compile(checkpointer=saver)
-            t0 = time.perf_counter()
-            await graph.ainvoke({"done": []}, {"configurable": {"thread_id": "f"}})
-            return time.perf_counter() - t0, sqlite_bytes(cp_path), 0
-        async with AsyncSqliteStore.from_conn_string(str(st_path)) as store:
-            await store.setup()
-            elapsed = await time_orchestrator(
-                plan, 8, saver, store, sleep=False, subgraph=mode == "subgraph"
-            )
-    with sqlite3.connect(st_path) as db:
-        ledger = db.execute("select coalesce(sum(length(value)), 0) from store").fetchone()[0]
-    return elapsed, sqlite_bytes(cp_path), ledger
-
-
-async def bytes_and_overhead_table(quick: bool) -> None:
-    sizes = (10, 100) if quick else (10, 100, 1000)
-    print("\n## Checkpoint bytes per completed task, and overhead with instant workers (SQLite)")
-    print("\nMedian of 3 runs. 'subgraph': each attempt runs as the worker subgraph (default);")
-    print("'inline': the same steps without a subgraph (context worker_subgraph=False).\n")
-    print(
-        "| tasks | ours checkpoint B/task | ours ledger B/task | fan-out checkpoint B/task | "
-        "fan-out s | subgraph s | subgraph / fan-out | inline s | inline / fan-out |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|")
+async def bytes_table(quick: bool) -> None:
+    sizes = (100, 1000) if quick else (100, 1000, 5000)
+    print("\n## Checkpoint bytes per task (SQLite saver; the ledger is in the store)\n")
+    print("| tasks | ours checkpoints B/task | ours ledger B/task | plain fan-out B/task |")
+    print("|---|---|---|---|")
     for n in sizes:
+        plan = random_plan(n, seed=7, shape="layered", mean_effort=0.01)
         with tempfile.TemporaryDirectory() as tmp:
-            runs = {
-                m: [await overhead_run(n, tmp, m) for _ in range(3)]
-                for m in ("fan-out", "subgraph", "inline")
-            }
-        med = {m: statistics.median(r[0] for r in rs) for m, rs in runs.items()}
-        _, cp, ledger = runs["subgraph"][0]
-        fan_cp = runs["fan-out"][0][1]
-        print(
-            f"| {n} | {cp / n:.0f} | {ledger / n:.0f} | {fan_cp / n:.0f} | {med['fan-out']:.3f} | "
-            f"{med['subgraph']:.3f} | {med['subgraph'] / med['fan-out']:.2f} | "
-            f"{med['inline']:.3f} | {med['inline'] / med['fan-out']:.2f} |"
-        )
+            cp, st, fan = Path(tmp, "cp.db"), Path(tmp, "st.db"), Path(tmp, "fan.db")
+            async with (
+                AsyncSqliteSaver.from_conn_string(str(cp)) as saver,
+                AsyncSqliteStore.from_conn_string(str(st)) as store,
+            ):
+                await store.setup()
+                await ours(plan, 8, saver, store, sleep=False)
+            async with AsyncSqliteSaver.from_conn_string(str(fan)) as saver:
+                graph = fan_out_graph(n).compile(checkpointer=saver)
+                await graph.ainvoke({"done": []}, {"configurable": {"thread_id": "f"}})
+            with sqlite3.connect(st) as db:
+                ledger = db.execute("select coalesce(sum(length(value)), 0) from store").fetchone()
+            print(
+                f"| {n} | {sqlite_bytes(cp) / n:.0f} | {ledger[0] / n:.0f} | "
+                f"{sqlite_bytes(fan) / n:.0f} |"
+            )
+
+
+async def repeat_table(quick: bool) -> None:
+    runs = 4 if quick else 10
+    plan = random_plan(1000, seed=3, shape="layered", mean_effort=0.01)
+    times = [(await ours(plan, 8, sleep=False))[1] for _ in range(runs)]
+    print(f"\n## {runs} consecutive 1,000-task runs in one process (CPU seconds each)\n")
+    print("| " + " | ".join(f"{t:.2f}" for t in times) + " |")
+    print("|" + "---|" * runs)
+    print(f"\nlast / first: {times[-1] / times[0]:.2f}; max / min: {max(times) / min(times):.2f}")
+
+
+async def fixed_table() -> None:
+    plan = random_plan(20, seed=5, shape="layered", mean_effort=0.01)
+    team = simulated_team(4, real_sleep=False)
+    graph = create_orchestrator(workers=team).compile(
+        checkpointer=InMemorySaver(), store=InMemoryStore()
+    )
+    before, after = [], []
+    for i in range(REPEATS + 1):
+        cfg = {"configurable": {"thread_id": f"x{i}"}}
+        t0, stamps = time.perf_counter(), []
+        async for _ns, ev in graph.astream(
+            {"request": "fixed cost", "plan": plan.model_dump()},
+            cfg,
+            stream_mode="custom",
+            subgraphs=True,
+            context={"use_memory": False},
+        ):
+            if ev["kind"] in ("task_started", "task_completed"):
+                stamps.append((ev["kind"], time.perf_counter()))
+        end = time.perf_counter()
+        first = min(t for k, t in stamps if k == "task_started")
+        last = max(t for k, t in stamps if k == "task_completed")
+        if i:  # the first run warms up
+            before.append((first - t0) * 1000)
+            after.append((end - last) * 1000)
+    print("\n## Fixed cost of a 20-task declared plan (ms, median of 3)\n")
+    print(
+        f"before the first task starts: {statistics.median(before):.1f} ms; "
+        f"after the last one ends: {statistics.median(after):.1f} ms"
+    )
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true", help="fewer sizes and seeds")
+    parser.add_argument("--quick", action="store_true", help="fewer sizes")
+    parser.add_argument("--only", default="makespan,cpu,bytes,repeat,fixed")
+    parser.add_argument("--rss", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    await makespan_table(args.quick)
-    await bytes_and_overhead_table(args.quick)
+    if args.rss:
+        await rss_child(args.rss[0], int(args.rss[1]))
+        return
+    print(
+        f"measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+        f"load average {' '.join(f'{x:.2f}' for x in __import__('os').getloadavg())}"
+    )
+    parts = args.only.split(",")
+    if "fixed" in parts:
+        await fixed_table()
+    if "repeat" in parts:
+        await repeat_table(args.quick)
+    if "cpu" in parts:
+        await cpu_table(args.quick)
+    if "bytes" in parts:
+        await bytes_table(args.quick)
+    if "makespan" in parts:
+        await makespan_table(args.quick)
 
 
 if __name__ == "__main__":

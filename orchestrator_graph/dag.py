@@ -116,15 +116,20 @@ def redundant_edges(deps: Mapping[str, Iterable[str]], order: list[str]) -> list
     """Edges a transitive reduction drops: a task's dependency that another of its
     dependencies already depends on, directly or not. (They stay in the plan: the task still
     receives that output; they only add nothing to the ordering.)"""
-    ancestors: dict[str, set[str]] = {}
+    # Ancestor sets as bitsets (one bit per task, Python ints): for 5,000 layered tasks a few
+    # MB, where sets of names took 530 MB.
+    bit = {tid: 1 << i for i, tid in enumerate(order)}
+    ancestors: dict[str, int] = {}
     for tid in order:
-        direct = set(deps[tid])
-        ancestors[tid] = direct.union(*(ancestors[d] for d in direct))
+        mask = 0
+        for d in deps[tid]:
+            mask |= bit[d] | ancestors[d]
+        ancestors[tid] = mask
     return sorted(
         (tid, d)
         for tid in order
         for d in deps[tid]
-        if any(d in ancestors[other] for other in deps[tid] if other != d)
+        if any(bit[d] & ancestors[other] for other in deps[tid] if other != d)
     )
 
 

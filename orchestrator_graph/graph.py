@@ -20,7 +20,6 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command, Overwrite, interrupt
 from pydantic import BaseModel, Field
 
-from orchestrator_graph.board import BoardRules, Launch, TaskBoard, with_redundancy
 from orchestrator_graph.consensus import (
     FactClaim,
     expertise_weight,
@@ -34,6 +33,8 @@ from orchestrator_graph.dag import (
     validate_plan,
     with_implied_dependencies,
 )
+from orchestrator_graph.dispatch.board import Launch, TaskBoard, with_redundancy
+from orchestrator_graph.dispatch.runner import BudgetExceeded, DispatchRunner, DispatchSettings
 from orchestrator_graph.events import Event, stream_emitter
 from orchestrator_graph.ledger import Ledger
 from orchestrator_graph.llm import ModelSpec, ask_structured
@@ -65,7 +66,6 @@ from orchestrator_graph.models import (
     TaskResult,
 )
 from orchestrator_graph.monitor import publish_status
-from orchestrator_graph.policies import Budgets
 from orchestrator_graph.prompts import messages
 from orchestrator_graph.prompts import preload as preload_prompts
 from orchestrator_graph.qa import review_plan
@@ -77,7 +77,6 @@ from orchestrator_graph.registry import (
 )
 from orchestrator_graph.reporting import build_report, run_record
 from orchestrator_graph.roles import Roles
-from orchestrator_graph.runner import BudgetExceeded, DispatchRunner, DispatchSettings
 from orchestrator_graph.schedule import (
     actual_slots,
     load_schedule,
@@ -372,34 +371,23 @@ def create_orchestrator(
         history = await load_history(store, [w.name for w in registry.workers()])
         schedule = await load_schedule(store, run_id)
         plan = Plan.model_validate(state["plan"])
+        settings = DispatchSettings.from_context(
+            context,
+            started_at=state.get("started_at") or 0.0,
+            tokens_before=sum((state.get("tokens") or {}).values()),
+        )
         board = TaskBoard(
             plan.tasks,
             PlanAnalysis.model_validate(state["analysis"]),
             records_of(state),
             registry,
-            BoardRules(
-                max_attempts=context.max_attempts,
-                loop_guard=context.loop_guard,
-                resolution_for=context.mechanism,
-            ),
+            settings.rules,
             history,
         )
         board.replay(await ledger.attempts())
         runner = DispatchRunner(
             board,
-            DispatchSettings(
-                adapt=context.adapt,
-                stall_after=context.stall_after,
-                status_every=context.status_every,
-                budgets=Budgets(
-                    seconds=context.budget_seconds,
-                    cost=context.budget_cost,
-                    attempts=context.budget_attempts,
-                    tokens=context.budget_tokens,
-                    started_at=state.get("started_at") or 0.0,
-                    tokens_before=sum((state.get("tokens") or {}).values()),
-                ),
-            ),
+            settings,
             run_attempt=run_attempt,
             emit=env.emit,
             matcher=TeamMatcher((s for t in plan.tasks for s in t.skills), context.objective),

@@ -197,6 +197,10 @@ def assign_jointly(
     if t == 0 or w == 0:
         return []
     matrix = np.where(scores.feasible, scores.total, _INFEASIBLE)
+    if t == 1:  # one task: its best feasible worker with a free slot (most rounds at run time)
+        options = np.where(free > 0, matrix[0], _INFEASIBLE)
+        best = int(options.argmax())
+        return [(0, best)] if scores.feasible[0, best] and free[best] > 0 else []
     candidates = np.arange(w)
     if w > t:
         top = np.argpartition(-matrix, t - 1, axis=1)[:, :t]
@@ -255,7 +259,11 @@ def explain(
     rows = np.array([r for r, _ in pairs])
     cols = np.array([c for _, c in pairs])
     shape = scores.total.shape
-    parts = {k: np.broadcast_to(scores.parts[k], shape)[rows, cols] * weights[k] for k in PARTS}
+    parts = {  # a part is T×W or 1×W (the same for every task)
+        k: (p[rows, cols] if p.shape[0] == shape[0] else p[0, cols]) * weights[k]
+        for k in PARTS
+        if (p := scores.parts[k]) is not None
+    }
     others = np.where(scores.feasible[rows], scores.total[rows], -np.inf)
     others[np.arange(rows.size), cols] = -np.inf
     second = others.argmax(axis=1)

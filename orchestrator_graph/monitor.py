@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 
 from langgraph.store.base import BaseStore
 
-from orchestrator_graph.board import Running
+from orchestrator_graph.dispatch.board import Running
+from orchestrator_graph.dispatch.policies import STALL_FLOOR
 from orchestrator_graph.ledger import ROOT
 from orchestrator_graph.models import (
     Bottleneck,
@@ -20,7 +21,6 @@ from orchestrator_graph.models import (
     TaskRecord,
     WorkerLoad,
 )
-from orchestrator_graph.policies import STALL_FLOOR
 from orchestrator_graph.registry import History, Registry
 from orchestrator_graph.schedule import list_schedule
 

@@ -153,6 +153,7 @@ class Registry:
         self._seen: dict[str, float] = {}
         self._load: dict[str, int] = {}
         self._changed: asyncio.Event | None = None
+        self._changed_loop: asyncio.AbstractEventLoop | None = None
         self.version = 0
         for worker in workers:
             self.register(worker)
@@ -279,14 +280,20 @@ class Registry:
         self._touch()
 
     def _event(self) -> asyncio.Event:
-        if self._changed is None:
-            self._changed = asyncio.Event()
+        """The change signal of the running event loop (an ``asyncio.Event`` belongs to one
+        loop: a team used by runs on several loops, one after another, gets one per loop)."""
+        loop = asyncio.get_running_loop()
+        if self._changed is None or self._changed_loop is not loop:
+            self._changed, self._changed_loop = asyncio.Event(), loop
         return self._changed
 
     def _touch(self) -> None:
         self.version += 1
-        if self._changed is not None:
-            self._changed.set()
+        if self._changed is not None and self._changed_loop is not None:
+            if self._changed_loop.is_closed():
+                self._changed = None
+            else:
+                self._changed.set()
 
 
 def field_errors(err: ValidationError) -> str:

@@ -81,4 +81,5 @@ def records_of(state: OrchestratorState) -> dict[str, TaskRecord]:
 
 
 def dump_records(records: dict[str, TaskRecord]) -> dict[str, Any]:
-    return {tid: r.model_dump(mode="json") for tid, r in records.items()}
+    """Defaults left out: the records are in every checkpoint, and readers validate them."""
+    return {tid: r.model_dump(mode="json", exclude_defaults=True) for tid, r in records.items()}

@@ -11,7 +11,7 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import Runnable
 from langgraph.pregel.protocol import PregelProtocol
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from orchestrator_graph.events import Emit
 from orchestrator_graph.models import Task
@@ -58,7 +58,6 @@ class Worker(BaseModel):
         None, gt=0, description="seconds without a heartbeat before it counts as offline"
     )
     run: Any = Field(exclude=True)
-    _convention: tuple[bool, bool] = PrivateAttr(default=(False, False))
 
     @field_validator("skills", mode="before")
     @classmethod
@@ -84,8 +83,8 @@ class Worker(BaseModel):
         return value
 
     def model_post_init(self, _context: Any) -> None:
-        if not isinstance(self.run, Runnable):
-            self._convention = _calling_convention(self.run)
+        if not isinstance(self.run, Runnable):  # read once: a private attribute is slow to read
+            self.__dict__["convention"] = _calling_convention(self.run)
 
     def can_do(self, task: Task) -> bool:
         return all(
@@ -99,7 +98,7 @@ class Worker(BaseModel):
             if isinstance(run, PregelProtocol) and isinstance(out, Mapping):
                 return out.get("output", out)
             return out
-        wants_context, is_async = self._convention
+        wants_context, is_async = self.__dict__["convention"]
         args = (payload, ctx) if wants_context else (payload,)
         if is_async:
             return await run(*args)

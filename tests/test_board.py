@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from orchestrator_graph.board import BoardRules, Running, TaskBoard, with_redundancy
 from orchestrator_graph.dag import analyse_plan
+from orchestrator_graph.dispatch.board import BoardRules, Running, TaskBoard, with_redundancy
 from orchestrator_graph.models import Plan, Review, Task, TaskResult
 from orchestrator_graph.registry import Registry
 from orchestrator_graph.workers import Worker

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.store.memory import InMemoryStore
 from test_workforce import run, task
 
-from orchestrator_graph import Plan, Worker
+from orchestrator_graph import Plan, Worker, create_orchestrator
 
 
 async def test_a_hedge_and_its_original_finishing_in_one_wake_up_finish_the_task_once():
@@ -45,3 +47,54 @@ async def test_a_hedge_and_its_original_finishing_in_one_wake_up_finish_the_task
     assert starts["b"] >= done_c, "b started before c was approved"
     completed = [e["task_id"] for e in events if e["kind"] == "task_completed"]
     assert completed.count("b") == 1
+
+
+def test_a_team_serves_runs_on_several_event_loops_one_after_another():
+    """Found by the benchmark: the registry's change signal was an asyncio.Event bound to the
+    first loop; a second ``asyncio.run`` with the same team got RuntimeError from it on every
+    wait, and the dispatcher spun on the failing waits."""
+    team = [Worker(name="w", skills=["s"], run=lambda payload: {"value": 1, "summary": "ok"})]
+    graph = create_orchestrator(workers=team).compile(
+        checkpointer=InMemorySaver(), store=InMemoryStore()
+    )
+    plan = Plan(tasks=[task("a"), task("b", depends_on=["a"])])
+    for i in range(2):
+        out = asyncio.run(
+            graph.ainvoke(
+                {"request": "r", "plan": plan.model_dump()},
+                {"configurable": {"thread_id": str(i)}},
+                context={"use_memory": False},
+            )
+        )
+        assert out["report"]["status"] == "done"
+
+
+def test_the_registry_signals_changes_on_each_event_loop():
+    from orchestrator_graph.registry import Registry
+
+    registry = Registry([Worker(name="w", skills=["s"], run=lambda payload: {})])
+
+    async def change_seen(name: str) -> None:
+        waiting = asyncio.ensure_future(registry.wait_changed())
+        await asyncio.sleep(0)
+        registry.register(Worker(name=name, skills=["s"], run=lambda payload: {}))
+        await asyncio.wait_for(waiting, 1.0)
+
+    asyncio.run(change_seen("a"))
+    asyncio.run(change_seen("b"))  # RuntimeError: bound to a different event loop, before
+
+
+async def test_a_run_stopped_by_its_budget_frees_the_workers_it_held():
+    """The registry is shared by every run of the process: a stopped dispatch must not keep
+    its workers' slots."""
+    from orchestrator_graph.registry import Registry
+
+    async def slow(payload):
+        await asyncio.sleep(0.2)
+        return {"value": 1, "summary": "ok"}
+
+    registry = Registry([Worker(name=f"w{i}", skills=["s"], run=slow) for i in range(2)])
+    plan = Plan(tasks=[task(f"t{i}") for i in range(4)])
+    report, _ = await run(registry, plan, context={"budget_seconds": 0.05})
+    assert report["status"] == "stopped"
+    assert [registry.load(w.name) for w in registry.workers()] == [0, 0]

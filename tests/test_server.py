@@ -87,7 +87,7 @@ async def test_thread_run_stream_state_and_history(server, tmp_path):
         thread["thread_id"],
         "orchestrator",
         input={"request": EXAMPLE},
-        context={"output_dir": str(tmp_path)},
+        context={"output_dir": str(tmp_path), "worker_subgraph": True},
         stream_mode=["custom", "updates"],
         stream_subgraphs=True,
     ):

@@ -16,7 +16,7 @@ import statistics
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from orchestrator_graph.board import Running, TaskBoard
+from orchestrator_graph.dispatch.board import Running, TaskBoard
 from orchestrator_graph.models import Bottleneck, Schedule, Task
 from orchestrator_graph.registry import PRIOR_RELIABILITY, History
 from orchestrator_graph.workers import Worker

@@ -197,6 +197,12 @@ class TaskBoard:
         self.heap: list[tuple[float, int, str]] = []
         self.rank: dict[str, float] = {}
         self.unmet: dict[str, int] = {}
+        self._kind = {
+            tid: (tuple(t.skills), tuple(sorted(t.min_levels.items())))
+            for tid, t in self.tasks.items()
+        }
+        self._able: dict[tuple[str, tuple[Any, ...]], bool] = {}
+        self._able_version = -1
 
     # --- status -------------------------------------------------------------------------
     def _set(self, tid: str, status: str) -> None:
@@ -299,7 +305,7 @@ class TaskBoard:
                 continue  # stale: settled or fully staffed since it was queued
             barred = self.busy_on(tid)
             if tid in taken or not any(
-                w.name not in barred and w.can_do(self.tasks[tid]) for w in free
+                w.name not in barred and self.able(tid, w) for w in free
             ):  # one replica per round (replicas land on different workers), or nobody free
                 later.append(entry)
             else:
@@ -308,6 +314,16 @@ class TaskBoard:
         for entry in later:
             heapq.heappush(self.heap, entry)
         return batch
+
+    def able(self, tid: str, worker: Worker) -> bool:
+        """Whether the worker has the task's skills at its levels (cached per team version)."""
+        if self._able_version != self.registry.version:
+            self._able, self._able_version = {}, self.registry.version
+        key = (worker.name, self._kind[tid])
+        hit = self._able.get(key)
+        if hit is None:
+            hit = self._able[key] = worker.can_do(self.tasks[tid])
+        return hit
 
     def can_start(self, tid: str, worker: str) -> bool:
         member = self.registry.get(worker)
@@ -318,7 +334,7 @@ class TaskBoard:
             and self.needed(tid) > 0
             and worker not in self.busy_on(tid)
             and self.registry.load(worker) < member.capacity
-            and member.can_do(self.tasks[tid])
+            and self.able(tid, member)
         )
 
     # --- transitions ---------------------------------------------------------------------
@@ -426,6 +442,13 @@ class TaskBoard:
             worker=run.worker,
             message=f"worker {run.worker} went offline",
         )
+
+    def abandon(self) -> None:
+        """The dispatch stops (a budget, an error): attempts still running are dropped and
+        their workers freed. They never reached the ledger; a resume runs them again."""
+        for run in list(self.running.values()):
+            del self.running[run.key]
+            self._release(run)
 
     def _release(self, run: Running) -> None:
         self.registry.release(run.worker)

@@ -20,21 +20,9 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator_graph.board import Launch, Running, TaskBoard
-from orchestrator_graph.events import Emit, Event
-from orchestrator_graph.matching import Assignment, TeamMatcher
-from orchestrator_graph.models import (
-    Bottleneck,
-    Conflict,
-    Escalation,
-    Review,
-    Schedule,
-    StatusSnapshot,
-    TaskRecord,
-    TaskResult,
-)
-from orchestrator_graph.monitor import EtaClock, Load, eta, queue_bottlenecks, skill_loads
-from orchestrator_graph.policies import (
+from orchestrator_graph.context import Context
+from orchestrator_graph.dispatch.board import BoardRules, Launch, Running, TaskBoard
+from orchestrator_graph.dispatch.policies import (
     Budgets,
     Paces,
     backups,
@@ -50,6 +38,19 @@ from orchestrator_graph.policies import (
     stall_finding,
     stalled,
 )
+from orchestrator_graph.events import Emit, Event
+from orchestrator_graph.matching import Assignment, TeamMatcher
+from orchestrator_graph.models import (
+    Bottleneck,
+    Conflict,
+    Escalation,
+    Review,
+    Schedule,
+    StatusSnapshot,
+    TaskRecord,
+    TaskResult,
+)
+from orchestrator_graph.monitor import EtaClock, Load, eta, queue_bottlenecks, skill_loads
 from orchestrator_graph.registry import History, SkillStats, expected_durations
 
 RunAttempt = Callable[[Launch], Awaitable[tuple[TaskResult, Review]]]
@@ -70,12 +71,37 @@ class BudgetExceeded(Exception):
 
 @dataclass(frozen=True)
 class DispatchSettings:
-    """The run's settings the loop and the policies read (built once from ``Context``)."""
+    """Everything the dispatch reads from the run's settings, built once (``from_context``):
+    the board's rules, adaptation, stall factor, snapshot interval and budgets."""
 
+    rules: BoardRules = field(default_factory=BoardRules)
     adapt: bool = True
     stall_after: float = 2.0
     status_every: float = SNAPSHOT_EVERY
     budgets: Budgets = field(default_factory=Budgets)
+
+    @classmethod
+    def from_context(
+        cls, context: Context, *, started_at: float = 0.0, tokens_before: int = 0
+    ) -> DispatchSettings:
+        return cls(
+            rules=BoardRules(
+                max_attempts=context.max_attempts,
+                loop_guard=context.loop_guard,
+                resolution_for=context.mechanism,
+            ),
+            adapt=context.adapt,
+            stall_after=context.stall_after,
+            status_every=context.status_every,
+            budgets=Budgets(
+                seconds=context.budget_seconds,
+                cost=context.budget_cost,
+                attempts=context.budget_attempts,
+                tokens=context.budget_tokens,
+                started_at=started_at,
+                tokens_before=tokens_before,
+            ),
+        )
 
 
 @dataclass
@@ -152,6 +178,8 @@ class DispatchRunner:
             for job in [*self.jobs, self._changed]:
                 if job is not None:
                     job.cancel()
+            self.jobs.clear()
+            board.abandon()  # a stop or an error: free the workers (shared by other runs)
         await self._save_history()
         escalations = board.escalations()
         self._flush()
