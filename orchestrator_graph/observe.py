@@ -303,11 +303,18 @@ class ServerSource:
 
     async def _view(self, thread: Mapping[str, Any]) -> RunView | None:
         values = thread.get("values") or {}
-        if not isinstance(values, Mapping):
-            return None
         interrupts = [
             i["value"] for items in (thread.get("interrupts") or {}).values() for i in items
         ]
+        if thread.get("status") == "busy" or not values:
+            # a busy thread's cached values are its previous run's: read the checkpoint
+            state = await self.client.threads.get_state(thread["thread_id"])
+            values = state.get("values") or {}
+            interrupts = [
+                i["value"] for t in state.get("tasks", []) for i in t.get("interrupts", [])
+            ]
+        if not isinstance(values, Mapping):
+            return None
         return await build_view(
             self.reader,
             thread["thread_id"],
