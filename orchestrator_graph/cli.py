@@ -23,6 +23,7 @@ from rich.live import Live
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
+from orchestrator_graph import ops_cli as ops_commands
 from orchestrator_graph.audit import audit_trail
 from orchestrator_graph.context import ROLES, Context
 from orchestrator_graph.graph import create_orchestrator
@@ -730,6 +731,9 @@ def insights(
         return 0
 
     _guard(go())
+
+
+ops_commands.register(app)  # metrics, alerts, doctor, dashboard (ops_cli.py)
 
 
 def main() -> None:
