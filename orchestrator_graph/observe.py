@@ -78,6 +78,7 @@ class RunView(BaseModel):
     memory_note: str = ""
     cost: float = Field(0.0, description="the report's, or the ledger's attempts at team prices")
     planned_makespan: float | None = None
+    critical_path: list[str] = Field(default_factory=list, description="of the plan analysis")
 
     @property
     def finished(self) -> bool:
@@ -193,6 +194,7 @@ async def build_view(
         memory_note=values.get("memory_note") or "",
         cost=report.cost if report else round(sum(prices.get(a.worker, 0.0) for a in attempts), 6),
         planned_makespan=values.get("planned_makespan"),
+        critical_path=list((values.get("analysis") or {}).get("critical_path") or []),
     )
 
 

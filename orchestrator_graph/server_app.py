@@ -130,9 +130,16 @@ async def alerts(request: Request) -> Response:
 
 
 async def dashboard(request: Request) -> Response:
-    from orchestrator_graph.dashboard import portfolio_page
+    from orchestrator_graph.memory import default_location
+    from orchestrator_graph.portfolio import portfolio_page, team_insights
+    from orchestrator_graph.simulation import simulated_workers
+    from orchestrator_graph.team import default_team
 
-    return HTMLResponse(portfolio_page(await VIEWS.get(), script_src="/dashboard/plotly.js"))
+    views = await VIEWS.get()
+    team = [*default_team(), *simulated_workers()]
+    records, found = await team_insights(default_location(), team)
+    html = portfolio_page(views, records=records, found=found, script_src="/dashboard/plotly.js")
+    return HTMLResponse(html)
 
 
 async def dashboard_run(request: Request) -> Response:
