@@ -33,7 +33,7 @@ def _layout(fig: Any, title: str, height: int) -> Any:
         title=dict(text=title, x=0, xanchor="left", font=dict(size=16)),
         font=FONT,
         height=height,
-        margin=dict(l=10, r=20, t=60, b=40),
+        margin=dict(l=10, r=20, t=80, b=40),
         plot_bgcolor="white",
         paper_bgcolor="white",
         legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1),
@@ -111,7 +111,7 @@ def gantt_figure(
         rows=2,
         cols=1,
         shared_xaxes=True,
-        vertical_spacing=0.08,
+        vertical_spacing=0.1,
         row_heights=[n_plan, n_act],
         subplot_titles=("Planned schedule", "Actual: one bar per attempt"),
     )

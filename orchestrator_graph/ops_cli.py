@@ -148,6 +148,9 @@ def dashboard(
     home: Home = None,
     postgres: Postgres = None,
     runs: Runs = RECENT,
+    roster: Annotated[
+        Path | None, typer.Option(help="the team's roster file (default: the built-in teams)")
+    ] = None,
 ) -> None:
     """The executive dashboard as one self-contained HTML file: the portfolio of recent runs,
     the team and the learning curve, or one run's page (--thread)."""
@@ -158,7 +161,7 @@ def dashboard(
         Console(stderr=True).print(f"error: no run on thread {thread!r} in the last {runs}")
         raise typer.Exit(2)
     started = time.perf_counter()
-    path = export(views, out, thread=thread, memory=_memory(home), team=_team())
+    path = export(views, out, thread=thread, memory=_memory(home), team=_team(roster, views))
     Console(stderr=True).print(f"wrote {path} in {time.perf_counter() - started:.1f}s")
 
 
@@ -169,10 +172,16 @@ def _memory(home: str | None) -> str:
     return os.environ.get(CHROMA_ENV) or str(data_dir(home) / "chroma")
 
 
-def _team() -> list[Any]:
+def _team(roster: Path | None, views: list[Any]) -> list[Any]:
+    """The roster's workers, else the built-in teams (default and simulated), keeping those
+    the runs used when they used any of them."""
+    from orchestrator_graph.registry import load_roster
+    from orchestrator_graph.simulation import simulated_workers
     from orchestrator_graph.team import default_team
 
-    return default_team()
+    team = load_roster(roster) if roster else [*default_team(), *simulated_workers()]
+    seen = {a.worker for v in views for a in v.attempts}
+    return [w for w in team if w.name in seen] or team
 
 
 COMMANDS: dict[str, Callable[..., None]] = {

@@ -137,7 +137,7 @@ async def dashboard(request: Request) -> Response:
 
     views = await VIEWS.get()
     team = [*default_team(), *simulated_workers()]
-    records, found = await team_insights(default_location(), team)
+    records, found = await team_insights(await asyncio.to_thread(default_location), team)
     html = portfolio_page(views, records=records, found=found, script_src="/dashboard/plotly.js")
     return HTMLResponse(html)
 

@@ -127,11 +127,9 @@ async def test_metrics_scraped_during_and_after_a_run_match_the_report(ops_serve
     during, deadline = None, time.time() + 30
     while time.time() < deadline:  # scrape until the run shows as running with work done
         samples = scrape(ops_server)
-        if (
-            total(samples, "orchestrator_runs_active", state="running") >= 1
-            and total(samples, "orchestrator_attempts_total")
-            > total(before, "orchestrator_attempts_total")
-        ):
+        if total(samples, "orchestrator_runs_active", state="running") >= 1 and total(
+            samples, "orchestrator_attempts_total"
+        ) > total(before, "orchestrator_attempts_total"):
             during = samples
             break
         await asyncio.sleep(0.3)
@@ -163,9 +161,10 @@ async def test_metrics_scraped_during_and_after_a_run_match_the_report(ops_serve
     busy = {dict(ls)["worker"] for n, ls in after if n == "orchestrator_worker_utilisation"}
     assert busy == {"sim-alpha", "sim-beta", "sim-gamma"}
     # the server's own metrics are served from the same endpoint
-    assert "lg_api" in get(f"{ops_server}/metrics")[1] or "python_gc" in get(
-        f"{ops_server}/metrics"
-    )[1]
+    assert (
+        "lg_api" in get(f"{ops_server}/metrics")[1]
+        or "python_gc" in get(f"{ops_server}/metrics")[1]
+    )
 
 
 def test_health_readiness_and_orchestrator_only_metrics(ops_server):

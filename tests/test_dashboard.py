@@ -1,0 +1,118 @@
+"""The exported dashboard in headless Chromium: no console errors, the headline figures equal
+the run report's, one labelled bar per attempt, no two bars of a worker overlapping."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+from browser import SHOTS, chromium, gantt_bars, kpis, open_page
+
+from orchestrator_graph import create_orchestrator
+from orchestrator_graph.charts import lanes
+from orchestrator_graph.models import Slot
+from orchestrator_graph.persistence import open_persistence
+from orchestrator_graph.simulation import random_plan, simulated_workers
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+
+def cli(*args: str, home: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "ORCHESTRATOR_GRAPH_HOME": str(home)}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator_graph.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=home,
+    )
+
+
+async def run_jobs(home: Path, n: int = 3) -> list[dict]:
+    """Seeded simulated jobs (some attempts rejected by QA), remembered in ``home``."""
+    reports = []
+    async with open_persistence(home) as (saver, store):
+        graph = create_orchestrator(workers=simulated_workers()).compile(
+            checkpointer=saver, store=store
+        )
+        for i in range(n):
+            plan = random_plan(10, seed=i, mean_effort=0.12, skills=("sim",))
+            out = await graph.ainvoke(
+                {
+                    "request": f"Quarterly sales analysis, region batch {i + 1}",
+                    "plan": plan.model_dump(),
+                },
+                {"configurable": {"thread_id": f"job-{i}"}},
+            )
+            reports.append(out["report"])
+    return reports
+
+
+def test_lanes_never_overlap_bars_of_one_worker():
+    slots = [
+        Slot(task_id="a", worker="w", start=0, finish=2),
+        Slot(task_id="b", worker="w", start=1, finish=3),
+        Slot(task_id="c", worker="w", start=2, finish=4),
+        Slot(task_id="d", worker="v", start=0, finish=1),
+    ]
+    placed = {s.task_id: lane for s, lane in lanes(slots)}
+    assert placed == {"a": "w", "b": "w #2", "c": "w", "d": "v"}
+
+
+async def test_exported_dashboard_in_chromium(tmp_path, monkeypatch):
+    monkeypatch.setenv("ORCHESTRATOR_GRAPH_CHROMA", str(tmp_path / "chroma"))
+    reports = await run_jobs(tmp_path)
+    report = reports[-1]
+    assert any(s["verdict"] == "reject" for r in reports for s in r["actual"]), "QA rejected some"
+    run_file, portfolio_file = tmp_path / "run.html", tmp_path / "portfolio.html"
+    made = cli("dashboard", "--out", str(run_file), "--thread", "job-2", home=tmp_path)
+    assert made.returncode == 0, made.stderr
+    made = cli("dashboard", "--out", str(portfolio_file), home=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert "cdn" not in run_file.read_text().lower()[:2000]  # plotly.js is inlined, not fetched
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    async with chromium() as browser:
+        page, errors = await open_page(browser, run_file.as_uri())
+        await page.wait_for_selector("#gantt .barlayer .point")
+        figures = await kpis(page)
+        approved = sum(t["status"] == "approved" for t in report["tasks"].values())
+        assert int(figures["approved"]) == approved == 10
+        assert float(figures["makespan"]) == pytest.approx(report["makespan"])
+        assert float(figures["cost"]) == pytest.approx(report["cost"]) and report["cost"] > 0
+        assert int(figures["tokens"]) == sum(report["tokens"].values())
+        drawn = await gantt_bars(page)
+        actual = drawn["bars"]["actual"]
+        expected = sorted(
+            s["task_id"] if s["attempt"] == 1 else f"{s['task_id']} #{s['attempt']}"
+            for s in report["actual"]
+        )
+        assert sorted(b["label"] for b in actual) == expected  # one labelled bar per attempt
+        planned = drawn["bars"]["planned"]
+        assert drawn["points"] == len(actual) + len(planned) == len(expected) + 10
+        assert sorted(drawn["texts"]) == sorted([*expected, *(b["label"] for b in planned)])
+        by_lane = defaultdict(list)
+        for bar in actual:
+            by_lane[bar["lane"]].append((bar["start"], bar["end"]))
+        for lane, spans in by_lane.items():
+            spans.sort()
+            assert all(a[1] <= b[0] + 1e-6 for a, b in zip(spans, spans[1:])), lane
+        await page.screenshot(path=str(SHOTS / "dashboard_run.png"), full_page=True)
+        assert errors == []
+
+        page, errors = await open_page(browser, portfolio_file.as_uri())
+        await page.wait_for_selector("#learning-curve .scatterlayer")
+        figures = await kpis(page)
+        assert int(figures["runs"]) == 3
+        assert float(figures["cost"]) == pytest.approx(sum(r["cost"] for r in reports))
+        assert int(figures["tokens"]) == sum(sum(r["tokens"].values()) for r in reports)
+        headline = await page.inner_text("#headline")
+        assert headline.startswith("3 of 3 finished runs delivered in full")
+        await page.screenshot(path=str(SHOTS / "dashboard_portfolio.png"), full_page=True)
+        assert errors == []
