@@ -102,7 +102,7 @@ async def test_exported_dashboard_in_chromium(tmp_path, monkeypatch):
             by_lane[bar["lane"]].append((bar["start"], bar["end"]))
         for lane, spans in by_lane.items():
             spans.sort()
-            assert all(a[1] <= b[0] + 1e-6 for a, b in zip(spans, spans[1:])), lane
+            assert all(a[1] <= b[0] + 1e-6 for a, b in zip(spans, spans[1:], strict=False)), lane
         await page.screenshot(path=str(SHOTS / "dashboard_run.png"), full_page=True)
         assert errors == []
 
