@@ -264,39 +264,79 @@ def deliverable(view: RunView) -> str:
     )
 
 
-def run_body(view: RunView, div_prefix: str = "") -> str:
-    critical = view.critical_path
+def run_gantt(view: RunView) -> Any:
     planned = view.schedule.planned if view.schedule else []
-    gantt = charts.gantt_figure(
-        planned,
-        actual_slots(view),
-        critical=critical,
-        title="Planned vs actual schedule (outlined: critical path)",
+    title = "Planned vs actual schedule (outlined: critical path)"
+    return charts.gantt_figure(
+        planned, actual_slots(view), critical=view.critical_path, title=title
     )
+
+
+def run_parts(view: RunView) -> dict[str, str]:
+    """The parts of a run's page that change while it runs (the live page swaps them in)."""
+    return {"kpis": run_kpis(view), "happened": happened(view), "qa": qa_table(view)}
+
+
+def live_update(view: RunView) -> dict[str, Any]:
+    """What the live page fetches every few seconds: its changing parts and the Gantt figure."""
+    import json
+
+    return {"state": view.state, **run_parts(view), "gantt": json.loads(run_gantt(view).to_json())}
+
+
+LIVE_SCRIPT = """<script>
+(() => {
+  const url = location.pathname.replace(/\\/$/, "") + "/live";
+  const tick = async () => {
+    const r = await fetch(url, {cache: "no-store"});
+    if (!r.ok) return setTimeout(tick, %(ms)d);
+    const u = await r.json();
+    for (const k of ["kpis", "happened", "qa"])
+      document.getElementById("run-" + k).innerHTML = u[k];
+    await Plotly.react("gantt", u.gantt.data, u.gantt.layout);
+    document.body.dataset.state = u.state;
+    if (u.state === "running") setTimeout(tick, %(ms)d);
+  };
+  setTimeout(tick, %(ms)d);
+})();
+</script>"""
+
+
+def run_body(view: RunView, live: bool = False) -> str:
+    parts = run_parts(view)
     return (
-        run_kpis(view)
-        + "<div style='height:18px'></div>"
-        + happened(view)
-        + f"<section>{charts.to_div(gantt, div_prefix + 'gantt')}</section>"
-        + qa_table(view)
+        f'<div id="run-kpis">{parts["kpis"]}</div>'
+        "<div style='height:18px'></div>"
+        f'<div id="run-happened">{parts["happened"]}</div>'
+        f"<section>{charts.to_div(run_gantt(view), 'gantt')}</section>"
+        f'<div id="run-qa">{parts["qa"]}</div>'
         + deliverable(view)
+        + (LIVE_SCRIPT % {"ms": REFRESH_SECONDS * 1000} if live else "")
+    )
+
+
+def starting(thread_id: str) -> RunView:
+    """The view of a thread whose run has not started yet (its live page fills in later)."""
+    return RunView(
+        thread_id=thread_id,
+        run_id="(starting)",
+        request="Waiting for the run to start",
+        state="running",
+        updated_at=time.time(),
     )
 
 
 def run_page(view: RunView, *, script_src: str | None = None) -> str:
+    """A run's page; served (``script_src``) while the run goes, it updates itself in place."""
     subtitle = (
         f"{_badge(view.state)} run {escape(view.run_id)} · thread {escape(view.thread_id)}"
         f" · {_when(view.started_at)}"
     )
     if script_src:
         subtitle += ' · <a href="/dashboard">portfolio</a>'
-    return page(
-        view.request[:120] or view.run_id,
-        subtitle,
-        run_body(view),
-        script_src=script_src,
-        refresh=view.state == "running" and bool(script_src),
-    )
+    live = view.state == "running" and bool(script_src)
+    title = view.request[:120] or view.run_id
+    return page(title, subtitle, run_body(view, live), script_src=script_src, refresh=False)
 
 
 def _when(at: float | None) -> str:

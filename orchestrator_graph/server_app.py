@@ -12,6 +12,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 from contextlib import asynccontextmanager
+from html import escape
 from typing import Any
 
 from starlette.applications import Starlette
@@ -143,13 +144,30 @@ async def dashboard(request: Request) -> Response:
 
 
 async def dashboard_run(request: Request) -> Response:
-    from orchestrator_graph.dashboard import run_page
+    from orchestrator_graph.dashboard import run_page, starting
+
+    thread = request.path_params["thread_id"]
+    found = [v for v in await VIEWS.get() if v.thread_id == thread]
+    if found:
+        return HTMLResponse(run_page(found[0], script_src="/dashboard/plotly.js"))
+    from langgraph_sdk.errors import NotFoundError
+
+    try:
+        await VIEWS.source.client.threads.get(thread)
+    except NotFoundError:
+        return HTMLResponse(f"<h1>No thread {escape(thread)}</h1>", status_code=404)
+    # the thread exists, its run has not started: a page that fills in once it does
+    return HTMLResponse(run_page(starting(thread), script_src="/dashboard/plotly.js"))
+
+
+async def dashboard_run_live(request: Request) -> Response:
+    from orchestrator_graph.dashboard import live_update
 
     thread = request.path_params["thread_id"]
     found = [v for v in await VIEWS.get() if v.thread_id == thread]
     if not found:
-        return HTMLResponse(f"<h1>No run on thread {thread}</h1>", status_code=404)
-    return HTMLResponse(run_page(found[0], script_src="/dashboard/plotly.js"))
+        return JSONResponse({"error": f"no run on thread {thread}"}, status_code=404)
+    return JSONResponse(live_update(found[0]))
 
 
 async def plotly_js(request: Request) -> Response:
@@ -174,6 +192,7 @@ def create_app(routes: Sequence[Route] = ()) -> Starlette:
             Route("/dashboard", dashboard),
             Route("/dashboard/plotly.js", plotly_js),
             Route("/dashboard/runs/{thread_id}", dashboard_run),
+            Route("/dashboard/runs/{thread_id}/live", dashboard_run_live),
             *routes,
         ],
         middleware=[Middleware(RefreshOnScrape)],

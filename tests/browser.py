@@ -16,6 +16,9 @@ CHROMIUM = next(
 )
 
 
+VIEWPORT = {"viewport": {"width": 1400, "height": 900}}
+
+
 @asynccontextmanager
 async def chromium() -> AsyncIterator[Any]:
     if CHROMIUM is None:
@@ -31,8 +34,9 @@ async def chromium() -> AsyncIterator[Any]:
 
 
 async def open_page(browser: Any, url: str) -> tuple[Any, list[str]]:
-    """A page at ``url`` (1400 px wide) and the list its console errors are collected into."""
-    page = await browser.new_page(viewport={"width": 1400, "height": 900})
+    """A page at ``url`` (1400 px wide) and the list its console errors are collected into.
+    ``browser`` may be a browser context: its pages share a cache (plotly.js is parsed once)."""
+    page = await browser.new_page(**({} if hasattr(browser, "browser") else VIEWPORT))
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))

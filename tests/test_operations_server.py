@@ -93,15 +93,15 @@ def total(samples: dict, name: str, **labels: str) -> float:
     )
 
 
-def slow_plan(n: int = 8, seed: int = 5) -> dict:
-    return random_plan(n, seed=seed, mean_effort=0.5, skills=("sim",)).model_dump()
+def slow_plan(n: int = 8, seed: int = 5, effort: float = 0.5) -> dict:
+    return random_plan(n, seed=seed, mean_effort=effort, skills=("sim",)).model_dump()
 
 
-async def start_run(url: str, plan: dict) -> tuple[object, str]:
+async def start_run(url: str, plan: dict, thread_id: str | None = None) -> tuple[object, str]:
     from langgraph_sdk import get_client
 
     client = get_client(url=url)
-    thread = await client.threads.create()
+    thread = {"thread_id": thread_id} if thread_id else await client.threads.create()
     await client.runs.create(
         thread["thread_id"],
         "simulated",
@@ -174,3 +174,52 @@ def test_health_readiness_and_orchestrator_only_metrics(ops_server):
     status, text = get(f"{ops_server}/orchestrator/metrics")
     assert status == 200 and "orchestrator_runs_active" in text
     assert "python_gc" not in text  # ours alone
+
+
+async def test_live_dashboard_follows_a_running_job_in_chromium(ops_server):
+    from browser import SHOTS, VIEWPORT, chromium, gantt_bars, kpis, open_page
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    async with chromium() as browser:
+        tab = await browser.new_context(**VIEWPORT)  # one cache: plotly.js is loaded once
+        portfolio, errors = await open_page(tab, f"{ops_server}/dashboard")
+        await portfolio.wait_for_selector("#trend-makespan .barlayer")
+        assert int((await kpis(portfolio))["runs"]) >= 1 and errors == []
+
+        from langgraph_sdk import get_client
+
+        thread_id = (await get_client(url=ops_server).threads.create())["thread_id"]
+        # opened before the run starts: the page fills in and follows it as it goes
+        page, errors = await open_page(tab, f"{ops_server}/dashboard/runs/{thread_id}")
+        assert (await kpis(page))["approved"] == "0"
+        client, _ = await start_run(ops_server, slow_plan(12, seed=4, effort=0.6), thread_id)
+        deadline = time.time() + 20
+        seen: list[tuple[str, int]] = []
+        while time.time() < deadline + 60:  # the running page updates itself every 2 s
+            figures = await kpis(page)
+            bars = len((await gantt_bars(page))["bars"]["actual"])
+            seen.append((figures["status"], int(figures["approved"]) + bars))
+            if figures["status"] != "running":
+                break
+            if len(seen) == 6:
+                await page.screenshot(path=str(SHOTS / "dashboard_live.png"), full_page=True)
+            await asyncio.sleep(0.4)
+        report = await wait_report(client, thread_id)
+        running = [n for s, n in seen if s == "running"]
+        assert len(set(running)) >= 2, f"the live page never updated: {seen}"
+        assert running == sorted(running) and seen[-1][0] == report["status"]
+        await page.reload()
+        figures = await kpis(page)
+        assert int(figures["approved"]) == sum(
+            t["status"] == "approved" for t in report["tasks"].values()
+        )
+        assert float(figures["makespan"]) == pytest.approx(report["makespan"])
+        assert float(figures["cost"]) == pytest.approx(report["cost"])
+        assert int(figures["tokens"]) == sum(report["tokens"].values())
+        drawn = await gantt_bars(page)
+        assert len(drawn["bars"]["actual"]) == len(report["actual"])
+        await page.screenshot(path=str(SHOTS / "dashboard_live_done.png"), full_page=True)
+        assert errors == []
+        await portfolio.reload()
+        await portfolio.wait_for_selector("#trend-makespan .barlayer")
+        await portfolio.screenshot(path=str(SHOTS / "dashboard_live_portfolio.png"), full_page=True)
