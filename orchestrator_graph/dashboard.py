@@ -72,7 +72,7 @@ def page(title: str, subtitle: str, body: str, *, script_src: str | None, refres
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">{meta}'
         f'<link rel="icon" href="data:,"><title>{escape(title)}</title>'
         f"<style>{CSS}</style>{script}</head><body>"
-        f"<header><h1>{escape(title)}</h1><p>{subtitle}</p></header>"
+        f'<header><h1 id="title">{escape(title)}</h1><p id="subtitle">{subtitle}</p></header>'
         f"<main>{body}</main></body></html>"
     )
 
@@ -137,6 +137,8 @@ def run_kpis(view: RunView) -> str:
     late = f["makespan"] - f["planned"]
     vs = (
         f"plan {f['planned']:.2f} s ({'+' if late >= 0 else ''}{late:.2f} s)"
+        if f["planned"] and view.report
+        else f"plan {f['planned']:.2f} s"
         if f["planned"]
         else ""
     )
@@ -231,12 +233,13 @@ def qa_table(view: RunView) -> str:
     for a in view.attempts:
         per_task[a.task_id].append(a)
     records = view.report.tasks if view.report else view.tasks
+    live = view.snapshot.tasks if view.snapshot and not view.report else {}
     rows = []
     for tid in sorted(set(records) | set(per_task)):
         rec, tries = records.get(tid), per_task.get(tid, [])
         verdicts = " → ".join(("✔" if not a.failed else "✘") + f" {a.worker}" for a in tries)
         score = "" if not rec or rec.score is None else f"{rec.score:.2f}"
-        status = rec.status if rec else "running"
+        status = live.get(tid) or (rec.status if rec else "running")
         rows.append(
             f"<tr><td>{escape(tid)}</td><td>{_badge(status, STATUS_CSS.get(status, status))}</td>"
             f"<td>{escape(verdicts)}</td><td>{score}</td></tr>"
@@ -277,11 +280,29 @@ def run_parts(view: RunView) -> dict[str, str]:
     return {"kpis": run_kpis(view), "happened": happened(view), "qa": qa_table(view)}
 
 
+def run_title(view: RunView, served: bool) -> tuple[str, str]:
+    subtitle = (
+        f"{_badge(view.state)} run {escape(view.run_id)} · thread {escape(view.thread_id)}"
+        f" · {_when(view.started_at)}"
+    )
+    if served:
+        subtitle += ' · <a href="/dashboard">portfolio</a>'
+    return view.request[:120] or view.run_id, subtitle
+
+
 def live_update(view: RunView) -> dict[str, Any]:
     """What the live page fetches every few seconds: its changing parts and the Gantt figure."""
     import json
 
-    return {"state": view.state, **run_parts(view), "gantt": json.loads(run_gantt(view).to_json())}
+    title, subtitle = run_title(view, served=True)
+    gantt = json.loads(run_gantt(view).to_json())
+    return {
+        "state": view.state,
+        "title": title,
+        "subtitle": subtitle,
+        **run_parts(view),
+        "gantt": gantt,
+    }
 
 
 LIVE_SCRIPT = """<script>
@@ -293,7 +314,11 @@ LIVE_SCRIPT = """<script>
     const u = await r.json();
     for (const k of ["kpis", "happened", "qa"])
       document.getElementById("run-" + k).innerHTML = u[k];
-    await Plotly.react("gantt", u.gantt.data, u.gantt.layout);
+    document.getElementById("title").textContent = u.title;
+    document.getElementById("subtitle").innerHTML = u.subtitle;
+    const gantt = document.getElementById("gantt");
+    gantt.style.height = gantt.parentElement.style.height = u.gantt.layout.height + "px";
+    await Plotly.react(gantt, u.gantt.data, u.gantt.layout);
     document.body.dataset.state = u.state;
     if (u.state === "running") setTimeout(tick, %(ms)d);
   };
@@ -328,14 +353,8 @@ def starting(thread_id: str) -> RunView:
 
 def run_page(view: RunView, *, script_src: str | None = None) -> str:
     """A run's page; served (``script_src``) while the run goes, it updates itself in place."""
-    subtitle = (
-        f"{_badge(view.state)} run {escape(view.run_id)} · thread {escape(view.thread_id)}"
-        f" · {_when(view.started_at)}"
-    )
-    if script_src:
-        subtitle += ' · <a href="/dashboard">portfolio</a>'
+    title, subtitle = run_title(view, served=bool(script_src))
     live = view.state == "running" and bool(script_src)
-    title = view.request[:120] or view.run_id
     return page(title, subtitle, run_body(view, live), script_src=script_src, refresh=False)
 
 
