@@ -28,6 +28,17 @@ Runs = Annotated[int, typer.Option(help="how many recent threads to look at")]
 MARK = {"ok": "[green]ok[/]", "warn": "[yellow]warn[/]", "fail": "[red]FAIL[/]"}
 
 
+def require(module: str) -> None:
+    """Fail with the install line when an optional dependency of these commands is missing."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        Console(stderr=True).print(
+            f"error: {module} is missing: pip install 'orchestrator-graph[ops]'"
+        )
+        raise typer.Exit(2)
+
+
 async def gather_views(home: str | None, postgres: str | None, runs: int) -> list[Any]:
     from orchestrator_graph.observe import LocalSource, team_prices
     from orchestrator_graph.persistence import open_persistence
@@ -47,6 +58,7 @@ def metrics(
     interval: Annotated[float, typer.Option(help="seconds between re-reads when serving")] = 5.0,
 ) -> None:
     """Prometheus metrics of the recent runs: printed once, or served at /metrics (--serve)."""
+    require("prometheus_client")
     from orchestrator_graph.metrics import exposition
 
     if serve is None:
@@ -154,6 +166,7 @@ def dashboard(
 ) -> None:
     """The executive dashboard as one self-contained HTML file: the portfolio of recent runs,
     the team and the learning curve, or one run's page (--thread)."""
+    require("plotly")
     from orchestrator_graph.dashboard import export
 
     views = asyncio.run(gather_views(home, postgres, runs))
