@@ -178,6 +178,60 @@ def dashboard(
     Console(stderr=True).print(f"wrote {path} in {time.perf_counter() - started:.1f}s")
 
 
+def trace(
+    thread: str,
+    home: Home = None,
+    postgres: Postgres = None,
+    endpoint: Annotated[
+        str | None,
+        typer.Option(help="OTLP/HTTP traces URL (default $OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)"),
+    ] = None,
+) -> None:
+    """A run's OpenTelemetry spans (run, node steps, attempts): sent to an OTLP endpoint, or
+    printed as JSON lines when none is set."""
+    require("opentelemetry.sdk")
+    spans = asyncio.run(_trace(thread, home, postgres, endpoint))
+    for span in spans:
+        print(span)
+
+
+async def _trace(
+    thread: str, home: str | None, postgres: str | None, endpoint: str | None
+) -> list[str]:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from orchestrator_graph.graph import create_orchestrator
+    from orchestrator_graph.observe import LocalSource, team_prices
+    from orchestrator_graph.persistence import open_persistence
+    from orchestrator_graph.tracing import export_run, local_steps
+
+    endpoint = endpoint or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    provider, memory = TracerProvider(), InMemorySpanExporter()
+    if endpoint:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+    else:
+        provider.add_span_processor(SimpleSpanProcessor(memory))
+    async with open_persistence(home, postgres) as (saver, store):
+        views = [
+            v
+            for v in await LocalSource(saver, store, team_prices()).runs()
+            if v.thread_id == thread
+        ]
+        if not views:
+            Console(stderr=True).print(f"error: no run on thread {thread!r}")
+            raise typer.Exit(2)
+        graph = create_orchestrator().compile(checkpointer=saver, store=store)
+        count = export_run(views[0], await local_steps(graph, thread), provider)
+    provider.shutdown()
+    if endpoint:
+        return [f"sent {count} spans to {endpoint}"]
+    return [s.to_json(indent=None) for s in memory.get_finished_spans()]
+
+
 def _memory(home: str | None) -> str:
     from orchestrator_graph.memory import CHROMA_ENV
     from orchestrator_graph.persistence import data_dir
@@ -202,6 +256,7 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "alerts": alerts,
     "doctor": doctor,
     "dashboard": dashboard,
+    "trace": trace,
 }
 
 
