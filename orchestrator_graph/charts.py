@@ -58,19 +58,75 @@ def lanes(slots: Iterable[Slot]) -> list[tuple[Slot, str]]:
     return out
 
 
+GAP_SHARE = 0.25  # an idle stretch longer than this share of the busy time is drawn short
+GAP_KEEP = 0.05  # as this share of the busy time
+
+
+class TimeAxis:
+    """Piecewise-linear time for the Gantt chart: stretches where no bar runs (a human
+    deciding, a paused budget) that last longer than a quarter of the busy time are drawn short
+    and marked with how long they lasted, so one long wait does not flatten every other bar."""
+
+    def __init__(self, slots: Iterable[Slot]) -> None:
+        segments: list[list[float]] = []
+        for start, finish in sorted((s.start, s.finish) for s in slots):
+            if segments and start <= segments[-1][1]:
+                segments[-1][1] = max(segments[-1][1], finish)
+            else:
+                segments.append([start, finish])
+        busy = sum(b - a for a, b in segments) or 1.0
+        self.keep = GAP_KEEP * busy
+        self.cuts = [
+            (a[1], b[0])
+            for a, b in zip(segments, segments[1:], strict=False)
+            if b[0] - a[1] > GAP_SHARE * busy
+        ]
+        self.end = segments[-1][1] if segments else 1.0
+
+    def __call__(self, t: float) -> float:
+        shift = 0.0
+        for a, b in self.cuts:
+            if t >= b:
+                shift += (b - a) - self.keep
+            elif t > a:
+                return t - shift - (t - a) + (t - a) * self.keep / (b - a)
+        return t - shift
+
+    def ticks(self, n: int = 8) -> tuple[list[float], list[str]]:
+        """Tick positions (drawn time) and labels (real seconds): round values inside the busy
+        stretches, and where each cut stretch ends."""
+        import math
+
+        raw = max(self(self.end), 1e-9) / n
+        step = 10 ** math.floor(math.log10(raw))
+        step *= next(m for m in (1, 2, 5, 10) if raw <= m * step)
+        bounds = [0.0, *(x for cut in self.cuts for x in cut), self.end]
+        real: list[float] = []
+        for lo, hi in zip(bounds[::2], bounds[1::2], strict=True):
+            real += [lo] if lo > 0 else []
+            real += [k * step for k in range(math.ceil(lo / step), int(hi / step) + 1)]
+        kept: list[float] = []
+        for t in sorted(set(real)):
+            if not kept or self(t) - self(kept[-1]) >= step / 2:
+                kept.append(t)
+        return [self(t) for t in kept], [f"{round(t, 3):g} s" for t in kept]
+
+
 def _label(slot: Slot) -> str:
     return (
         slot.task_id if not slot.attempt or slot.attempt == 1 else f"{slot.task_id} #{slot.attempt}"
     )
 
 
-def _bar_trace(rows: list[tuple[Slot, str]], name: str, color: str, critical: set[str]) -> Any:
+def _bar_trace(
+    rows: list[tuple[Slot, str]], name: str, color: str, critical: set[str], axis: TimeAxis
+) -> Any:
     go = _go()
     return go.Bar(
         name=name,
         orientation="h",
-        base=[s.start for s, _ in rows],
-        x=[max(s.finish - s.start, 1e-3) for s, _ in rows],
+        base=[axis(s.start) for s, _ in rows],
+        x=[max(axis(s.finish) - axis(s.start), 1e-3) for s, _ in rows],
         y=[lane for _, lane in rows],
         text=[_label(s) for s, _ in rows],
         textposition="inside",
@@ -104,6 +160,7 @@ def gantt_figure(
     from plotly.subplots import make_subplots
 
     crit = set(critical)
+    axis = TimeAxis([*planned, *actual])
     plan_rows, act_rows = lanes(planned), lanes(actual)
     n_plan = len({lane for _, lane in plan_rows}) or 1
     n_act = len({lane for _, lane in act_rows}) or 1
@@ -116,18 +173,36 @@ def gantt_figure(
         subplot_titles=("Planned schedule", "Actual: one bar per attempt"),
     )
     if plan_rows:
-        fig.add_trace(_bar_trace(plan_rows, "planned", COLORS["planned"], crit), row=1, col=1)
+        planned_bars = _bar_trace(plan_rows, "planned", COLORS["planned"], crit, axis)
+        fig.add_trace(planned_bars, row=1, col=1)
     for verdict, name in (("approve", "approved"), ("reject", "rejected"), (None, "running")):
         rows = [(s, lane) for s, lane in act_rows if s.verdict == verdict]
         if rows:
             color = COLORS["running" if verdict is None else verdict]
-            fig.add_trace(_bar_trace(rows, name, color, crit), row=2, col=1)
+            fig.add_trace(_bar_trace(rows, name, color, crit, axis), row=2, col=1)
     for row in (1, 2):
         fig.update_yaxes(autorange="reversed", showgrid=False, row=row, col=1, title_text="")
-    fig.update_xaxes(showgrid=True, gridcolor="#eee", ticksuffix=" s", zeroline=False)
+    tickvals, ticktext = axis.ticks()
+    fig.update_xaxes(
+        showgrid=True, gridcolor="#eee", zeroline=False, tickvals=tickvals, ticktext=ticktext
+    )
+    for a, b in axis.cuts:
+        fig.add_vline(
+            x=axis(a) + axis.keep / 2,
+            line=dict(color="#868e96", width=1, dash="dot"),
+            annotation_text=f"idle {_duration(b - a)}",
+            annotation_position="top",
+            annotation_font=dict(size=11, color="#495057"),
+        )
     fig.update_xaxes(title_text="seconds from the start of execution", row=2, col=1)
     fig.update_layout(barmode="overlay", bargap=0.25)
     return _layout(fig, title, height=160 + 38 * (n_plan + n_act))
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 60:.1f} min" if seconds >= 90 else f"{seconds:.1f} s"
 
 
 def learning_curve_figure(series: Mapping[str, Sequence[Mapping[str, float]]]) -> Any:

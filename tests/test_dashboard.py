@@ -110,3 +110,23 @@ async def test_exported_dashboard_in_chromium(tmp_path, monkeypatch):
         assert headline.startswith("2 of 2 finished runs delivered in full")
         await page.screenshot(path=str(SHOTS / "dashboard_portfolio.png"), full_page=True)
         assert errors == []
+
+
+def test_a_long_wait_is_drawn_short_and_labelled():
+    """A human deciding for ten minutes does not flatten every other bar."""
+    from orchestrator_graph.charts import gantt_figure
+
+    actual = [
+        Slot(task_id="a", worker="w", start=0, finish=2, attempt=1, verdict="reject"),
+        Slot(task_id="b", worker="v", start=2, finish=3, attempt=1, verdict="approve"),
+        Slot(task_id="a", worker="w", start=603, finish=605, attempt=2, verdict="approve"),
+    ]
+    figure = gantt_figure([], actual)
+    widths = {(t.name, label): w for t in figure.data for label, w in zip(t.text, t.x, strict=True)}
+    assert widths[("rejected", "a")] == widths[("approved", "a #2")] == 2
+    starts = {label: b for t in figure.data for label, b in zip(t.text, t.base, strict=True)}
+    assert 3 < starts["a #2"] < 4  # 600 idle seconds drawn as a sliver of the busy time
+    (note,) = [a.text for a in figure.layout.annotations if a.text.startswith("idle")]
+    assert note == "idle 10.0 min"
+    ticks = dict(zip(figure.layout.xaxis2.ticktext, figure.layout.xaxis2.tickvals, strict=True))
+    assert ticks["604 s"] == pytest.approx(starts["a #2"] + 1)
