@@ -270,7 +270,9 @@ def stacked_figure(
     """One bar per label, stacked by series (tokens by role, cost by worker …)."""
     go = _go()
     shown = {name: ys for name, ys in stacks.items() if any(ys)}
-    fig = go.Figure([go.Bar(name=name, x=list(labels), y=list(ys)) for name, ys in shown.items()])
+    fig = go.Figure(
+        [go.Bar(name=n, x=list(labels), y=list(ys), showlegend=True) for n, ys in shown.items()]
+    )
     fig.update_layout(
         barmode="stack", colorway=["#1c7ed6", "#2b8a3e", "#e8590c", "#7048e8", "#f59f00", "#868e96"]
     )

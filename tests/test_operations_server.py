@@ -4,6 +4,7 @@ against the run report, health and readiness, and the live dashboard in headless
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -174,6 +175,10 @@ def test_health_readiness_and_orchestrator_only_metrics(ops_server):
     status, text = get(f"{ops_server}/orchestrator/metrics")
     assert status == 200 and "orchestrator_runs_active" in text
     assert "python_gc" not in text  # ours alone
+    status, body = get(f"{ops_server}/alerts")
+    fired = json.loads(body)
+    assert status == 200 and isinstance(fired, list)
+    assert all(a["runbook"].startswith("docs/runbooks/") for a in fired)
 
 
 async def test_live_dashboard_follows_a_running_job_in_chromium(ops_server):
