@@ -277,7 +277,12 @@ def run_gantt(view: RunView) -> Any:
 
 def run_parts(view: RunView) -> dict[str, str]:
     """The parts of a run's page that change while it runs (the live page swaps them in)."""
-    return {"kpis": run_kpis(view), "happened": happened(view), "qa": qa_table(view)}
+    return {
+        "kpis": run_kpis(view),
+        "happened": happened(view),
+        "qa": qa_table(view),
+        "deliverable": deliverable(view),
+    }
 
 
 def run_title(view: RunView, served: bool) -> tuple[str, str]:
@@ -312,7 +317,7 @@ LIVE_SCRIPT = """<script>
     const r = await fetch(url, {cache: "no-store"});
     if (!r.ok) return setTimeout(tick, %(ms)d);
     const u = await r.json();
-    for (const k of ["kpis", "happened", "qa"])
+    for (const k of ["kpis", "happened", "qa", "deliverable"])
       document.getElementById("run-" + k).innerHTML = u[k];
     document.getElementById("title").textContent = u.title;
     document.getElementById("subtitle").innerHTML = u.subtitle;
@@ -335,7 +340,7 @@ def run_body(view: RunView, live: bool = False) -> str:
         f'<div id="run-happened">{parts["happened"]}</div>'
         f"<section>{charts.to_div(run_gantt(view), 'gantt')}</section>"
         f'<div id="run-qa">{parts["qa"]}</div>'
-        + deliverable(view)
+        f'<div id="run-deliverable">{parts["deliverable"]}</div>'
         + (LIVE_SCRIPT % {"ms": REFRESH_SECONDS * 1000} if live else "")
     )
 

@@ -224,5 +224,7 @@ async def test_live_dashboard_follows_a_running_job_in_chromium(ops_server):
         assert int(figures["tokens"]) == sum(report["tokens"].values())
         drawn = await gantt_bars(page)
         assert len(drawn["bars"]["actual"]) == len(report["actual"])
+        title = report["deliverable"]["title"]
+        assert title in await page.inner_text("#run-deliverable")  # arrived with the last update
         await page.screenshot(path=str(SHOTS / "dashboard_live_done.png"), full_page=True)
         assert errors == []
