@@ -32,10 +32,11 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
 
 from orchestrator_graph import Worker, create_orchestrator
+from orchestrator_graph.charts import gantt_figure, to_html
 from orchestrator_graph.dag import analyse_plan
 from orchestrator_graph.models import Criterion, Plan, Schedule, Simplification, Slot, Task
 from orchestrator_graph.registry import Registry
-from orchestrator_graph.schedule import gantt_svg, plan_schedule
+from orchestrator_graph.schedule import plan_schedule
 from orchestrator_graph.simulation import SimulatedWork, draw, lognormal_effort, random_plan
 
 SCENARIOS = ("slow_critical", "failing_worker", "offline_mid_run", "tight_deadline", "healthy")
@@ -166,15 +167,13 @@ async def main(seeds: int, n: int, out: Path) -> None:
             if name == "slow_critical" and adapt:
                 first = runs[0]
                 out.mkdir(parents=True, exist_ok=True)
-                path = out / "gantt_slow_critical.svg"
-                path.write_text(
-                    gantt_svg(
-                        Schedule.model_validate(first["schedule"]).planned,
-                        [Slot.model_validate(s) for s in first["actual"]],
-                        title="slow_critical, seed 1, adaptation on: planned vs actual",
-                    ),
-                    encoding="utf-8",
+                path = out / "gantt_slow_critical.html"
+                figure = gantt_figure(
+                    Schedule.model_validate(first["schedule"]).planned,
+                    [Slot.model_validate(s) for s in first["actual"]],
+                    title="slow_critical, seed 1, adaptation on: planned vs actual",
                 )
+                path.write_text(to_html(figure), encoding="utf-8")
                 gantt = path
     print(f"\nGantt chart (planned vs actual): {gantt}")
 

@@ -154,40 +154,6 @@ def change(first: float, last: float) -> str:
     return f"{(last - first) / first:+.0%}" if first else "n/a"
 
 
-def curve_svg(on: list[dict[str, Any]], off: list[dict[str, Any]]) -> str:
-    """Makespan and QA failures per run, memory on vs off."""
-    width, height, pad = 720, 420, 50
-    panels = (("makespan", "makespan s", 0), ("qa_failures", "QA failures", 1))
-    n = len(on)
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        'font-family="sans-serif" font-size="11">',
-        '<text x="50" y="18" font-size="14">Learning curve: memory on (blue) vs off (grey)</text>',
-    ]
-    panel_h = (height - 2 * pad) / 2
-    for key, label, k in panels:
-        top = pad + k * (panel_h + 10)
-        peak = max(max(r[key] for r in on + off), 1e-9)
-        parts.append(f'<text x="8" y="{top + 12}">{label}</text>')
-        parts.append(
-            f'<line x1="{pad}" x2="{width - 20}" y1="{top + panel_h - 20}" '
-            f'y2="{top + panel_h - 20}" stroke="#ccc"/>'
-        )
-        for rows, color in ((off, "#999999"), (on, "#08519c")):
-            points = " ".join(
-                f"{pad + (width - pad - 20) * i / max(n - 1, 1):.1f},"
-                f"{top + (panel_h - 20) * (1 - r[key] / peak):.1f}"
-                for i, r in enumerate(rows)
-            )
-            parts.append(
-                f'<polyline points="{points}" fill="none" stroke="{color}" stroke-width="2"/>'
-            )
-        parts.append(f'<text x="{pad}" y="{top + panel_h - 6}">run 1</text>')
-        parts.append(f'<text x="{width - 60}" y="{top + panel_h - 6}">run {n}</text>')
-    parts.append("</svg>")
-    return "\n".join(parts)
-
-
 async def main(n: int, seed: int, out: Path) -> None:
     with tempfile.TemporaryDirectory() as work:
         on = await series(True, n, seed, work)
@@ -213,8 +179,11 @@ async def main(n: int, seed: int, out: Path) -> None:
             f" | {change(first['makespan'], last['makespan'])} |"
         )
     out.mkdir(parents=True, exist_ok=True)
-    path = out / "learning_curve.svg"
-    path.write_text(curve_svg(on, off), encoding="utf-8")
+    from orchestrator_graph.charts import learning_curve_figure, to_html
+
+    path = out / "learning_curve.html"
+    figure = learning_curve_figure({"memory on": on, "memory off": off})
+    path.write_text(to_html(figure), encoding="utf-8")
     print(f"\ncurve: {path}")
 
 

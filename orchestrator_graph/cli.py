@@ -23,6 +23,7 @@ from rich.live import Live
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
+from orchestrator_graph import ops_cli as ops_commands
 from orchestrator_graph.audit import audit_trail
 from orchestrator_graph.context import ROLES, Context
 from orchestrator_graph.graph import create_orchestrator
@@ -33,7 +34,7 @@ from orchestrator_graph.models import Plan, Schedule, Slot, StatusSnapshot
 from orchestrator_graph.monitor import read_status
 from orchestrator_graph.persistence import data_dir, open_persistence
 from orchestrator_graph.registry import discover_plugins, field_errors, load_history, load_roster
-from orchestrator_graph.schedule import actual_slots, gantt_svg, load_schedule
+from orchestrator_graph.schedule import actual_slots, load_schedule
 from orchestrator_graph.team import default_team
 from orchestrator_graph.tools import SAMPLES
 from orchestrator_graph.workers import Worker
@@ -475,7 +476,7 @@ def status(
     as_json: AsJson = False,
     gantt: Annotated[
         Path | None,
-        typer.Option(help="write the planned vs actual schedule as an SVG Gantt chart here"),
+        typer.Option(help="write the planned vs actual Gantt chart here (HTML, opens offline)"),
     ] = None,
 ) -> None:
     """Where a thread stands: per-task state, ETA, slip, worker load, bottlenecks, next step,
@@ -497,11 +498,13 @@ def status(
             "bottlenecks": values.get("bottlenecks", []),
         }
         if gantt is not None:
+            from orchestrator_graph.charts import gantt_figure, to_html
+
             planned = schedule.planned if schedule else []
-            gantt.write_text(
-                gantt_svg(planned, actual, title=f"thread {thread}: planned vs actual"),
-                encoding="utf-8",
-            )
+            critical = (values.get("analysis") or {}).get("critical_path") or []
+            title = f"thread {thread}: planned vs actual"
+            figure = gantt_figure(planned, actual, critical=critical, title=title)
+            gantt.write_text(to_html(figure), encoding="utf-8")
             summary["gantt"] = str(gantt)
         if as_json:
             print(json.dumps(summary, indent=2, default=str))
@@ -730,6 +733,9 @@ def insights(
         return 0
 
     _guard(go())
+
+
+ops_commands.register(app)  # metrics, alerts, doctor, dashboard (ops_cli.py)
 
 
 def main() -> None:

@@ -75,7 +75,7 @@ from orchestrator_graph.registry import (
     load_history,
     save_history,
 )
-from orchestrator_graph.reporting import build_report, run_record
+from orchestrator_graph.reporting import attempts_cost, build_report, run_record
 from orchestrator_graph.roles import Roles
 from orchestrator_graph.schedule import (
     actual_slots,
@@ -577,7 +577,12 @@ def create_orchestrator(
         since = state.get("executing_since") or state.get("started_at") or 0.0
         schedule = await load_schedule(store_of(runtime), state["run_id"])
         report = build_report(state, records, registry, schedule).model_copy(
-            update={"tokens": tokens, "actual": actual_slots(attempts, since)}
+            update={
+                "tokens": tokens,
+                "actual": actual_slots(attempts, since),
+                "models": roles.labels(context),
+                "cost": attempts_cost(attempts, registry),
+            }
         )
         note = state.get("memory_note") or ""
         if context.use_memory and not note:

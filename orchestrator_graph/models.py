@@ -393,6 +393,10 @@ class RunReport(BaseModel):
     planned_duration: float = 0.0
     model_calls: dict[str, int] = Field(default_factory=dict)
     tokens: dict[str, int] = Field(default_factory=dict, description="model tokens by role")
+    models: dict[str, str] = Field(
+        default_factory=dict, description="role -> the model that played it (for tokens by model)"
+    )
+    cost: float = Field(0.0, description="the workers' cost per attempt, summed over attempts")
     cut: list[str] = Field(
         default_factory=list,
         description="optional tasks dropped to meet the deadline (each record says why)",

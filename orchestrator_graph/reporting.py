@@ -37,6 +37,12 @@ def _fairness(per_worker: Mapping[str, int], registry: Registry) -> float | None
     return round(sum(indices) / len(indices), 4) if indices else None
 
 
+def attempts_cost(attempts: Sequence[tuple[TaskResult, Review]], registry: Registry) -> float:
+    """What the attempts cost: each worker's cost per attempt, as the budget counts it."""
+    prices = {w.name: w.cost for w in registry.workers()}
+    return round(sum(prices.get(r.worker, 0.0) for r, _ in attempts), 6)
+
+
 def run_record(
     state: OrchestratorState,
     report: RunReport,

@@ -27,6 +27,21 @@ class Roles:
         override = getattr(context, f"{role}_model")
         return _resolved(override) if override else _object_or_resolved(self.specs[role])
 
+    def labels(self, context: Context) -> dict[str, str]:
+        """Role -> a name for the model that plays it this run (metrics group tokens by it)."""
+        return {
+            role: model_label(getattr(context, f"{role}_model") or spec)
+            for role, spec in self.specs.items()
+        }
+
+
+def model_label(spec: ModelSpec) -> str:
+    """``provider:model`` strings as given; a model object by its model name, else its type."""
+    if isinstance(spec, str):
+        return spec
+    name = getattr(spec, "model_name", None) or getattr(spec, "model", None)
+    return str(name) if isinstance(name, str) and name else spec._llm_type
+
 
 def _check_spec(role: str, spec: object) -> None:
     if not isinstance(spec, str) or not spec.strip():

@@ -1,16 +1,15 @@
 """Planned schedules: resource-constrained list scheduling over a heterogeneous team (HEFT), the
-risk of each task with a backup worker for the risky ones, deadline fitting, and Gantt charts.
+risk of each task with a backup worker for the risky ones, and deadline fitting.
 
 The dispatcher does not follow the planned schedule slot by slot; it assigns at run time from
 what is free (``scheduler``). The plan is the yardstick: it gives the expected makespan, the
 critical-path slip while running, the ETA (the same scheduler over what is left) and the
-planned-vs-actual chart at the end."""
+planned-vs-actual chart at the end (``charts.gantt_figure``)."""
 
 from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Mapping, Sequence
-from html import escape
 from typing import Any
 
 from langgraph.store.base import BaseStore
@@ -245,46 +244,3 @@ def actual_slots(attempts: Iterable[tuple[TaskResult, Review]], since: float) ->
         )
         for r, v in attempts
     ]
-
-
-def gantt_svg(planned: Sequence[Slot], actual: Sequence[Slot], *, title: str = "") -> str:
-    """Planned (light, upper half of each row) against actual (dark, lower half; red when the
-    attempt was rejected) per worker, as a standalone SVG."""
-    rows = sorted({s.worker for s in [*planned, *actual]})
-    end = max((s.finish for s in [*planned, *actual]), default=1.0) or 1.0
-    left, width, row_h, top = 120, 760, 34, 40
-    height = top + row_h * len(rows) + 40
-    x = lambda t: left + width * t / end  # noqa: E731
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 20}" '
-        f'height="{height}" font-family="sans-serif" font-size="11">',
-        f'<text x="{left}" y="20" font-size="14">{escape(title)}</text>',
-        f'<text x="{left + width - 230}" y="20"><tspan fill="#9ecae1">■</tspan> planned '
-        '<tspan fill="#08519c">■</tspan> actual <tspan fill="#cb181d">■</tspan> rejected</text>',
-    ]
-    for i, worker in enumerate(rows):
-        y = top + i * row_h
-        parts.append(f'<text x="8" y="{y + row_h / 2 + 4}">{escape(worker)}</text>')
-        parts.append(
-            f'<line x1="{left}" x2="{left + width}" y1="{y + row_h}" y2="{y + row_h}" '
-            'stroke="#ddd"/>'
-        )
-        for lane, slots in ((0, planned), (1, actual)):
-            for s in slots:
-                if s.worker != worker:
-                    continue
-                color = (
-                    "#9ecae1" if lane == 0 else "#cb181d" if s.verdict == "reject" else "#08519c"
-                )
-                w = max(1.0, x(s.finish) - x(s.start))
-                label = escape(f"{s.task_id} {s.start:.2f}-{s.finish:.2f}s")
-                parts.append(
-                    f'<rect x="{x(s.start):.1f}" y="{y + 3 + lane * 14}" width="{w:.1f}" '
-                    f'height="12" fill="{color}" stroke="white"><title>{label}</title></rect>'
-                )
-    axis_y = top + row_h * len(rows) + 15
-    for k in range(6):
-        t = end * k / 5
-        parts.append(f'<text x="{x(t) - 10:.1f}" y="{axis_y}">{t:.2f}s</text>')
-    parts.append("</svg>")
-    return "\n".join(parts)

@@ -116,3 +116,25 @@ def simulated_team(
         )
         for i in range(n)
     ]
+
+
+DEMO_DEFECT_RATE = 0.125
+
+
+def simulated_workers(seed: int = 7) -> list[Worker]:
+    """Three workers of different speed and price, all able to do ``sim`` tasks."""
+    return [
+        Worker(
+            name=name,
+            skills={"sim": level},
+            capacity=1,
+            cost=cost,
+            speed=speed,
+            run=SimulatedWork(seed=seed, speed=speed, defect_rate=DEMO_DEFECT_RATE),
+        )
+        for name, level, cost, speed in (
+            ("sim-alpha", 0.9, 2.0, 1.0),
+            ("sim-beta", 0.8, 1.0, 1.0),
+            ("sim-gamma", 0.7, 0.5, 0.8),
+        )
+    ]

@@ -5,7 +5,6 @@ result is lost."""
 from __future__ import annotations
 
 import asyncio
-import xml.etree.ElementTree as ET
 
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
@@ -13,10 +12,11 @@ from langgraph.types import Command
 from test_workforce import run, sim, task
 
 from orchestrator_graph import Plan, Worker, create_orchestrator
+from orchestrator_graph.charts import gantt_figure
 from orchestrator_graph.dag import analyse_plan
 from orchestrator_graph.monitor import read_status
 from orchestrator_graph.registry import Registry
-from orchestrator_graph.schedule import gantt_svg, list_schedule, plan_schedule
+from orchestrator_graph.schedule import list_schedule, plan_schedule
 from orchestrator_graph.simulation import SimulatedWork
 
 
@@ -68,13 +68,17 @@ def test_a_deadline_the_plan_cannot_meet_is_flagged_with_what_to_cut():
     assert schedule.would_cut == ["nice", "nicer"]  # lowest priority first, until it fits (or not)
 
 
-def test_the_gantt_chart_is_a_valid_svg(tmp_path):
+def test_the_gantt_chart_has_a_labelled_bar_per_slot(tmp_path):
     plan = Plan(tasks=chain(3))
     schedule = plan_schedule(plan, analyse_plan(plan), [sim("a", ["s"])], {})
-    svg = gantt_svg(schedule.planned, schedule.planned, title="chain <3>")
-    root = ET.fromstring(svg)
-    rects = root.findall("{http://www.w3.org/2000/svg}rect")
-    assert len(rects) == 6 and "chain &lt;3&gt;" in svg
+    actual = [s.model_copy(update={"attempt": 1, "verdict": "approve"}) for s in schedule.planned]
+    figure = gantt_figure(schedule.planned, actual, critical=["c0"], title="chain <3>")
+    bars = [(t.name, label) for t in figure.data for label in t.text]
+    assert sorted(bars) == sorted(
+        [("planned", s.task_id) for s in schedule.planned]
+        + [("approved", s.task_id) for s in schedule.planned]
+    )
+    assert figure.layout.title.text == "chain <3>"
 
 
 async def test_a_slow_worker_on_the_critical_path_is_hedged_and_then_avoided():

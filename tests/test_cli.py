@@ -25,10 +25,12 @@ def test_run_status_and_bad_input(tmp_path):
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["status"] == "done" and len(report["tasks"]) == 6
-    status = json.loads(cli("status", "t1", "--json", "--gantt", "gantt.svg", home=tmp_path).stdout)
+    status = json.loads(cli("status", "t1", "--json", "--gantt", "g.html", home=tmp_path).stdout)
     assert status["status"] == "done" and status["next"] == []
     assert status["snapshot"]["counts"] == {"approved": 6} and status["snapshot"]["eta"] == 0
-    assert (tmp_path / "gantt.svg").read_text().count("<rect") == 12  # 6 planned + 6 actual
+    gantt = (tmp_path / "g.html").read_text()
+    assert "<html>" in gantt[:50] and "Plotly.newPlot" in gantt  # plotly.js inlined
+    assert all(gantt.count(f'"{t}"') >= 2 for t in report["tasks"])  # planned and actual bars
     text = cli("status", "t1", home=tmp_path).stdout
     assert "critical-path slip" in text and "utilisation: collector" in text
     found = json.loads(cli("insights", "--json", "--target", "60", home=tmp_path).stdout)
