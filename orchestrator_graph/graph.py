@@ -4,7 +4,7 @@ START -> recall -> planner -> dispatcher <-> mediator
                               dispatcher -> synthesizer -> qa_reviewer -> learn -> END
 
 The dispatcher runs every task attempt through the compiled ``worker`` subgraph (execute, review,
-record) with no superstep barrier; see ``scheduler``."""
+record) with no superstep barrier; see ``dispatch``."""
 
 from __future__ import annotations
 
