@@ -13,7 +13,7 @@ from langgraph.store.base import BaseStore, GetOp
 from orchestrator_graph.models import Review, TaskResult
 
 ROOT = "orchestrator_graph"
-PAGE = 500
+PAGE = 10_000  # attempts per store search: offset paging costs O(offset) per page
 
 
 def attempt_key(task_id: str, attempt: int) -> str:

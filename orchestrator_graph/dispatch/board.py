@@ -157,7 +157,10 @@ class TaskBoard:
             if rec.simplified and tid in self.tasks:
                 self.tasks[tid] = simplified(self.tasks[tid])
         self.analysis, self.registry, self.rules = analysis, registry, rules
-        self.records = {tid: records.get(tid, TaskRecord()).model_copy() for tid in self.tasks}
+        self.records = {
+            tid: rec.model_copy() if (rec := records.get(tid)) else TaskRecord()
+            for tid in self.tasks
+        }
         self.history: History = history if history is not None else {}
         self.outbox: list[Event] = []
         able = {tid: sum(w.can_do(t) for w in registry.workers()) for tid, t in self.tasks.items()}
@@ -502,14 +505,14 @@ class TaskBoard:
     ) -> None:
         tid = result.task_id
         rec = self.records[tid]
-        self.reviews[tid].append(review)
         self.outcomes.setdefault(result.worker, []).append(review.verdict == "approve")
         self.settled += 1
         self.spent_cost += cost if cost is not None else self._cost(result.worker)
         self.tokens += result.tokens + review.tokens
-        if rec.status in FINAL:  # settled by the mediator; the ledger only adds history
+        if rec.status in FINAL:  # settled already; the ledger only adds history
             self._learn(result, review, live)
             return
+        self.reviews[tid].append(review)
         rec.attempts = max(rec.attempts, result.attempt)
         rec.worker, rec.score = result.worker, review.score
         rec.started_at, rec.finished_at = result.started_at, result.finished_at
@@ -607,6 +610,7 @@ class TaskBoard:
         self._set(tid, "approved")
         rec.worker, rec.summary = winner.worker, winner.summary
         rec.result_key = attempt_key(tid, winner.attempt)
+        self.reviews[tid] = []  # only an unsettled task needs them (fewer objects for the GC)
 
     def _vote(self, tid: str, task: Task, replicas: list[Approval], live: bool) -> Approval | None:
         rec = self.records[tid]
