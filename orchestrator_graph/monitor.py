@@ -10,11 +10,13 @@ from dataclasses import dataclass, field
 
 from langgraph.store.base import BaseStore
 
-from orchestrator_graph.dispatch.board import Running
+from orchestrator_graph.dispatch.board import Running, TaskBoard
 from orchestrator_graph.dispatch.policies import STALL_FLOOR
+from orchestrator_graph.events import Emit, Event
 from orchestrator_graph.ledger import ROOT
 from orchestrator_graph.models import (
     Bottleneck,
+    Schedule,
     SkillLoad,
     StatusSnapshot,
     Task,
@@ -172,3 +174,78 @@ def queue_bottlenecks(
             )
         )
     return out
+
+
+class Monitor:
+    """What the dispatch measures as it runs: busy time per worker, the ETA, the bottlenecks
+    found (each also sent as a ``bottleneck`` event), the critical-path slip, and the status
+    snapshot built from them and the board."""
+
+    def __init__(
+        self, emit: Emit, run_id: str, schedule: Schedule | None, deadline: float | None
+    ) -> None:
+        self.emit, self.run_id, self.schedule, self.deadline = emit, run_id, schedule, deadline
+        self.load, self.clock = Load(), EtaClock()
+        self.bottlenecks: list[Bottleneck] = []
+        self.queues_seen: set[str] = set()
+        self.slip = 0.0
+
+    def bottleneck(self, found: Bottleneck) -> None:
+        self.bottlenecks.append(found)
+        self.emit(
+            Event(
+                kind="bottleneck",
+                node="dispatcher",
+                task_id=found.task_id,
+                worker=found.worker,
+                message=f"{found.kind}: {found.detail}; {found.response}",
+                data=found.model_dump(mode="json"),
+            )
+        )
+
+    def eta(self, board: TaskBoard, now: float, *, fresh: bool = False) -> float:
+        deps = {tid: t.depends_on for tid, t in board.tasks.items()}
+        return self.clock.get(
+            now,
+            lambda: eta(
+                board.tasks,
+                deps,
+                board.records,
+                list(board.running.values()),
+                board.registry,
+                board.history,
+                now,
+            ),
+            fresh=fresh,
+        )
+
+    def snapshot(self, board: TaskBoard, now: float, elapsed: float) -> StatusSnapshot:
+        """The live status, also sent as a ``status`` event; queue bottlenecks found here."""
+        runs = list(board.running.values())
+        skills = skill_loads(board.tasks, board.queued, runs, board.registry, now)
+        planned = self.schedule.makespan if self.schedule else None
+        for found in queue_bottlenecks(skills, planned or 0.0, self.queues_seen):
+            self.bottleneck(found)
+        snapshot = StatusSnapshot(
+            run_id=self.run_id,
+            at=now,
+            elapsed=round(elapsed, 4),
+            tasks={tid: rec.status for tid, rec in board.records.items()},
+            counts={k: v for k, v in board.counts.items() if v},
+            workers=self.load.workers(board.registry, runs, now, elapsed),
+            skills=skills,
+            eta=round(self.eta(board, now), 4),
+            deadline=self.deadline,
+            planned_makespan=planned,
+            critical_path_slip=round(self.slip, 4),
+            bottlenecks=self.bottlenecks[-10:],
+        )
+        self.emit(
+            Event(
+                kind="status",
+                node="dispatcher",
+                message=f"ETA {snapshot.eta:.2f}s, slip {snapshot.critical_path_slip:.2f}s",
+                data=snapshot.model_dump(mode="json"),
+            )
+        )
+        return snapshot

@@ -5,7 +5,8 @@ Pure bookkeeping: no I/O, no awaiting, no clock of its own (times are passed in)
 board and return decisions that the runner applies here. What a transition has to say goes to
 ``outbox`` as events, which the runner emits.
 
-Invariants the board keeps (tested on the board itself and on whole runs, ``tests/test_board``):
+Invariants the board keeps (tested on the board itself, ``tests/test_board.py``, and on whole
+runs, ``tests/test_stress.py``):
 a task starts only when every dependency is approved; a task is approved once; an attempt's
 result is applied once, and only while that attempt is running; a worker never holds more
 attempts than its capacity; a cancelled attempt is never applied.
@@ -14,17 +15,14 @@ attempts than its capacity; a cancelled attempt is never applied.
 from __future__ import annotations
 
 import heapq
-import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
-from orchestrator_graph.consensus import MECHANISMS, Ballot, expertise_weight
 from orchestrator_graph.dag import downstream
+from orchestrator_graph.dispatch.verdicts import FINAL, Approval, record_conflict, settle
 from orchestrator_graph.events import Event
-from orchestrator_graph.ledger import attempt_key
 from orchestrator_graph.models import (
     Conflict,
     Escalation,
@@ -34,24 +32,10 @@ from orchestrator_graph.models import (
     TaskRecord,
     TaskResult,
 )
-from orchestrator_graph.qa import resolve
 from orchestrator_graph.registry import History, Registry, SkillStats
 from orchestrator_graph.workers import Worker
 
-FINAL = frozenset({"approved", "failed", "skipped"})
 OPEN = frozenset({"pending", "running"})
-
-
-def answer_key(task: Task, output: Any) -> str:
-    """What redundant executions must agree on, canonically: the task's ``consensus_field``,
-    else the whole output but its free-text summary."""
-    if task.consensus_field:
-        value = resolve(output, task.consensus_field)
-    elif isinstance(output, dict):
-        value = {k: v for k, v in output.items() if k != "summary"}
-    else:
-        value = output
-    return json.dumps(value, sort_keys=True, default=str)
 
 
 def simplified(task: Task) -> Task:
@@ -122,15 +106,6 @@ class Launch:
     attempt: int
     feedback: str
     upstream: dict[str, str]
-
-
-@dataclass(frozen=True)
-class Approval:
-    attempt: int
-    worker: str
-    score: float
-    summary: str
-    answer: str  # canonical answer, for votes between replicas ("" when there is one replica)
 
 
 @dataclass
@@ -234,7 +209,7 @@ class TaskBoard:
         failed_by: dict[str, set[str]] = {}
         for result, review in finished:
             if result.task_id in self.tasks:
-                self._settle(result, review, live=False)
+                settle(self, result, review, live=False)
             elif review.verdict == "reject":
                 failed_by.setdefault(result.task_id, set()).add(result.worker)
         for tid, task in self.tasks.items():
@@ -398,7 +373,7 @@ class TaskBoard:
         tid = run.task_id
         self._release(run)
         was = self.records[tid].status
-        self._settle(result, review, live=True, cost=cost)
+        settle(self, result, review, live=True, cost=cost)
         rec = self.records[tid]
         if rec.status in OPEN and self.needed(tid) > 0:
             self.push(tid)
@@ -499,204 +474,9 @@ class TaskBoard:
             and all(self.tasks[d].optional for d in downstream(self.dependents, tid))
         ]
 
-    # --- settling a result ---------------------------------------------------------------
-    def _settle(
-        self, result: TaskResult, review: Review, *, live: bool, cost: float | None = None
-    ) -> None:
-        tid = result.task_id
-        rec = self.records[tid]
-        self.outcomes.setdefault(result.worker, []).append(review.verdict == "approve")
-        self.settled += 1
-        self.spent_cost += cost if cost is not None else self._cost(result.worker)
-        self.tokens += result.tokens + review.tokens
-        if rec.status in FINAL:  # settled already; the ledger only adds history
-            self._learn(result, review, live)
-            return
-        self.reviews[tid].append(review)
-        rec.attempts = max(rec.attempts, result.attempt)
-        rec.worker, rec.score = result.worker, review.score
-        rec.started_at, rec.finished_at = result.started_at, result.finished_at
-        if review.verdict == "approve":
-            self._approve(result, review, live)
-        else:
-            self._reject(result, review, live)
-        if rec.status == "pending" and self.running_for[tid]:
-            self._set(tid, "running")  # other replicas are still at work
-        self._learn(result, review, live)
-
-    def _approve(self, result: TaskResult, review: Review, live: bool) -> None:
-        tid = result.task_id
-        task = self.tasks[tid]
-        answer = answer_key(task, result.output) if self.redundancy[tid] > 1 else ""
-        self.approved[tid].append(
-            Approval(result.attempt, result.worker, review.score, result.summary, answer)
-        )
-        self._set(tid, "pending")
-        self.records[tid].feedback = ""
-        if len(self.approved[tid]) >= self.redundancy[tid]:
-            self._conclude(tid, live)
-        if live:
-            self._announce(result, review)
-
-    def _reject(self, result: TaskResult, review: Review, live: bool) -> None:
-        tid = result.task_id
-        rec = self.records[tid]
-        self.failed_on[tid].add(result.worker)
-        rec.feedback = review.feedback
-        spent = len(self.reviews[tid]) >= self.allowed(tid)
-        self._set(tid, "escalated" if spent else "pending")
-        streak = 0  # the same failure, in a row, up to this one
-        for earlier in reversed(self.reviews[tid]):
-            if (
-                earlier.verdict != "reject"
-                or earlier.feedback != review.feedback
-                or earlier.attempt <= rec.retry_from
-            ):
-                break
-            streak += 1
-        if not spent and review.feedback and streak >= self.rules.loop_guard:
-            self._set(tid, "escalated")  # loop guard: the same failure again will not differ
-            rec.feedback = f"loop guard: failed the same way {streak} times: {review.feedback}"
-        if review.reviewer == "gates+rubric" and all(c.passed for c in review.checks):
-            self._conflict(
-                live,
-                Conflict(
-                    kind="worker_vs_reviewer",
-                    task_id=tid,
-                    parties=[result.worker, "reviewer"],
-                    detail=f"all code checks passed; the rubric rejected: {rec.feedback}",
-                    mechanism="reviewer prevails",
-                    resolution="retried with the reviewer's feedback"
-                    if rec.status == "pending"
-                    else "escalated",
-                ),
-            )
-        if live:
-            self._announce(result, review)
-
-    def _announce(self, result: TaskResult, review: Review) -> None:
-        tid = result.task_id
-        rec = self.records[tid]
-        kind = "task_completed" if review.verdict == "approve" else "task_failed"
-        self._say(
-            kind,
-            task_id=tid,
-            worker=result.worker,
-            attempt=result.attempt,
-            message=review.feedback or result.summary[:200],
-            data={"score": review.score, "status": rec.status},
-        )
-        if rec.status == "escalated":
-            self._say(
-                "escalated",
-                task_id=tid,
-                message=f"after {len(self.reviews[tid])} attempts: {rec.feedback}",
-            )
-
     def allowed(self, tid: str) -> int:
         """Reviewed attempts a task may use (each replica of a redundant task gets the budget)."""
         return self.rules.max_attempts * self.redundancy[tid] + self.records[tid].extra_attempts
-
-    def _conclude(self, tid: str, live: bool) -> None:
-        """All replicas approved: one answer, or a vote among the disagreeing ones."""
-        rec, task = self.records[tid], self.tasks[tid]
-        replicas = sorted(self.approved[tid], key=lambda a: a.attempt)
-        winner: Approval | None = replicas[0]
-        if len({a.answer for a in replicas}) > 1:
-            winner = self._vote(tid, task, replicas, live)
-            if winner is None:
-                return
-        assert winner is not None
-        self._set(tid, "approved")
-        rec.worker, rec.summary = winner.worker, winner.summary
-        rec.result_key = attempt_key(tid, winner.attempt)
-        self.reviews[tid] = []  # only an unsettled task needs them (fewer objects for the GC)
-
-    def _vote(self, tid: str, task: Task, replicas: list[Approval], live: bool) -> Approval | None:
-        rec = self.records[tid]
-        weights = {
-            a.attempt: expertise_weight(self.registry.level(a.worker, task.skills), a.score)
-            for a in replicas
-        }
-        detail = (
-            f"{len({a.answer for a in replicas})} different answers from {len(replicas)} executions"
-        )
-        mechanism = self.rules.resolution_for("redundant_disagree")
-        disagreement = partial(
-            Conflict,
-            kind="redundant_disagree",
-            task_id=tid,
-            parties=[a.worker for a in replicas],
-            detail=detail,
-        )
-        if mechanism not in MECHANISMS:  # judge, mediate or human: the mediator decides
-            self.candidates[tid] = [
-                {
-                    "attempt": a.attempt,
-                    "worker": a.worker,
-                    "weight": round(weights[a.attempt], 4),
-                    "answer": a.answer,
-                }
-                for a in replicas
-            ]
-            self._conflict(
-                live,
-                disagreement(
-                    mechanism=mechanism, resolution=f"handed to the mediator ({mechanism})"
-                ),
-            )
-            self._set(tid, "escalated")
-            rec.feedback = f"redundant results disagree: {detail}"
-            return None
-        ballots = [
-            Ballot(voter=a.worker, answer=a.answer, weight=weights[a.attempt]) for a in replicas
-        ]
-        verdict = MECHANISMS[mechanism](ballots)
-        chosen = next((a for a in replicas if a.answer == verdict.winner), None)
-        self._conflict(
-            live,
-            disagreement(
-                mechanism=verdict.mechanism,
-                winner=chosen.worker if chosen else None,
-                votes=verdict.votes,
-                weights=verdict.weights,
-                resolution=verdict.reason,
-            ),
-        )
-        if chosen is None:
-            self._set(tid, "escalated")
-            rec.feedback = f"redundant results disagree and the vote is tied: {verdict.reason}"
-        return chosen
-
-    def _conflict(self, live: bool, conflict: Conflict) -> None:
-        """Recorded also on replay (the state only keeps what a finished superstep returns);
-        announced only live."""
-        self.conflicts.append(conflict)
-        if live:
-            self.outbox.append(
-                Event(
-                    kind="conflict",
-                    node="dispatcher",
-                    task_id=conflict.task_id,
-                    message=f"{conflict.kind}: {conflict.resolution}",
-                    data=conflict.model_dump(mode="json"),
-                )
-            )
-
-    def _learn(self, result: TaskResult, review: Review, live: bool) -> None:
-        """Per-skill performance history of the worker, updated after every live attempt."""
-        if not live:
-            return
-        stats = self.history.setdefault(result.worker, {})
-        task = self.tasks[result.task_id]
-        for skill in task.skills:
-            stats.setdefault(skill, SkillStats()).add(
-                review.verdict == "approve",
-                review.score,
-                max(0.0, result.finished_at - result.started_at),
-                task.effort,
-            )
-        self.touched.add(result.worker)
 
     def _cost(self, worker: str) -> float:
         member = self.registry.get(worker)
@@ -728,7 +508,8 @@ class TaskBoard:
             return
         self.scarce_seen.add(tid)
         held = sorted({self.round_started[r] for r in rivals})
-        self._conflict(
+        record_conflict(
+            self,
             True,
             Conflict(
                 kind="scarce_worker",

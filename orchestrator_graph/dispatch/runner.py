@@ -50,7 +50,7 @@ from orchestrator_graph.models import (
     TaskRecord,
     TaskResult,
 )
-from orchestrator_graph.monitor import EtaClock, Load, eta, queue_bottlenecks, skill_loads
+from orchestrator_graph.monitor import Monitor
 from orchestrator_graph.registry import History, SkillStats, expected_durations
 
 RunAttempt = Callable[[Launch], Awaitable[tuple[TaskResult, Review]]]
@@ -142,11 +142,9 @@ class DispatchRunner:
         self.paces = Paces(board.history, board.registry.get)
         self.jobs: dict[asyncio.Future[Any], Running] = {}
         self.futures: dict[tuple[str, int], asyncio.Future[Any]] = {}
-        self.load, self.eta = Load(), EtaClock()
-        self.bottlenecks: list[Bottleneck] = []
+        self.monitor = Monitor(emit, run_id, schedule, deadline)
         self.stalls_seen: set[tuple[str, int]] = set()
-        self.queues_seen: set[str] = set()
-        self.slip, self.slip_reported, self.deadline_warned = 0.0, False, False
+        self.slip_reported, self.deadline_warned = False, False
         self.snapshot_at = self.saved_at = self.deadline_at = 0.0
         self.lag = 0.0  # how late the loop wakes (CPU contention): added to stall bounds
         self.shown: dict[str, int] = {}
@@ -187,7 +185,7 @@ class DispatchRunner:
             records=board.records,
             escalations=escalations,
             conflicts=board.conflicts,
-            bottlenecks=self.bottlenecks,
+            bottlenecks=self.monitor.bottlenecks,
             snapshot=await self._publish(),
         )
 
@@ -333,12 +331,12 @@ class DispatchRunner:
         done = self.board.finish(result, review, member.cost if member else 0.0)
         if not done.applied:
             return
-        self.load.add(run.worker, self.clock() - run.dispatched)
+        self.monitor.load.add(run.worker, self.clock() - run.dispatched)
         self.paces.forget(run.worker)
         self.matcher.forget(run.worker)
         if self.settings.adapt and (found := quarantine(self.board, run.worker)):
             self.board.quarantined.add(run.worker)
-            self._bottleneck(found)
+            self.monitor.bottleneck(found)
         if not done.approved:
             return
         self._slipped(run.task_id, result.finished_at or self.clock())
@@ -349,7 +347,7 @@ class DispatchRunner:
                 self.jobs.pop(job, None)
                 self._note_began(hedge)
                 self.board.cancel(hedge, self.clock())
-                self.load.add(hedge.worker, self.clock() - hedge.dispatched)
+                self.monitor.load.add(hedge.worker, self.clock() - hedge.dispatched)
                 self.paces.forget(hedge.worker)
                 self.matcher.forget(hedge.worker)
 
@@ -376,19 +374,6 @@ class DispatchRunner:
     def _elapsed(self) -> float:
         return self.clock() - self.t0
 
-    def _bottleneck(self, found: Bottleneck) -> None:
-        self.bottlenecks.append(found)
-        self.emit(
-            Event(
-                kind="bottleneck",
-                node="dispatcher",
-                task_id=found.task_id,
-                worker=found.worker,
-                message=f"{found.kind}: {found.detail}; {found.response}",
-                data=found.model_dump(mode="json"),
-            )
-        )
-
     def _watch(self, now: float) -> None:
         """Stalled attempts (past ``stall_after`` times their expected duration): each found
         once; with adaptation on, a hedge starts where it costs no queued work a slot."""
@@ -406,7 +391,7 @@ class DispatchRunner:
                 if not self.settings.adapt
                 else "none: no idle able worker"
             )
-            self._bottleneck(stall_finding(run, now, self.settings.stall_after, response))
+            self.monitor.bottleneck(stall_finding(run, now, self.settings.stall_after, response))
 
     def _slipped(self, tid: str, finished_at: float) -> None:
         """A critical-path task later than planned: the slip is measured; with adaptation on,
@@ -415,7 +400,7 @@ class DispatchRunner:
         if slot is None:
             return
         late = finished_at - self.t0 - slot.finish
-        self.slip = max(self.slip, late)
+        self.monitor.slip = max(self.monitor.slip, late)
         found = None if self.slip_reported else slip(self.board, tid, late, self.schedule)
         if found is None:
             return
@@ -432,24 +417,7 @@ class DispatchRunner:
             )
         else:
             found.response = "none: adaptation is off"
-        self._bottleneck(found)
-
-    def _eta(self, now: float, *, fresh: bool = False) -> float:
-        board = self.board
-        deps = {tid: t.depends_on for tid, t in board.tasks.items()}
-        return self.eta.get(
-            now,
-            lambda: eta(
-                board.tasks,
-                deps,
-                board.records,
-                list(board.running.values()),
-                board.registry,
-                board.history,
-                now,
-            ),
-            fresh=fresh,
-        )
+        self.monitor.bottleneck(found)
 
     def _meet_deadline(self, now: float) -> None:
         """When the ETA passes the deadline: with adaptation on, tasks with a cheaper version
@@ -459,7 +427,7 @@ class DispatchRunner:
             return
         self.deadline_at = now
         spare = self.deadline - self._elapsed()
-        estimate = self._eta(now)
+        estimate = self.monitor.eta(self.board, now)
         if estimate <= spare:
             return
         if not self.deadline_warned:  # once: the cuts and the report tell the rest
@@ -472,7 +440,7 @@ class DispatchRunner:
                     data={"eta": estimate, "left": spare},
                 )
             )
-            self._bottleneck(
+            self.monitor.bottleneck(
                 Bottleneck(
                     kind="deadline",
                     detail=f"ETA {estimate:.2f}s with {spare:.2f}s left before the deadline",
@@ -488,7 +456,7 @@ class DispatchRunner:
         for change, tids in ((self.board.simplify, simplifiable), (self.board.cut, cuttable)):
             for tid in tids(self.board):
                 change(tid, why)
-                if self._eta(now, fresh=True) <= spare:
+                if self.monitor.eta(self.board, now, fresh=True) <= spare:
                     return
 
     def _check_budgets(self, now: float) -> None:
@@ -498,35 +466,8 @@ class DispatchRunner:
             raise BudgetExceeded(reason)
 
     async def _publish(self) -> StatusSnapshot:
-        board, now = self.board, self.clock()
-        self.snapshot_at = now
-        runs = list(board.running.values())
-        skills = skill_loads(board.tasks, board.queued, runs, board.registry, now)
-        planned = self.schedule.makespan if self.schedule else None
-        for found in queue_bottlenecks(skills, planned or 0.0, self.queues_seen):
-            self._bottleneck(found)
-        snapshot = StatusSnapshot(
-            run_id=self.run_id,
-            at=now,
-            elapsed=round(self._elapsed(), 4),
-            tasks={tid: rec.status for tid, rec in board.records.items()},
-            counts={k: v for k, v in board.counts.items() if v},
-            workers=self.load.workers(board.registry, runs, now, self._elapsed()),
-            skills=skills,
-            eta=round(self._eta(now), 4),
-            deadline=self.deadline,
-            planned_makespan=planned,
-            critical_path_slip=round(self.slip, 4),
-            bottlenecks=self.bottlenecks[-10:],
-        )
-        self.emit(
-            Event(
-                kind="status",
-                node="dispatcher",
-                message=f"ETA {snapshot.eta:.2f}s, slip {snapshot.critical_path_slip:.2f}s",
-                data=snapshot.model_dump(mode="json"),
-            )
-        )
+        self.snapshot_at = self.clock()
+        snapshot = self.monitor.snapshot(self.board, self.snapshot_at, self._elapsed())
         if self.publish is not None:
             await self.publish(snapshot)
         return snapshot
