@@ -276,16 +276,20 @@ class TaskBoard:
         batch: list[str] = []
         taken: set[str] = set()
         later: list[tuple[float, int, str]] = []
+        blocked: set[tuple[Any, ...]] = set()  # kinds of task no free worker can take
         while self.heap and len(batch) < slots:
             entry = heapq.heappop(self.heap)
             tid = entry[2]
             if self.records[tid].status not in OPEN or self.needed(tid) < 1:
                 continue  # stale: settled or fully staffed since it was queued
             barred = self.busy_on(tid)
-            if tid in taken or not any(
-                w.name not in barred and self.able(tid, w) for w in free
-            ):  # one replica per round (replicas land on different workers), or nobody free
+            kind = self._kind[tid]
+            if tid in taken or (not barred and kind in blocked):
+                later.append(entry)  # one replica per round: replicas land on different workers
+            elif not any(w.name not in barred and self.able(tid, w) for w in free):
                 later.append(entry)
+                if not barred:
+                    blocked.add(kind)
             else:
                 taken.add(tid)
                 batch.append(tid)
