@@ -340,6 +340,8 @@ def create_orchestrator(
 
         async def run_attempt(launch: Launch) -> tuple[TaskResult, Review]:
             task = launch.task
+            if not context.worker_subgraph:
+                return await steps.run_inline(run_id, launch, env)
             attempt_state: AttemptState = {
                 "run_id": run_id,
                 "task": task.model_dump(mode="json", exclude_defaults=True),
@@ -348,8 +350,6 @@ def create_orchestrator(
                 "feedback": launch.feedback,
                 "upstream_keys": launch.upstream,
             }
-            if not context.worker_subgraph:
-                return await steps.run_inline(attempt_state, env, task)
             out = await worker_graph.ainvoke(
                 attempt_state,
                 {

@@ -20,6 +20,7 @@ from langgraph.store.memory import InMemoryStore
 from typing_extensions import TypedDict
 
 from orchestrator_graph.context import Context
+from orchestrator_graph.dispatch.board import Launch
 from orchestrator_graph.events import Emit, Event, stream_emitter
 from orchestrator_graph.ledger import Ledger
 from orchestrator_graph.models import Review, Task, TaskResult
@@ -168,20 +169,13 @@ class AttemptSteps:
         await Ledger(env.store, run_id).record(result, verdict)
         return verdict
 
-    async def run_inline(
-        self, state: AttemptState, env: Env, task: Task
-    ) -> tuple[TaskResult, Review]:
+    async def run_inline(self, run_id: str, launch: Launch, env: Env) -> tuple[TaskResult, Review]:
         """The same two steps, called directly: no subgraph, no state (de)serialisation."""
+        task = launch.task
         result, upstream = await self.execute(
-            state["run_id"],
-            task,
-            state["worker"],
-            state["attempt"],
-            state["feedback"],
-            state["upstream_keys"],
-            env,
+            run_id, task, launch.worker, launch.attempt, launch.feedback, launch.upstream, env
         )
-        return result, await self.review(state["run_id"], task, result, upstream, env)
+        return result, await self.review(run_id, task, result, upstream, env)
 
     def graph(self) -> Pregel:
         async def execute(state: AttemptState, runtime: Runtime[Context]) -> dict[str, Any]:
