@@ -5,19 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from graphlib import CycleError, TopologicalSorter
 
+from orchestrator_graph.errors import PlanRejectedError as PlanRejectedError
+from orchestrator_graph.errors import PlanValidationError
 from orchestrator_graph.models import Plan, PlanAnalysis, TaskAnalysis
-
-
-class PlanValidationError(ValueError):
-    """A plan that must not run. ``problems`` lists every defect found, each naming its tasks."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("invalid plan: " + "; ".join(problems))
-
-
-class PlanRejectedError(ValueError):
-    """The plan gate's reviewer rejected the plan (after one re-plan, for a model's plan)."""
 
 
 def validate_plan(

@@ -25,6 +25,7 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, Field
 
+from orchestrator_graph.errors import MemoryUnavailable as MemoryUnavailable
 from orchestrator_graph.models import Plan, Task
 from orchestrator_graph.persistence import HOME_ENV
 
@@ -36,10 +37,6 @@ if TYPE_CHECKING:  # chromadb is imported when the memory is first used, not wit
 CHROMA_ENV = "ORCHESTRATOR_GRAPH_CHROMA"
 MIN_SIMILARITY = 0.4  # below this a past run is not related enough to recall
 _TOKEN = re.compile(r"[\w./-]*\w")
-
-
-class MemoryUnavailable(RuntimeError):
-    """The plan memory cannot be used; the run goes on without it."""
 
 
 class TaskOutcome(BaseModel):
