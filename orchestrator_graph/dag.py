@@ -7,6 +7,7 @@ from graphlib import CycleError, TopologicalSorter
 
 from orchestrator_graph.errors import PlanRejectedError as PlanRejectedError
 from orchestrator_graph.errors import PlanValidationError
+from orchestrator_graph.limits import MAX_TASKS
 from orchestrator_graph.models import Plan, PlanAnalysis, TaskAnalysis
 
 
@@ -20,6 +21,10 @@ def validate_plan(
     problems: list[str] = []
     if not plan.tasks:
         raise PlanValidationError(["the plan has no tasks"])
+    if len(plan.tasks) > MAX_TASKS:
+        raise PlanValidationError(
+            [f"the plan has {len(plan.tasks):,} tasks; the limit is {MAX_TASKS:,}"]
+        )
     ids = [t.id for t in plan.tasks]
     seen: set[str] = set()
     duplicates = sorted({i for i in ids if i in seen or seen.add(i)})

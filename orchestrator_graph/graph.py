@@ -36,6 +36,7 @@ from orchestrator_graph.dag import (
 )
 from orchestrator_graph.events import Event, stream_emitter
 from orchestrator_graph.ledger import Ledger
+from orchestrator_graph.limits import check_request
 from orchestrator_graph.llm import ModelSpec, ask_structured
 from orchestrator_graph.mediation import Mediation
 from orchestrator_graph.memory import (
@@ -136,9 +137,7 @@ def create_orchestrator(
 
     async def recall_node(state: OrchestratorState, runtime: Runtime[Context]) -> dict[str, Any]:
         context = Context.coerce(runtime.context)
-        request = state.get("request")
-        if not isinstance(request, str) or not request.strip():
-            raise ValueError("the input needs a non-empty 'request' string")
+        request = check_request(state.get("request"))
         run_id = uuid.uuid4().hex[:12]
         emit = stream_emitter(runtime.stream_writer)
         emit(
