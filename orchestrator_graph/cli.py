@@ -128,12 +128,14 @@ def _context(values: dict[str, Any]) -> Context:
 
 def _option_error(error: ContextError) -> str:
     """A context error in the words of the command line: the option, the value, what it takes."""
-    name = error.field
+    name, value = error.field, error.value
     if name.startswith("budget_"):
-        return f"--budget {name.removeprefix('budget_')}={error.value!r}: {error.allowed}"
-    if name.endswith("_model"):
-        return f"--model {name.removesuffix('_model')}={error.value!r}: {error.allowed}"
-    return f"--{name.replace('_', '-')} {error.value!r}: {error.allowed}"
+        option = f"--budget {name.removeprefix('budget_')}={value!r}"
+    elif name.endswith("_model"):
+        option = f"--model {name.removesuffix('_model')}={value!r}"
+    else:
+        option = f"--{name.replace('_', '-')} {value!r}"
+    return f"{option} is not allowed: {error.allowed}"
 
 
 def _team(values: dict[str, Any]) -> list[Worker] | None:
@@ -537,6 +539,7 @@ def run(
 
     async def go() -> int:
         payload = _run_input(request, example, plan)
+        _team(_team_settings(roster, plugins))  # a bad roster is refused before any state exists
         settings = _settings(
             model,
             budget,

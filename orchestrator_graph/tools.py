@@ -48,16 +48,22 @@ def load_table(path: str) -> Table:
 
 
 def _number(value: Any) -> Any:
-    if isinstance(value, str):
-        text = value.strip()
-        if text == "":
-            return None
-        try:
-            number = float(text)
-        except ValueError:
-            return text
-        return int(number) if number.is_integer() and "." not in text else number
-    return value
+    """A cell as a number where it is one, exactly: integers of any size stay integers, other
+    numbers become floats; blanks become None; words (also "inf" and "nan") stay text."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text == "":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return number if math.isfinite(number) else text
 
 
 def combine(tables: list[Table]) -> Table:
@@ -82,7 +88,8 @@ def clean_table(table: Table) -> Table:
             and _numeric(row["price"])
             and _numeric(row["quantity"])
         ):
-            row["revenue"] = round(row["price"] * row["quantity"], 2)
+            revenue = row["price"] * row["quantity"]  # None when it overflows: not a number
+            row["revenue"] = round(revenue, 2) if _numeric(float(revenue)) else None
         rows.append(row)
     columns = list(
         dict.fromkeys([*table["columns"], *(["revenue"] if rows and "revenue" in rows[0] else [])])
