@@ -514,7 +514,8 @@ def create_orchestrator(
         deliverable = Deliverable.model_validate(state["deliverable"])
         records = records_of(state)
         approved = {t for t, r in records.items() if r.status == "approved"}
-        text = json.dumps(deliverable.model_dump(), default=str)
+        # As written (not \u-escaped), so that a task id like "données" is found in the text.
+        text = json.dumps(deliverable.model_dump(), default=str, ensure_ascii=False)
         missing = sorted(t for t in approved if t not in text)
         unapproved = sorted(
             t
@@ -522,6 +523,11 @@ def create_orchestrator(
             if r.status != "approved" and any(s.heading == t for s in deliverable.sections)
         )
         checks = [
+            Check(
+                name="has_approved_results",
+                passed=bool(approved),
+                detail="no task was approved: there is nothing to deliver",
+            ),
             Check(name="has_summary", passed=bool(deliverable.summary.strip())),
             Check(name="covers_approved_tasks", passed=not missing, detail=f"missing: {missing}"),
             Check(
@@ -542,7 +548,7 @@ def create_orchestrator(
         ]
         policy = Plan.model_validate(state["plan"]).qa_policy or context.qa_policy
         score = sum(c.passed for c in checks) / len(checks)
-        hard_ok = all(c.passed for c in checks[:3])
+        hard_ok = all(c.passed for c in checks[:4])
         review = Review(
             task_id="final",
             attempt=1,

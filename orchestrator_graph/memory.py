@@ -328,9 +328,11 @@ class FailurePattern(BaseModel):
 def failure_patterns(
     records: Iterable[RunRecord], min_attempts: int = 2, min_rate: float = 0.5
 ) -> list[FailurePattern]:
-    """(skills × worker) pairs that failed at least ``min_rate`` of ``min_attempts`` or more."""
+    """(skills × worker) pairs that failed at least ``min_rate`` of ``min_attempts`` or more.
+
+    Each run counts once, however many times it is passed (a run both recent and recalled)."""
     counts: dict[tuple[tuple[str, ...], str], list[int]] = {}
-    for record in records:
+    for record in {r.run_id: r for r in records}.values():
         for outcome in record.outcomes.values():
             for worker, verdict in outcome.verdicts:
                 tally = counts.setdefault((tuple(sorted(outcome.skills)), worker), [0, 0])

@@ -313,9 +313,7 @@ class RosterEntry(BaseModel):
     capacity: int = 1
     cost: float = 0.0
     speed: float = 1.0
-    experience: int = 0
     region: str = ""
-    tags: list[str] = Field(default_factory=list)
     heartbeat_timeout: float | None = None
     run: str | None = None
     remote: RemoteSpec | None = None

@@ -44,7 +44,9 @@ class Worker(BaseModel):
     ``WorkerInput`` (a Runnable or graph as a dict) and returns the output (a graph: its
     ``output`` key, else its whole state)."""
 
-    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(
+        arbitrary_types_allowed=True, frozen=True, allow_inf_nan=False, extra="forbid"
+    )
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     skills: dict[str, float] = Field(description="skill -> level in [0, 1]")
@@ -54,9 +56,7 @@ class Worker(BaseModel):
     )
     cost: float = Field(0.0, ge=0, description="cost per task")
     speed: float = Field(1.0, gt=0, description="expected speed: 2.0 = twice the estimate's pace")
-    experience: int = Field(0, ge=0, description="tasks done before joining this team")
     region: str = ""
-    tags: list[str] = Field(default_factory=list)
     heartbeat_timeout: float | None = Field(
         None, gt=0, description="seconds without a heartbeat before it counts as offline"
     )
