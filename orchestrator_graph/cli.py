@@ -515,6 +515,18 @@ def _run_input(request: str | None, example: bool, plan: Path | None) -> dict[st
     return payload
 
 
+def _check_declared(payload: dict[str, Any], team: list[Worker] | None) -> None:
+    """A declared plan checked against the team before a thread is created for it."""
+    if "plan" not in payload:
+        return
+    from orchestrator_graph.graph import validate_for_team
+    from orchestrator_graph.models import Plan
+    from orchestrator_graph.registry import Registry
+    from orchestrator_graph.team import default_team
+
+    validate_for_team(Plan.model_validate(payload["plan"]), Registry(team or default_team()))
+
+
 @app.command()
 def run(
     request: Annotated[str | None, typer.Argument(help="what to do; omit with --example")] = None,
@@ -539,7 +551,8 @@ def run(
 
     async def go() -> int:
         payload = _run_input(request, example, plan)
-        _team(_team_settings(roster, plugins))  # a bad roster is refused before any state exists
+        team = _team(_team_settings(roster, plugins))  # refused before any state exists
+        _check_declared(payload, team)
         settings = _settings(
             model,
             budget,

@@ -31,6 +31,7 @@ from orchestrator_graph.context import Context
 from orchestrator_graph.dag import (
     PlanRejectedError,
     analyse_plan,
+    check_data_flow,
     validate_plan,
     with_implied_dependencies,
 )
@@ -194,12 +195,12 @@ def create_orchestrator(
             """A declared plan, a recalled one, or one from the planner model (1 call)."""
             if state.get("plan"):
                 plan = Plan.model_validate(state["plan"]).model_copy(update={"source": "declared"})
-                validate_plan(plan, registry.skills())
+                validate_for_team(plan, registry)
                 return plan, 0
             reused = (
                 None if feedback or not state.get("reuse") else Plan.model_validate(state["reuse"])
             )
-            if reused and _valid(reused, registry.skills()):
+            if reused and _valid(reused, registry):
                 return reused, 0
             draft = await ask_structured(
                 roles.model("planner", context),
@@ -211,7 +212,7 @@ def create_orchestrator(
                     examples=state.get("examples") or "none",
                     feedback=feedback or "none",
                 ),
-                check=lambda d: validate_plan(Plan(goal=d.goal, tasks=d.tasks), registry.skills()),
+                check=lambda d: validate_for_team(Plan(goal=d.goal, tasks=d.tasks), registry),
             )
             return Plan(goal=draft.goal, tasks=draft.tasks, source="model"), 1
 
@@ -654,9 +655,15 @@ def _settle_plan(plan: Plan, context: Context) -> tuple[Plan, list[Conflict]]:
     return plan.model_copy(update={"tasks": tasks}), disputes
 
 
-def _valid(plan: Plan, skills: Mapping[str, float]) -> bool:
+def validate_for_team(plan: Plan, registry: Registry) -> None:
+    """The plan's shape and skills, then its data flow on this team (``dag.check_data_flow``)."""
+    validate_plan(plan, registry.skills())
+    check_data_flow(plan, registry.workers())
+
+
+def _valid(plan: Plan, registry: Registry) -> bool:
     try:
-        validate_plan(plan, skills)
+        validate_for_team(plan, registry)
     except ValueError:
         return False
     return True
@@ -668,11 +675,19 @@ def _facts(output: Any) -> dict[str, Any]:
 
 
 def _brief(output: Any, summary: str) -> str:
-    """What the synthesizer sees of a result: its summary and its small fields, never raw rows."""
+    """What the synthesizer sees of a result: its summary, its small fields (never raw rows),
+    and a Markdown document it wrote (a report), whole up to ``MAX_MARKDOWN`` characters."""
     if not isinstance(output, dict):
         return json.dumps(output, default=str)[:1500]
     small = {k: v for k, v in output.items() if k not in ("rows", "markdown", "summary")}
-    return f"{summary}\n{json.dumps(small, default=str)[:1500]}"
+    brief = f"{summary}\n{json.dumps(small, default=str)[:1500]}"
+    markdown = output.get("markdown")
+    if isinstance(markdown, str) and markdown.strip():
+        brief += f"\n<markdown>\n{markdown[:MAX_MARKDOWN]}\n</markdown>"
+    return brief
+
+
+MAX_MARKDOWN = 20_000
 
 
 graph = create_orchestrator().compile(name="orchestrator")

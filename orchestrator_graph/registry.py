@@ -314,6 +314,9 @@ class RosterEntry(BaseModel):
     cost: float = 0.0
     speed: float = 1.0
     region: str = ""
+    needs: list[str] = Field(default_factory=list)
+    provides: list[str] = Field(default_factory=list)
+    needs_inputs: list[str] = Field(default_factory=list)
     heartbeat_timeout: float | None = None
     run: str | None = None
     remote: RemoteSpec | None = None

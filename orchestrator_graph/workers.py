@@ -57,6 +57,18 @@ class Worker(BaseModel):
     cost: float = Field(0.0, ge=0, description="cost per task")
     speed: float = Field(1.0, gt=0, description="expected speed: 2.0 = twice the estimate's pace")
     region: str = ""
+    needs: list[str] = Field(
+        default_factory=list,
+        description="what its tasks need from the tasks they depend on (e.g. 'table'): a plan "
+        "where one of its tasks has no such upstream task is refused before it runs",
+    )
+    provides: list[str] = Field(
+        default_factory=list, description="what its results give dependent tasks (e.g. 'table')"
+    )
+    needs_inputs: list[str] = Field(
+        default_factory=list,
+        description="task inputs it cannot work without (e.g. 'path'), checked with the plan",
+    )
     heartbeat_timeout: float | None = Field(
         None, gt=0, description="seconds without a heartbeat before it counts as offline"
     )
