@@ -105,9 +105,10 @@ async def test_example_job_end_to_end(make_persistence, tmp_path):
         assert set(analysis["statistics"]) == {"quantity", "revenue"}
         order = [t["id"] for t in values["plan"]["tasks"]]
         assert order.index("validate") < order.index("analyse")
-        assert "validate" in next(t for t in values["plan"]["tasks"] if t["id"] == "analyse")[
-            "depends_on"
-        ]
+        assert (
+            "validate"
+            in next(t for t in values["plan"]["tasks"] if t["id"] == "analyse")["depends_on"]
+        )
         assert report["conflicts"] == []
 
         # the second, identical request reuses the remembered plan: no planning model call
