@@ -65,8 +65,10 @@ def _plan(prompt: str, _schema: dict[str, Any]) -> dict[str, Any]:
         paths = _bundled_samples()
     if paths:
         wanted.add("data_collection")
+    if wanted & {"analysis", "validation"} and "data_collection" in wanted:
+        wanted.add("processing")  # raw cells are text: clean before checking or counting
     if "analysis" in wanted and "data_collection" in wanted:
-        wanted |= {"processing", "validation"}
+        wanted.add("validation")  # analyse only the rows validation passes
     wanted &= set(skills)
     if not wanted:
         wanted = set(skills[:1])
