@@ -139,16 +139,18 @@ def _option_error(error: ContextError) -> str:
 
 
 def _team(values: dict[str, Any]) -> list[Worker] | None:
-    """The roster file and/or plugin workers; ``None`` = the default team."""
+    """The roster file (else the default team), plus installed plugin workers with
+    ``--plugins``; ``None`` = the default team alone."""
     from orchestrator_graph.registry import discover_plugins, load_roster
+    from orchestrator_graph.team import default_team
 
     roster, plugins = values.get("roster"), values.get("plugins")
     if not roster and not plugins:
         return None
-    workers = (load_roster(roster) if roster else []) + (discover_plugins() if plugins else [])
+    workers = load_roster(roster) if roster else default_team()
     if not workers:
-        raise CliError("no workers: the roster is empty and no plugin offers any")
-    return workers
+        raise CliError(f"no workers: the roster {roster} lists none")
+    return workers + (discover_plugins() if plugins else [])
 
 
 def _read_plan(path: Path) -> dict[str, Any]:
