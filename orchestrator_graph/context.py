@@ -237,6 +237,10 @@ def _check_field(name: str, value: Any) -> None:
         if value not in get_args(hint):
             choices = ", ".join(str(c) for c in get_args(hint))
             raise ContextError(name, value, f"one of {choices}")
+    elif any(get_origin(h) is list for h in (hint, *get_args(hint))) and not isinstance(
+        value, list
+    ):
+        raise ContextError(name, value, "a list")
     elif hint is bool and not isinstance(value, bool):
         raise ContextError(name, value, "true or false")
     elif name in RANGES:
@@ -244,7 +248,9 @@ def _check_field(name: str, value: Any) -> None:
         _check_number(name, value, kind, low, high, exclusive)
     elif (hint is str or hint == str | None) and not isinstance(value, str):
         raise ContextError(name, value, "a string")
-    elif (get_origin(hint) is dict or dict in get_args(hint)) and not isinstance(value, dict):
+    elif any(get_origin(h) is dict for h in (hint, *get_args(hint))) and not isinstance(
+        value, dict
+    ):
         raise ContextError(name, value, "a mapping")
 
 

@@ -36,7 +36,7 @@ from orchestrator_graph.dag import (
     with_implied_dependencies,
 )
 from orchestrator_graph.events import Event, stream_emitter
-from orchestrator_graph.ledger import Ledger
+from orchestrator_graph.ledger import Ledger, to_store
 from orchestrator_graph.limits import check_request
 from orchestrator_graph.llm import ModelSpec, ask_structured
 from orchestrator_graph.mediation import Mediation
@@ -670,8 +670,10 @@ def _valid(plan: Plan, registry: Registry) -> bool:
 
 
 def _facts(output: Any) -> dict[str, Any]:
+    """A result's facts, in the form the checkpoint can keep (integers beyond 64 bits and
+    non-finite floats tagged, losslessly: ``ledger.to_store``)."""
     facts = output.get("facts") if isinstance(output, dict) else None
-    return facts if isinstance(facts, dict) else {}
+    return to_store(facts) if isinstance(facts, dict) else {}
 
 
 def _brief(output: Any, summary: str) -> str:

@@ -69,6 +69,9 @@ BAD_CONTEXT = [
     ({"resolution_by_conflict": {"gossip": "weighted"}}, "resolution_by_conflict", "kinds"),
     ({"output_dir": 3}, "output_dir", "a string"),
     ({"planner_model": 7}, "planner_model", "a string"),
+    ({"resolution_by_conflict": "weighted"}, "resolution_by_conflict", "a mapping"),
+    ({"fallback": "partial"}, "fallback", "a list"),
+    ({"qa_thresholds": [0.5]}, "qa_thresholds", "a mapping"),
 ]
 
 
@@ -279,6 +282,35 @@ def test_huge_numbers_in_a_cleaned_table_are_kept_exactly(tmp_path):
     rows = asyncio.run(cleaned())["rows"]
     assert rows[0]["price"] == 1e308 and rows[1]["quantity"] == big
     assert "revenue" not in rows[0] or rows[0]["revenue"] is None  # 3e308 is not a number
+
+
+async def test_huge_numbers_in_a_worker_output_and_its_facts_fit_sqlite(tmp_path):
+    """A worker returns a 30-digit integer and infinity, also as facts the deliverable keeps:
+    the SQLite store and checkpoints keep them (tagged where JSON cannot), nothing crashes."""
+    from orchestrator_graph import Plan, Task, Worker, create_orchestrator
+    from orchestrator_graph.ledger import Ledger
+    from orchestrator_graph.persistence import open_persistence
+
+    big = 123456789012345678901234567890
+
+    def huge(payload) -> dict:
+        return {"value": big, "ratio": math.inf, "facts": {"total": big}, "summary": "huge"}
+
+    plan = Plan(tasks=[Task(id="t", title="t", skills=["s"])])
+    async with open_persistence(tmp_path) as (saver, store):
+        graph = create_orchestrator(workers=[Worker(name="w", skills=["s"], run=huge)]).compile(
+            checkpointer=saver, store=store
+        )
+        values = await graph.ainvoke(
+            {"request": "r", "plan": plan.model_dump()},
+            {"configurable": {"thread_id": "1"}},
+            context={"use_memory": False},
+        )
+        report = values["report"]
+        output = await Ledger(store, report["run_id"]).output(report["tasks"]["t"]["result_key"])
+    assert report["status"] == "done"
+    assert output["value"] == big and output["ratio"] == math.inf
+    assert report["deliverable"]["facts"] == {"total": {"$int": str(big)}}
 
 
 def test_help_imports_no_graph_machinery():
