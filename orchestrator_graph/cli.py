@@ -25,7 +25,6 @@ from orchestrator_graph.errors import (
     InputError,
     OrchestratorError,
 )
-from orchestrator_graph.tools import SAMPLES
 
 if TYPE_CHECKING:  # the heavy modules load when a command needs them: --help stays fast
     from rich.console import Group
@@ -33,6 +32,7 @@ if TYPE_CHECKING:  # the heavy modules load when a command needs them: --help st
     from orchestrator_graph.models import Schedule, Slot, StatusSnapshot
     from orchestrator_graph.workers import Worker
 
+SAMPLES = Path(__file__).resolve().parent / "samples"  # tools.SAMPLES, without importing tools
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 err = Console(stderr=True, soft_wrap=True)  # a one-line reason stays one line
 
