@@ -588,7 +588,13 @@ def resume(
     async def go() -> int:
         from langgraph.types import Command
 
-        snapshot = await _snapshot(thread, home, postgres)
+        found = await _inspect(thread, home, postgres)
+        snapshot = found.snapshot
+        if _alive(found.owner) and snapshot.values.get("report") is None:
+            raise CliError(
+                f"thread {thread} is running in process {found.owner['pid']}: "  # type: ignore[index]
+                "let it finish, or stop that process first"
+            )
         if not snapshot.next and snapshot.values.get("report") is not None:
             return _finish(thread, snapshot, as_json)
         # No report yet: the run goes on from its last checkpoint, also when no node is

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -69,6 +70,19 @@ def test_resume_finishes_a_thread_that_died_between_writes_and_checkpoint(tmp_pa
     code, out, errors = cli("resume", "t", "--json", home=tmp_path)
     assert code == 0, errors
     assert json.loads(out)["status"] == "done"
+
+
+def test_resume_refuses_a_thread_its_process_still_runs(tmp_path):
+    asyncio.run(crash_after_writes(tmp_path, 5))
+
+    async def owned_by_this_process() -> None:
+        async with open_persistence(tmp_path) as (_saver, store):
+            await store.aput(THREAD_OWNERS, "t", {"pid": os.getpid(), "host": socket.gethostname()})
+
+    asyncio.run(owned_by_this_process())
+    assert json.loads(cli("status", "t", "--json", home=tmp_path)[1])["status"] == "running"
+    code, _out, errors = cli("resume", "t", home=tmp_path)
+    assert code == 2 and f"is running in process {os.getpid()}" in errors
 
 
 def test_status_reads_the_live_snapshot_and_the_ledger(tmp_path):
