@@ -76,7 +76,14 @@ async def analyse(payload: WorkerInput, ctx: WorkerContext) -> dict[str, Any]:
     facts = {"rows_analysed": result["rows"]}
     if "revenue" in result["statistics"]:
         facts["total_revenue"] = result["statistics"]["revenue"]["sum"]
-    return {**result, "facts": facts, "summary": await _note("analysis", payload, ctx, result)}
+    noted = {
+        "rows": result["rows"],
+        "measures": result["measures"],
+        "totals": {m: s["sum"] for m, s in result["statistics"].items()},
+        "group_by": result.get("group_by"),
+        "groups": list(result.get("groups", {})),
+    }
+    return {**result, "facts": facts, "summary": await _note("analysis", payload, ctx, noted)}
 
 
 async def validate(payload: WorkerInput, ctx: WorkerContext) -> dict[str, Any]:

@@ -159,7 +159,8 @@ def describe(
             raise ValueError(
                 f"cannot group by {group_by!r}: columns are {', '.join(table['columns'])}"
             )
-        groups: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        # int, not float: counts and whole-number measures stay whole
+        groups: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(int))
         for row in table["rows"]:
             group = groups[str(row.get(group_by))]
             group["rows"] += 1
