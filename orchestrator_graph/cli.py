@@ -8,7 +8,6 @@ import json
 import os
 import sys
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -25,11 +24,20 @@ from orchestrator_graph.errors import (
     InputError,
     OrchestratorError,
 )
+from orchestrator_graph.threads import (
+    THREAD_OWNERS,
+    alive,
+    check_ledger,
+    inspect_thread,
+    owner,
+    task_rows,
+    thread_status,
+)
 
 if TYPE_CHECKING:  # the heavy modules load when a command needs them: --help stays fast
     from rich.console import Group
 
-    from orchestrator_graph.models import Schedule, Slot, StatusSnapshot
+    from orchestrator_graph.models import StatusSnapshot
     from orchestrator_graph.workers import Worker
 
 SAMPLES = Path(__file__).resolve().parent / "samples"  # tools.SAMPLES, without importing tools
@@ -230,7 +238,6 @@ class Display:
 
 
 THREAD_SETTINGS = ("orchestrator_graph", "cli_threads")
-THREAD_OWNERS = ("orchestrator_graph", "cli_owners")  # which process drives a thread now
 
 
 async def _drive(
@@ -255,7 +262,7 @@ async def _drive(
         context = _context(settings)
         builder = create_orchestrator(workers=_team(settings), memory=memory_location(home))
         await store.aput(THREAD_SETTINGS, thread, settings, index=False)
-        await store.aput(THREAD_OWNERS, thread, _owner(), index=False)
+        await store.aput(THREAD_OWNERS, thread, owner(), index=False)
         graph = builder.compile(checkpointer=saver, store=store)
         display = Display(console, live=console.is_terminal and not as_json)
         if not as_json:
@@ -291,28 +298,6 @@ async def _drive(
         snapshot = await graph.aget_state(config)
         await store.adelete(THREAD_OWNERS, thread)
     return _finish(thread, snapshot, as_json)
-
-
-def _owner() -> dict[str, Any]:
-    import socket
-    import time
-
-    return {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
-
-
-def _alive(owner: dict[str, Any] | None) -> bool | None:
-    """Whether the process that drives a thread still runs (``None``: not known here)."""
-    import socket
-
-    if not owner or owner.get("host") != socket.gethostname():
-        return None
-    try:
-        os.kill(int(owner["pid"]), 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, ValueError, KeyError, TypeError):
-        return None
-    return True
 
 
 def _status_line(snapshot: StatusSnapshot) -> str:
@@ -410,56 +395,7 @@ def _show_report(report: dict[str, Any]) -> None:
 
 
 async def _snapshot(thread: str, home: str | None, postgres: str | None) -> Any:
-    return (await _inspect(thread, home, postgres)).snapshot
-
-
-@dataclass
-class Inspection:
-    """A thread as stored: its state, the newest status snapshot (the store's, written while the
-    dispatcher runs, or the state's), the attempts recorded so far as Gantt bars, the planned
-    schedule, finished attempts per task, and the process that drives it (if any)."""
-
-    snapshot: Any
-    live: StatusSnapshot | None
-    actual: list[Slot]
-    schedule: Schedule | None
-    attempts: dict[str, int]
-    owner: dict[str, Any] | None
-
-
-async def _inspect(thread: str, home: str | None, postgres: str | None) -> Inspection:
-    from orchestrator_graph.graph import create_orchestrator
-    from orchestrator_graph.ledger import Ledger
-    from orchestrator_graph.models import StatusSnapshot
-    from orchestrator_graph.monitor import read_status
-    from orchestrator_graph.persistence import open_persistence
-    from orchestrator_graph.schedule import actual_slots, load_schedule
-
-    async with open_persistence(home, postgres) as (saver, store):
-        graph = create_orchestrator().compile(checkpointer=saver, store=store)
-        snapshot = await graph.aget_state({"configurable": {"thread_id": thread}})
-        if not snapshot.values:
-            raise CliError(f"no thread {thread!r} in this data folder")
-        values = snapshot.values
-        run_id = values.get("run_id") or ""
-        stored = await read_status(store, run_id) if run_id else None
-        attempts = await Ledger(store, run_id).attempts() if run_id else []
-        schedule = await load_schedule(store, run_id) if run_id else None
-        owner = await store.aget(THREAD_OWNERS, thread)
-    kept = StatusSnapshot.model_validate(values["status"]) if values.get("status") else None
-    newest = max((s for s in (stored, kept) if s), key=lambda s: s.at, default=None)
-    since = values.get("executing_since") or values.get("started_at") or 0.0
-    counts: dict[str, int] = {}
-    for result, _review in attempts:
-        counts[result.task_id] = counts.get(result.task_id, 0) + 1
-    return Inspection(
-        snapshot,
-        newest,
-        actual_slots(attempts, since),
-        schedule,
-        counts,
-        owner.value if owner else None,
-    )
+    return (await inspect_thread(thread, home, postgres)).snapshot
 
 
 def _team_settings(roster: Path | None, plugins: bool) -> dict[str, Any]:
@@ -588,9 +524,9 @@ def resume(
     async def go() -> int:
         from langgraph.types import Command
 
-        found = await _inspect(thread, home, postgres)
+        found = await inspect_thread(thread, home, postgres)
         snapshot = found.snapshot
-        if _alive(found.owner) and snapshot.values.get("report") is None:
+        if alive(found.owner) and snapshot.values.get("report") is None:
             raise CliError(
                 f"thread {thread} is running in process {found.owner['pid']}: "  # type: ignore[index]
                 "let it finish, or stop that process first"
@@ -630,9 +566,9 @@ def status(
     async def go() -> int:
         from orchestrator_graph.schedule import gantt_svg
 
-        found = await _inspect(thread, home, postgres)
+        found = await inspect_thread(thread, home, postgres)
         snapshot, live, values = found.snapshot, found.live, found.snapshot.values
-        tasks = _task_rows(found)
+        tasks = task_rows(found)
         summary = {
             "thread": thread,
             "next": list(snapshot.next),
@@ -640,7 +576,7 @@ def status(
             "request": values.get("request"),
             "tasks": tasks,
             "waiting": [i.value for t in snapshot.tasks for i in t.interrupts],
-            "status": _thread_status(found),
+            "status": thread_status(found),
             "snapshot": live.model_dump(mode="json") if live else None,
             "bottlenecks": values.get("bottlenecks", []),
         }
@@ -658,40 +594,6 @@ def status(
         return 0
 
     _guard(go())
-
-
-STALE_AFTER = 30.0  # seconds without a status snapshot before a run nobody owns counts as dead
-
-
-def _thread_status(found: Inspection) -> str:
-    """done/partial/failed/stopped from the report; waiting; running while its process lives;
-    interrupted when the process that drove it is gone (resume it)."""
-    import time
-
-    values = found.snapshot.values
-    if values.get("report"):
-        return values["report"]["status"]
-    if any(t.interrupts for t in found.snapshot.tasks):
-        return "waiting"
-    alive = _alive(found.owner)
-    if alive is None:  # not started from this machine's CLI: judge by the live snapshot's age
-        alive = bool(found.live and time.time() - found.live.at < STALE_AFTER)
-    return "running" if alive else "interrupted"
-
-
-def _task_rows(found: Inspection) -> dict[str, dict[str, Any]]:
-    """Each task as the checkpoint has it, updated from the live snapshot (written while the
-    dispatcher's step runs, long before its checkpoint) and the ledger's attempts."""
-    values = found.snapshot.values
-    live = found.live.tasks if found.live and not values.get("report") else {}
-    rows = {}
-    for tid, rec in (values.get("tasks") or {}).items():
-        rows[tid] = {
-            **rec,
-            "status": live.get(tid, rec["status"]),
-            "attempts": max(rec.get("attempts", 0), found.attempts.get(tid, 0)),
-        }
-    return rows
 
 
 def _show_status(summary: dict[str, Any], live: StatusSnapshot | None) -> None:
@@ -789,8 +691,8 @@ def audit(
         from orchestrator_graph.audit import audit_trail
         from orchestrator_graph.persistence import open_persistence
 
-        found = await _inspect(thread, home, postgres)
-        _check_ledger(thread, found)
+        found = await inspect_thread(thread, home, postgres)
+        check_ledger(thread, found)
         async with open_persistence(home, postgres) as (_saver, store):
             trail = await audit_trail(store, found.snapshot.values)
         if as_json:
@@ -810,20 +712,6 @@ def audit(
         return 0
 
     _guard(go())
-
-
-def _check_ledger(thread: str, found: Inspection) -> None:
-    """The checkpoints count attempts the store must hold: fewer in the store means it was
-    emptied, replaced or damaged, and an audit from it would silently leave entries out."""
-    tasks = found.snapshot.values.get("tasks") or {}
-    recorded = sum(min(r.get("attempts", 0), 1) for r in tasks.values())
-    stored = sum(1 for t in tasks if found.attempts.get(t))
-    if stored < recorded:
-        raise DamagedStoreError(
-            f"the store has no ledger entries for {recorded - stored} of the {recorded} tasks "
-            f"thread {thread} ran: store.db was emptied, replaced or damaged; restore it from "
-            "a backup (or pass the --home/--postgres the run used)"
-        )
 
 
 @app.command("workers")
