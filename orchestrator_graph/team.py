@@ -74,6 +74,9 @@ async def analyse(payload: WorkerInput, ctx: WorkerContext) -> dict[str, Any]:
         _upstream_table(payload), inputs.get("group_by"), inputs.get("measures") or None
     )
     facts = {"rows_analysed": result["rows"]}
+    checked = [o["checked_rows"] for o in payload.upstream.values() if _has_int(o, "checked_rows")]
+    if len(checked) == 1:  # the validated table says how many cleaned rows it came from
+        facts["rows_after_cleaning"] = checked[0]
     if "revenue" in result["statistics"]:
         facts["total_revenue"] = result["statistics"]["revenue"]["sum"]
     noted = {
@@ -84,6 +87,10 @@ async def analyse(payload: WorkerInput, ctx: WorkerContext) -> dict[str, Any]:
         "groups": list(result.get("groups", {})),
     }
     return {**result, "facts": facts, "summary": await _note("analysis", payload, ctx, noted)}
+
+
+def _has_int(output: Any, key: str) -> bool:
+    return isinstance(output, dict) and isinstance(output.get(key), int)
 
 
 async def validate(payload: WorkerInput, ctx: WorkerContext) -> dict[str, Any]:
