@@ -755,16 +755,18 @@ def workers_command(
         )
         for row in rows:
             table.add_row(
-                row["name"],
-                ", ".join(f"{k} {v:g}" for k, v in row["skills"].items()),
+                escape(row["name"]),
+                escape(", ".join(f"{k} {v:g}" for k, v in row["skills"].items())),
                 str(row["capacity"]),
                 f"{row['cost']:g}",
-                row["region"],
-                "; ".join(
-                    f"{s}: {h['attempts']}, {h['success_rate']:.0%}, {h['quality']:.2f}"
-                    for s, h in row["history"].items()
-                )
-                or "none yet",
+                escape(row["region"]),
+                escape(
+                    "; ".join(
+                        f"{s}: {h['attempts']}, {h['success_rate']:.0%}, {h['quality']:.2f}"
+                        for s, h in row["history"].items()
+                    )
+                    or "none yet"
+                ),
             )
         Console().print(table)
         return 0
@@ -817,17 +819,17 @@ def insights(
         load = Table("worker", "tasks", "share", "busy s", "success")
         for w in found.load:
             rate = "" if w.success_rate is None else f"{w.success_rate:.0%}"
-            load.add_row(w.worker, str(w.tasks), f"{w.share:.0%}", f"{w.seconds:.2f}", rate)
+            load.add_row(escape(w.worker), str(w.tasks), f"{w.share:.0%}", f"{w.seconds:.2f}", rate)
         out.print(load)
         skills = Table(
             "skill", "tasks", "effort s", "workers", "slots", "quality", "pressure", "gap"
         )
         for c in found.skills:
             skills.add_row(
-                c.skill,
+                escape(c.skill),
                 str(c.tasks),
                 f"{c.effort:.2f}",
-                ", ".join(c.workers),
+                escape(", ".join(c.workers)),
                 str(c.slots),
                 "" if c.quality is None else f"{c.quality:.2f}",
                 f"{c.pressure:.2f}",
@@ -840,7 +842,7 @@ def insights(
                 + ", ".join(f"{k} in {v} runs" for k, v in found.bottlenecks.items())
             )
         for line in found.recommendations:
-            out.print(f"- {line}", highlight=False)
+            out.print(f"- {line}", markup=False, highlight=False)
         return 0
 
     _guard(go())
