@@ -45,10 +45,14 @@ def _check_sqlite(folder: Path) -> None:
         if not file.exists() or file.stat().st_size == 0:
             continue
         try:
-            with contextlib.closing(sqlite3.connect(f"file:{file}?mode=ro", uri=True)) as db:
+            # Read-write: a process killed mid-write leaves a hot journal that opening rolls
+            # back (read-only, that recovery would fail and a sound file look damaged).
+            with contextlib.closing(sqlite3.connect(file, timeout=30)) as db:
                 db.execute("PRAGMA schema_version").fetchone()
                 db.execute("SELECT name FROM sqlite_master").fetchall()
-        except sqlite3.DatabaseError as error:
+        except sqlite3.OperationalError:
+            pass  # locked or not writable: not damage; the saver reports it as it is
+        except sqlite3.DatabaseError as error:  # not a database, or a malformed one
             raise DamagedStoreError(DAMAGED.format(file=file, reason=error)) from None
     if store.exists() and store.stat().st_size == 0 and state.exists() and state.stat().st_size:
         raise DamagedStoreError(
