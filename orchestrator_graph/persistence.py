@@ -85,6 +85,9 @@ async def open_persistence(
         yield saver, store
 
 
+CONNECT_TIMEOUT = 10  # seconds
+
+
 def check_postgres_url(url: str) -> None:
     """A ``postgresql://`` (or ``postgres://``) URL, refused otherwise in one line."""
     if urlparse(url).scheme not in ("postgresql", "postgres"):
@@ -96,6 +99,8 @@ def check_postgres_url(url: str) -> None:
 @asynccontextmanager
 async def _postgres(url: str) -> AsyncIterator[tuple[BaseCheckpointSaver, BaseStore]]:
     check_postgres_url(url)
+    if "connect_timeout=" not in url:  # an unreachable host fails in seconds, not minutes
+        url += ("&" if urlparse(url).query else "?") + f"connect_timeout={CONNECT_TIMEOUT}"
     try:
         import psycopg
         from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
