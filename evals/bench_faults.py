@@ -42,7 +42,7 @@ APPLIES = {
     },
     "wrong_numbers": {"analyst": "rows", "validator": "checked_rows"},
     "missing_sections": {"reporter": "markdown"},
-    "contradicting_facts": {"analyst": "facts", "validator": "facts"},
+    "contradicting_facts": {"processor": "facts", "validator": "facts"},
 }
 TYPES = list(APPLIES)
 
@@ -66,7 +66,8 @@ class Faulty:
             output.pop(field, None)
         elif kind == "wrong_numbers":
             output[field] += 7
-            output["facts"]["rows_after_cleaning"] += 7  # consistent with itself, wrong vs upstream
+            facts = output["facts"]  # consistent with itself, wrong vs upstream
+            facts["rows_analysed" if "rows_analysed" in facts else "rows_after_cleaning"] += 7
         elif kind == "missing_sections":
             lines = output[field].splitlines()
             cut = next(i for i, line in enumerate(lines) if line.startswith("## "))

@@ -1,26 +1,55 @@
-"""orchestrator-graph: the orchestrator-workers pattern for LangGraph."""
+"""orchestrator-graph: the orchestrator-workers pattern for LangGraph.
 
-from orchestrator_graph.context import Context
-from orchestrator_graph.dag import (
-    PlanRejectedError,
-    PlanValidationError,
-    analyse_plan,
-    validate_plan,
-)
-from orchestrator_graph.graph import create_orchestrator
-from orchestrator_graph.llm import StructuredOutputError, resolve_model
-from orchestrator_graph.models import Criterion, Plan, Review, RunReport, Task, TaskResult
-from orchestrator_graph.offline import OfflineChatModel
-from orchestrator_graph.team import default_team
-from orchestrator_graph.workers import Worker, WorkerContext, WorkerInput
+Importing the package does nothing else: each name below is imported on first use, so
+``orchestrator-graph --help`` and ``import orchestrator_graph`` stay fast and build no graph."""
 
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "Context": "context",
+    "ContextError": "errors",
+    "Criterion": "models",
+    "Event": "events",
+    "InputError": "errors",
+    "LimitError": "errors",
+    "OfflineChatModel": "offline",
+    "OrchestratorError": "errors",
+    "Plan": "models",
+    "PlanRejectedError": "errors",
+    "PlanValidationError": "errors",
+    "Registry": "registry",
+    "Review": "models",
+    "RunReport": "models",
+    "StructuredOutputError": "llm",
+    "Task": "models",
+    "TaskResult": "models",
+    "Worker": "workers",
+    "WorkerContext": "workers",
+    "WorkerInput": "workers",
+    "analyse_plan": "dag",
+    "create_orchestrator": "graph",
+    "default_team": "team",
+    "load_roster": "registry",
+    "remote_worker": "registry",
+    "resolve_model": "llm",
+    "validate_plan": "dag",
+}
 __all__ = [
     "Context",
+    "ContextError",
     "Criterion",
+    "Event",
+    "InputError",
+    "LimitError",
     "OfflineChatModel",
+    "OrchestratorError",
     "Plan",
     "PlanRejectedError",
     "PlanValidationError",
+    "Registry",
     "Review",
     "RunReport",
     "StructuredOutputError",
@@ -32,6 +61,42 @@ __all__ = [
     "analyse_plan",
     "create_orchestrator",
     "default_team",
+    "load_roster",
+    "remote_worker",
     "resolve_model",
     "validate_plan",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'orchestrator_graph' has no attribute {name!r}")
+    value = getattr(import_module(f"orchestrator_graph.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])
+
+
+if TYPE_CHECKING:
+    from orchestrator_graph.context import Context
+    from orchestrator_graph.dag import analyse_plan, validate_plan
+    from orchestrator_graph.errors import (
+        ContextError,
+        InputError,
+        LimitError,
+        OrchestratorError,
+        PlanRejectedError,
+        PlanValidationError,
+    )
+    from orchestrator_graph.events import Event
+    from orchestrator_graph.graph import create_orchestrator
+    from orchestrator_graph.llm import StructuredOutputError, resolve_model
+    from orchestrator_graph.models import Criterion, Plan, Review, RunReport, Task, TaskResult
+    from orchestrator_graph.offline import OfflineChatModel
+    from orchestrator_graph.registry import Registry, load_roster, remote_worker
+    from orchestrator_graph.team import default_team
+    from orchestrator_graph.workers import Worker, WorkerContext, WorkerInput

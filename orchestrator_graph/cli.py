@@ -4,41 +4,44 @@ Exit codes: 0 done; 1 finished partial or failed; 2 bad input; 3 waiting for a h
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sys
 import uuid
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-import yaml
-from langgraph.checkpoint.memory import InMemorySaver
-from langgraph.store.memory import InMemoryStore
-from langgraph.types import Command
-from pydantic import ValidationError
-from rich.console import Console, Group
-from rich.live import Live
-from rich.progress import BarColumn, Progress, TextColumn
+from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from orchestrator_graph import ops_cli as ops_commands
-from orchestrator_graph.audit import audit_trail
 from orchestrator_graph.context import ROLES, Context
-from orchestrator_graph.graph import create_orchestrator
-from orchestrator_graph.ledger import Ledger
-from orchestrator_graph.llm import resolve_model
-from orchestrator_graph.memory import CHROMA_ENV
-from orchestrator_graph.models import Plan, Schedule, Slot, StatusSnapshot
-from orchestrator_graph.monitor import read_status
-from orchestrator_graph.persistence import data_dir, open_persistence
-from orchestrator_graph.registry import discover_plugins, field_errors, load_history, load_roster
-from orchestrator_graph.schedule import actual_slots, load_schedule
-from orchestrator_graph.team import default_team
-from orchestrator_graph.tools import SAMPLES
-from orchestrator_graph.workers import Worker
+from orchestrator_graph.errors import (
+    ConnectionFailed,
+    ContextError,
+    DamagedStoreError,
+    InputError,
+    OrchestratorError,
+)
+from orchestrator_graph.threads import (
+    THREAD_OWNERS,
+    alive,
+    check_ledger,
+    inspect_thread,
+    owner,
+    task_rows,
+    thread_status,
+)
 
+if TYPE_CHECKING:  # the heavy modules load when a command needs them: --help stays fast
+    from rich.console import Group
+
+    from orchestrator_graph.models import StatusSnapshot
+    from orchestrator_graph.workers import Worker
+
+SAMPLES = Path(__file__).resolve().parent / "samples"  # tools.SAMPLES, without importing tools
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 err = Console(stderr=True, soft_wrap=True)  # a one-line reason stays one line
 
@@ -112,6 +115,8 @@ def _settings(
         for r in [role] if role else ROLES:
             values[f"{r}_model"] = name
     context = _context(values)
+    from orchestrator_graph.llm import resolve_model
+
     for role in ROLES:  # fail before the run starts, not inside it
         if spec := getattr(context, f"{role}_model"):
             resolve_model(spec)
@@ -124,42 +129,57 @@ TEAM_KEYS = ("roster", "plugins")
 def _context(values: dict[str, Any]) -> Context:
     try:
         return Context(**{k: v for k, v in values.items() if k not in TEAM_KEYS})
+    except ContextError as error:
+        raise CliError(_option_error(error)) from None
     except TypeError as error:
         raise CliError(str(error)) from error
 
 
+def _option_error(error: ContextError) -> str:
+    """A context error in the words of the command line: the option, the value, what it takes."""
+    name, value = error.field, error.value
+    if name.startswith("budget_"):
+        option = f"--budget {name.removeprefix('budget_')}={value!r}"
+    elif name.endswith("_model"):
+        option = f"--model {name.removesuffix('_model')}={value!r}"
+    else:
+        option = f"--{name.replace('_', '-')} {value!r}"
+    return f"{option} is not allowed: {error.allowed}"
+
+
 def _team(values: dict[str, Any]) -> list[Worker] | None:
-    """The roster file and/or plugin workers; ``None`` = the default team."""
+    """The roster file (else the default team), plus installed plugin workers with
+    ``--plugins``; ``None`` = the default team alone."""
+    from orchestrator_graph.registry import discover_plugins, load_roster
+    from orchestrator_graph.team import default_team
+
     roster, plugins = values.get("roster"), values.get("plugins")
     if not roster and not plugins:
         return None
-    workers = (load_roster(roster) if roster else []) + (discover_plugins() if plugins else [])
+    workers = load_roster(roster) if roster else default_team()
     if not workers:
-        raise CliError("no workers: the roster is empty and no plugin offers any")
-    return workers
+        raise CliError(f"no workers: the roster {roster} lists none")
+    return workers + (discover_plugins() if plugins else [])
 
 
 def _read_plan(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise CliError(f"cannot read plan file {path}: {error.strerror}") from error
-    try:
-        data = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
-        return Plan.model_validate(data).model_dump(mode="json")
-    except ValidationError as error:
-        raise CliError(f"plan file {path}: {field_errors(error)}") from error
-    except (ValueError, yaml.YAMLError) as error:
-        raise CliError(f"plan file {path}: {' '.join(str(error).split())}") from error
+    from orchestrator_graph.limits import load_plan_file
+
+    return load_plan_file(path)
 
 
 class Display:
     """Live view: task table, progress bar and the latest events; plain lines when not a TTY."""
 
     def __init__(self, console: Console, live: bool) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn
+
+        from orchestrator_graph.rendering import ChangeFilter
+
         self.console, self.live = console, live
         self.tasks: dict[str, dict[str, Any]] = {}
         self.events: list[str] = []
+        self.printed = ChangeFilter()
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -169,24 +189,30 @@ class Display:
         self.status = ""
 
     def render(self) -> Group:
+        from rich.console import Group
+
         table = Table("task", "status", "worker", "attempt", "score", expand=True)
         for tid, t in self.tasks.items():
             table.add_row(
-                tid,
+                escape(tid),
                 t.get("status", ""),
-                t.get("worker") or "",
+                escape(t.get("worker") or ""),
                 str(t.get("attempt") or ""),
                 "" if t.get("score") is None else f"{t['score']:.2f}",
             )
-        return Group(table, self.progress, self.status, *self.events[-6:])
+        lines = [escape(line) for line in (self.status, *self.events[-6:])]
+        return Group(table, self.progress, *lines)
 
     def on_event(self, ev: dict[str, Any]) -> None:
+        from orchestrator_graph.models import StatusSnapshot
+        from orchestrator_graph.rendering import event_line
+
         tid, kind = ev.get("task_id"), ev["kind"]
         if kind == "status":  # the live line, not an event to list
             self.status = _status_line(StatusSnapshot.model_validate(ev["data"]))
             return
-        line = f"[{ev['node']}] {kind} {tid or ''} {ev.get('worker') or ''} {ev['message']}".strip()
-        self.events.append(line[:160])
+        line = event_line(ev)
+        self.events.append(line)
         if kind == "planned":
             self.progress.update(self.bar, total=ev["data"]["tasks"])
         if tid:
@@ -208,8 +234,8 @@ class Display:
                 task["score"] = ev["data"]["score"]
         if kind == "progress":
             self.progress.update(self.bar, completed=ev["data"].get("approved", 0))
-        if not self.live:
-            self.console.print(line, highlight=False)
+        if not self.live and self.printed.changed((ev["node"], kind, tid or ""), line):
+            self.console.print(line, markup=False, highlight=False)
 
 
 THREAD_SETTINGS = ("orchestrator_graph", "cli_threads")
@@ -225,6 +251,9 @@ async def _drive(
 ) -> int:
     """Run or continue a thread. LangGraph does not checkpoint the run context, so the settings
     a thread started with are kept in the store and applied again (under new flags) on resume."""
+    from orchestrator_graph.graph import create_orchestrator
+    from orchestrator_graph.persistence import open_persistence
+
     console = Console(stderr=True)
     config = {"configurable": {"thread_id": thread}}
     async with open_persistence(home, postgres) as (saver, store):
@@ -234,12 +263,13 @@ async def _drive(
         context = _context(settings)
         builder = create_orchestrator(workers=_team(settings), memory=memory_location(home))
         await store.aput(THREAD_SETTINGS, thread, settings, index=False)
+        await store.aput(THREAD_OWNERS, thread, owner(), index=False)
         graph = builder.compile(checkpointer=saver, store=store)
         display = Display(console, live=console.is_terminal and not as_json)
         if not as_json:
             console.print(
-                f"thread [bold]{thread}[/]  models: "
-                + ", ".join(f"{r}={m}" for r, m in _roles(context).items()),
+                f"thread [bold]{escape(thread)}[/]  models: "
+                + escape(", ".join(f"{r}={m}" for r, m in _roles(context).items())),
                 highlight=False,
             )
 
@@ -259,12 +289,15 @@ async def _drive(
                         live.update(display.render())
 
         if display.live:
+            from rich.live import Live
+
             with Live(display.render(), console=console, refresh_per_second=8) as live:
                 await consume()
         else:
             live = None
             await consume()
         snapshot = await graph.aget_state(config)
+        await store.adelete(THREAD_OWNERS, thread)
     return _finish(thread, snapshot, as_json)
 
 
@@ -284,6 +317,9 @@ def _status_line(snapshot: StatusSnapshot) -> str:
 def memory_location(home: str | None) -> str:
     """The plan memory: ``$ORCHESTRATOR_GRAPH_CHROMA`` (a folder or a server URL), else the
     ``chroma`` folder in the data directory."""
+    from orchestrator_graph.memory import CHROMA_ENV
+    from orchestrator_graph.persistence import data_dir
+
     return os.environ.get(CHROMA_ENV) or str(data_dir(home) / "chroma")
 
 
@@ -295,26 +331,7 @@ def _finish(thread: str, snapshot: Any, as_json: bool) -> int:
     values = snapshot.values
     waiting = [i.value for t in snapshot.tasks for i in t.interrupts]
     if waiting:
-        if as_json:
-            print(
-                json.dumps(
-                    {"thread": thread, "status": "waiting", "interrupts": waiting}, default=str
-                )
-            )
-        else:
-            for w in waiting:
-                if w.get("type") == "budget":
-                    err.print(
-                        f"stopped: {w['reason']}; go on with: orchestrator-graph resume "
-                        f"{thread} --budget NAME=MORE"
-                    )
-                else:
-                    err.print(f"waiting for a human: task {w.get('task_id')}: {w.get('reason')}")
-                    err.print(
-                        f"answer with: orchestrator-graph resume {thread} "
-                        "--answer accept|retry|skip"
-                    )
-        return 3
+        return _waiting(thread, waiting, as_json)
     report = values.get("report")
     if report is None:
         raise CliError(
@@ -323,53 +340,63 @@ def _finish(thread: str, snapshot: Any, as_json: bool) -> int:
     if as_json:
         print(json.dumps({"thread": thread, **report}, indent=2, default=str))
     else:
-        out = Console()
-        deliverable = report.get("deliverable") or {}
-        out.print(f"\n[bold]{deliverable.get('title', '')}[/]\n{deliverable.get('summary', '')}")
-        for section in deliverable.get("sections", []):
-            out.print(f"\n[bold]{section['heading']}[/]\n{section['body'][:600]}", highlight=False)
-        out.print(
-            f"\nrun {report['run_id']}: [bold]{report['status']}[/] in {report['makespan']:.2f}s "
-            f"(planned {report['planned_duration']:.2f}s) {report['reason']}",
-            highlight=False,
-        )
-        for found in report.get("bottlenecks", []):
-            out.print(f"bottleneck {found['kind']}: {found['detail']}; {found['response']}")
-        for r in report.get("replans", []):
-            verb = "replaced" if r["applied"] else "did not replace"
-            out.print(f"re-plan: {verb} {', '.join(r['removed']) or r['failed']}: {r['reason']}")
-        for d in report.get("decisions", []):
-            out.print(f"decision on {d['task_id']}: {d['action']} by {d['by']}: {d['reason']}")
+        _show_report(report)
     if report["status"] != "done":
-        err.print(f"run {report['status']}: {report['reason']}")
+        err.print(f"run {report['status']}: {report['reason']}", markup=False, highlight=False)
         return 1
     return 0
 
 
+def _waiting(thread: str, waiting: list[Any], as_json: bool) -> int:
+    if as_json:
+        print(
+            json.dumps({"thread": thread, "status": "waiting", "interrupts": waiting}, default=str)
+        )
+        return 3
+    for w in waiting:
+        if w.get("type") == "budget":
+            line = (
+                f"stopped: {w['reason']}; go on with: orchestrator-graph resume "
+                f"{thread} --budget NAME=MORE"
+            )
+        else:
+            line = (
+                f"waiting for a human: task {w.get('task_id')}: {w.get('reason')}\n"
+                f"answer with: orchestrator-graph resume {thread} --answer accept|retry|skip"
+            )
+        err.print(line, markup=False, highlight=False)
+    return 3
+
+
+def _show_report(report: dict[str, Any]) -> None:
+    """The deliverable rendered as Markdown, then how the run went, in plain lines."""
+    from rich.markdown import Markdown
+
+    from orchestrator_graph.rendering import deliverable_markdown
+
+    out = Console()
+    out.print(Markdown(deliverable_markdown(report.get("deliverable") or {})))
+    lines = [
+        f"\nrun {report['run_id']}: {report['status']} in {report['makespan']:.2f}s "
+        f"(planned {report['planned_duration']:.2f}s) {report['reason']}"
+    ]
+    lines += [
+        f"bottleneck {b['kind']}: {b['detail']}; {b['response']}"
+        for b in report.get("bottlenecks", [])
+    ]
+    for r in report.get("replans", []):
+        verb = "replaced" if r["applied"] else "did not replace"
+        lines.append(f"re-plan: {verb} {', '.join(r['removed']) or r['failed']}: {r['reason']}")
+    lines += [
+        f"decision on {d['task_id']}: {d['action']} by {d['by']}: {d['reason']}"
+        for d in report.get("decisions", [])
+    ]
+    for line in lines:
+        out.print(line, markup=False, highlight=False)
+
+
 async def _snapshot(thread: str, home: str | None, postgres: str | None) -> Any:
-    return (await _inspect(thread, home, postgres))[0]
-
-
-async def _inspect(
-    thread: str, home: str | None, postgres: str | None
-) -> tuple[Any, StatusSnapshot | None, list[Slot], Schedule | None]:
-    """The thread's state, its newest status snapshot (the store's, written while the
-    dispatcher runs, or the state's), the attempts recorded so far as Gantt bars, and the
-    planned schedule."""
-    async with open_persistence(home, postgres) as (saver, store):
-        graph = create_orchestrator().compile(checkpointer=saver, store=store)
-        snapshot = await graph.aget_state({"configurable": {"thread_id": thread}})
-        if not snapshot.values:
-            raise CliError(f"no thread {thread!r} in this data folder")
-        values = snapshot.values
-        run_id = values.get("run_id") or ""
-        stored = await read_status(store, run_id) if run_id else None
-        attempts = await Ledger(store, run_id).attempts() if run_id else []
-        schedule = await load_schedule(store, run_id) if run_id else None
-    kept = StatusSnapshot.model_validate(values["status"]) if values.get("status") else None
-    newest = max((s for s in (stored, kept) if s), key=lambda s: s.at, default=None)
-    since = values.get("executing_since") or values.get("started_at") or 0.0
-    return snapshot, newest, actual_slots(attempts, since), schedule
+    return (await inspect_thread(thread, home, postgres)).snapshot
 
 
 def _team_settings(roster: Path | None, plugins: bool) -> dict[str, Any]:
@@ -377,18 +404,66 @@ def _team_settings(roster: Path | None, plugins: bool) -> dict[str, Any]:
 
 
 def _guard(coro: Any) -> None:
-    from orchestrator_graph.dag import PlanValidationError
+    import asyncio
+    import sqlite3
+
     from orchestrator_graph.llm import StructuredOutputError
 
     try:
         code = asyncio.run(coro)
     except CliError as error:
-        err.print(f"error: {error}")
+        _error_line(error)
         raise typer.Exit(error.code) from None
-    except (PlanValidationError, StructuredOutputError, ValueError, FileNotFoundError) as error:
-        err.print(f"error: {error}")
+    except ContextError as error:
+        _error_line(_option_error(error))
+        raise typer.Exit(2) from None
+    except (InputError, DamagedStoreError, ConnectionFailed) as error:
+        _error_line(error)
+        raise typer.Exit(2) from None
+    except (StructuredOutputError, OrchestratorError, ValueError, FileNotFoundError) as error:
+        _error_line(error)
+        raise typer.Exit(2) from None
+    except sqlite3.DatabaseError as error:  # damaged past the checks made on opening
+        _error_line(f"a database in the data folder is damaged ({error}); {DAMAGED_HINT}")
         raise typer.Exit(2) from None
     raise typer.Exit(code)
+
+
+DAMAGED_HINT = "move state.db and store.db aside to start afresh, or restore them from a backup"
+
+
+def _error_line(error: object) -> None:
+    """``error: ...`` on one line, as written (not rich markup)."""
+    err.print(f"error: {' '.join(str(error).split())}", markup=False, highlight=False)
+
+
+def _run_input(request: str | None, example: bool, plan: Path | None) -> dict[str, Any]:
+    """The graph's input: the request (the example's, or a declared plan's goal when only a
+    plan is given) and the declared plan, each checked against its limits."""
+    from orchestrator_graph.limits import check_request
+
+    declared = _read_plan(plan) if plan is not None else None
+    text = EXAMPLE if example else request
+    if not text and declared is not None:
+        text = declared.get("goal") or f"the plan in {plan.name if plan else ''}"
+    if not text:
+        raise CliError("give a REQUEST, --example or --plan FILE")
+    payload: dict[str, Any] = {"request": check_request(text)}
+    if declared is not None:
+        payload["plan"] = declared
+    return payload
+
+
+def _check_declared(payload: dict[str, Any], team: list[Worker] | None) -> None:
+    """A declared plan checked against the team before a thread is created for it."""
+    if "plan" not in payload:
+        return
+    from orchestrator_graph.graph import validate_for_team
+    from orchestrator_graph.models import Plan
+    from orchestrator_graph.registry import Registry
+    from orchestrator_graph.team import default_team
+
+    validate_for_team(Plan.model_validate(payload["plan"]), Registry(team or default_team()))
 
 
 @app.command()
@@ -414,12 +489,9 @@ def run(
     """Plan and run a request to the end, showing progress live."""
 
     async def go() -> int:
-        text = EXAMPLE if example else request
-        if not text:
-            raise CliError("give a REQUEST or --example")
-        payload: dict[str, Any] = {"request": text}
-        if plan is not None:
-            payload["plan"] = _read_plan(plan)
+        payload = _run_input(request, example, plan)
+        team = _team(_team_settings(roster, plugins))  # refused before any state exists
+        _check_declared(payload, team)
         settings = _settings(
             model,
             budget,
@@ -451,9 +523,19 @@ def resume(
     """Continue a thread that stopped: crashed, paused by a budget, or waiting for a human."""
 
     async def go() -> int:
-        snapshot = await _snapshot(thread, home, postgres)
-        if not snapshot.next:
+        from langgraph.types import Command
+
+        found = await inspect_thread(thread, home, postgres)
+        snapshot = found.snapshot
+        if alive(found.owner) and snapshot.values.get("report") is None:
+            raise CliError(
+                f"thread {thread} is running in process {found.owner['pid']}: "  # type: ignore[index]
+                "let it finish, or stop that process first"
+            )
+        if not snapshot.next and snapshot.values.get("report") is not None:
             return _finish(thread, snapshot, as_json)
+        # No report yet: the run goes on from its last checkpoint, also when no node is
+        # pending (a crash after a node's writes were saved but before the next checkpoint).
         questions = [i.value for t in snapshot.tasks for i in t.interrupts]
         waiting = bool(questions)
         given = answer
@@ -483,9 +565,9 @@ def status(
     pending questions. Readable while the run goes (from another shell)."""
 
     async def go() -> int:
-        snapshot, live, actual, schedule = await _inspect(thread, home, postgres)
-        values = snapshot.values
-        tasks = values.get("tasks", {})
+        found = await inspect_thread(thread, home, postgres)
+        snapshot, live, values = found.snapshot, found.live, found.snapshot.values
+        tasks = task_rows(found)
         summary = {
             "thread": thread,
             "next": list(snapshot.next),
@@ -493,43 +575,54 @@ def status(
             "request": values.get("request"),
             "tasks": tasks,
             "waiting": [i.value for t in snapshot.tasks for i in t.interrupts],
-            "status": (values.get("report") or {}).get("status", "running"),
+            "status": thread_status(found),
             "snapshot": live.model_dump(mode="json") if live else None,
             "bottlenecks": values.get("bottlenecks", []),
         }
         if gantt is not None:
             from orchestrator_graph.charts import gantt_figure, to_html
 
-            planned = schedule.planned if schedule else []
+            planned = found.schedule.planned if found.schedule else []
             critical = (values.get("analysis") or {}).get("critical_path") or []
             title = f"thread {thread}: planned vs actual"
-            figure = gantt_figure(planned, actual, critical=critical, title=title)
+            figure = gantt_figure(planned, found.actual, critical=critical, title=title)
             gantt.write_text(to_html(figure), encoding="utf-8")
             summary["gantt"] = str(gantt)
         if as_json:
             print(json.dumps(summary, indent=2, default=str))
             return 0
-        out = Console()
-        out.print(
-            f"thread {thread}: {summary['status']}; next: {', '.join(summary['next']) or 'none'}"
-        )
-        if live:
-            out.print(_status_line(live), highlight=False)
-        for found in summary["bottlenecks"][-5:]:
-            out.print(f"bottleneck {found['kind']}: {found['detail']}; {found['response']}")
-        table = Table("task", "status", "worker", "attempts", "score")
-        for tid, rec in tasks.items():
-            table.add_row(
-                tid,
-                rec["status"],
-                rec.get("worker") or "",
-                str(rec["attempts"]),
-                "" if rec.get("score") is None else f"{rec['score']:.2f}",
-            )
-        out.print(table)
+        _show_status(summary, live)
         return 0
 
     _guard(go())
+
+
+def _show_status(summary: dict[str, Any], live: StatusSnapshot | None) -> None:
+    out = Console()
+    lines = [
+        f"thread {summary['thread']}: {summary['status']}; "
+        f"next: {', '.join(summary['next']) or 'none'}"
+    ]
+    if summary["status"] == "interrupted":
+        lines.append(f"its process is gone: orchestrator-graph resume {summary['thread']}")
+    if live:
+        lines.append(_status_line(live))
+    lines += [
+        f"bottleneck {b['kind']}: {b['detail']}; {b['response']}"
+        for b in summary["bottlenecks"][-5:]
+    ]
+    for line in lines:
+        out.print(line, markup=False, highlight=False)
+    table = Table("task", "status", "worker", "attempts", "score")
+    for tid, rec in summary["tasks"].items():
+        table.add_row(
+            escape(tid),
+            rec["status"],
+            escape(rec.get("worker") or ""),
+            str(rec["attempts"]),
+            "" if rec.get("score") is None else f"{rec['score']:.2f}",
+        )
+    out.print(table)
 
 
 @app.command("plan")
@@ -545,12 +638,13 @@ def plan_command(
     """Plan only: the validated plan and its critical path; nothing is executed."""
 
     async def go() -> int:
-        text = EXAMPLE if example else request
-        if not text and plan is None:
-            raise CliError("give a REQUEST, --example or --plan FILE")
-        payload: dict[str, Any] = {"request": text or f"plan from {plan}"}
-        if plan is not None:
-            payload["plan"] = _read_plan(plan)
+        from langgraph.checkpoint.memory import InMemorySaver
+        from langgraph.store.memory import InMemoryStore
+
+        from orchestrator_graph.graph import create_orchestrator
+        from orchestrator_graph.models import Plan
+
+        payload = _run_input(request, example, plan)
         graph = create_orchestrator(workers=_team(_team_settings(roster, plugins))).compile(
             checkpointer=InMemorySaver(), store=InMemoryStore(), interrupt_before=["dispatcher"]
         )
@@ -567,9 +661,9 @@ def plan_command(
         for task in result["plan"]["tasks"]:
             a = analysis["tasks"][task["id"]]
             table.add_row(
-                task["id"],
-                ",".join(task["skills"]),
-                ",".join(task["depends_on"]),
+                escape(task["id"]),
+                escape(",".join(task["skills"])),
+                escape(",".join(task["depends_on"])),
                 f"{task['effort']:g}",
                 f"{a['earliest_start']:g}",
                 f"{a['earliest_finish']:g}",
@@ -580,7 +674,8 @@ def plan_command(
         out.print(table)
         out.print(
             f"critical path: {' -> '.join(analysis['critical_path'])} "
-            f"({analysis['duration']:g}s of {analysis['total_work']:g}s work)"
+            f"({analysis['duration']:g}s of {analysis['total_work']:g}s work)",
+            markup=False,
         )
         return 0
 
@@ -594,16 +689,26 @@ def audit(
     """Every verdict and action of a thread's run, in order."""
 
     async def go() -> int:
-        snapshot = await _snapshot(thread, home, postgres)
+        from orchestrator_graph.audit import audit_trail
+        from orchestrator_graph.persistence import open_persistence
+
+        found = await inspect_thread(thread, home, postgres)
+        check_ledger(thread, found)
         async with open_persistence(home, postgres) as (_saver, store):
-            trail = await audit_trail(store, snapshot.values)
+            trail = await audit_trail(store, found.snapshot.values)
         if as_json:
             print(json.dumps([e.model_dump() for e in trail], indent=2))
             return 0
         start = trail[0].at if trail else 0.0
         table = Table("t+s", "actor", "action", "task", "detail")
         for e in trail:
-            table.add_row(f"{e.at - start:.3f}", e.actor, e.action, e.task_id or "", e.detail[:100])
+            table.add_row(
+                f"{e.at - start:.3f}",
+                escape(e.actor),
+                escape(e.action),
+                escape(e.task_id or ""),
+                escape(e.detail[:100]),
+            )
         Console().print(table)
         return 0
 
@@ -621,6 +726,10 @@ def workers_command(
     """The team (default, roster file and/or plugins) with each worker's history per skill."""
 
     async def go() -> int:
+        from orchestrator_graph.persistence import open_persistence
+        from orchestrator_graph.registry import load_history
+        from orchestrator_graph.team import default_team
+
         team = _team(_team_settings(roster, plugins)) or default_team()
         async with open_persistence(home, postgres) as (_saver, store):
             history = await load_history(store, [w.name for w in team])
@@ -647,16 +756,18 @@ def workers_command(
         )
         for row in rows:
             table.add_row(
-                row["name"],
-                ", ".join(f"{k} {v:g}" for k, v in row["skills"].items()),
+                escape(row["name"]),
+                escape(", ".join(f"{k} {v:g}" for k, v in row["skills"].items())),
                 str(row["capacity"]),
                 f"{row['cost']:g}",
-                row["region"],
-                "; ".join(
-                    f"{s}: {h['attempts']}, {h['success_rate']:.0%}, {h['quality']:.2f}"
-                    for s, h in row["history"].items()
-                )
-                or "none yet",
+                escape(row["region"]),
+                escape(
+                    "; ".join(
+                        f"{s}: {h['attempts']}, {h['success_rate']:.0%}, {h['quality']:.2f}"
+                        for s, h in row["history"].items()
+                    )
+                    or "none yet"
+                ),
             )
         Console().print(table)
         return 0
@@ -683,6 +794,9 @@ def insights(
     async def go() -> int:
         from orchestrator_graph.insights import insights as analyse
         from orchestrator_graph.memory import MemoryHandle, MemoryUnavailable
+        from orchestrator_graph.persistence import open_persistence
+        from orchestrator_graph.registry import load_history
+        from orchestrator_graph.team import default_team
 
         team = _team(_team_settings(roster, plugins)) or default_team()
         handle = MemoryHandle(memory_location(home))
@@ -706,17 +820,17 @@ def insights(
         load = Table("worker", "tasks", "share", "busy s", "success")
         for w in found.load:
             rate = "" if w.success_rate is None else f"{w.success_rate:.0%}"
-            load.add_row(w.worker, str(w.tasks), f"{w.share:.0%}", f"{w.seconds:.2f}", rate)
+            load.add_row(escape(w.worker), str(w.tasks), f"{w.share:.0%}", f"{w.seconds:.2f}", rate)
         out.print(load)
         skills = Table(
             "skill", "tasks", "effort s", "workers", "slots", "quality", "pressure", "gap"
         )
         for c in found.skills:
             skills.add_row(
-                c.skill,
+                escape(c.skill),
                 str(c.tasks),
                 f"{c.effort:.2f}",
-                ", ".join(c.workers),
+                escape(", ".join(c.workers)),
                 str(c.slots),
                 "" if c.quality is None else f"{c.quality:.2f}",
                 f"{c.pressure:.2f}",
@@ -729,7 +843,7 @@ def insights(
                 + ", ".join(f"{k} in {v} runs" for k, v in found.bottlenecks.items())
             )
         for line in found.recommendations:
-            out.print(f"- {line}", highlight=False)
+            out.print(f"- {line}", markup=False, highlight=False)
         return 0
 
     _guard(go())

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
-from typing import Any, Literal
+from functools import cache
+from typing import Any, Literal, get_args, get_origin, get_type_hints
+
+from orchestrator_graph.errors import ContextError
 
 ROLES = ("planner", "worker", "reviewer", "mediator", "synthesizer")
 QA_THRESHOLDS = {"strict": 0.9, "standard": 0.7, "lenient": 0.5}
@@ -174,27 +178,103 @@ class Context:
         return cls(**{n: getattr(value, n) for n in names if hasattr(value, n)})
 
     def __post_init__(self) -> None:
+        for f in fields(self):
+            _check_field(f.name, getattr(self, f.name))
         for kind, mechanism in (self.resolution_by_conflict or {}).items():
             allowed = RESOLUTIONS.get(kind)
             if allowed is None:
-                raise ValueError(
-                    f"resolution_by_conflict: unknown conflict kind {kind!r}; "
-                    f"kinds: {', '.join(RESOLUTIONS)}"
+                raise ContextError(
+                    "resolution_by_conflict", kind, f"conflict kinds: {', '.join(RESOLUTIONS)}"
                 )
             if mechanism not in allowed:
-                raise ValueError(
-                    f"resolution_by_conflict[{kind!r}] = {mechanism!r}; choose one "
-                    f"of {', '.join(allowed)}"
+                raise ContextError(
+                    f"resolution_by_conflict[{kind!r}]", mechanism, f"one of {', '.join(allowed)}"
                 )
-
         unknown = [f for f in self.fallback if f not in FALLBACKS]
         if unknown or not self.fallback:
-            raise ValueError(
-                f"fallback: {unknown or 'empty'}; a list of {', '.join(FALLBACKS)}, tried in order"
+            raise ContextError(
+                "fallback", self.fallback, f"a non-empty list of {', '.join(FALLBACKS)}"
             )
+        for policy, value in (self.qa_thresholds or {}).items():
+            if policy not in QA_THRESHOLDS:
+                raise ContextError("qa_thresholds", policy, f"policies: {', '.join(QA_THRESHOLDS)}")
+            _check_number(f"qa_thresholds[{policy!r}]", value, float, 0.0, 1.0)
 
     def mechanism(self, kind: str) -> str:
         return (self.resolution_by_conflict or {}).get(kind, self.resolution)
 
     def threshold(self, policy: str) -> float:
         return {**QA_THRESHOLDS, **(self.qa_thresholds or {})}[policy]
+
+
+MAX_INT = 2**53  # what every store and JSON reader keeps exactly
+# Numeric fields: (type, lowest, highest, lowest excluded). None = no bound.
+RANGES: dict[str, tuple[type, float | None, float | None, bool]] = {
+    "budget_seconds": (float, 0.0, None, True),
+    "budget_cost": (float, 0.0, None, True),
+    "budget_attempts": (int, 1, None, False),
+    "budget_tokens": (int, 1, None, False),
+    "loop_guard": (int, 1, 1000, False),
+    "stall_after": (float, 0.0, None, False),
+    "status_every": (float, 0.0, 3600.0, True),
+    "max_replans": (int, 0, 1000, False),
+    "max_attempts": (int, 1, 1000, False),
+    "reuse_threshold": (float, 0.0, 1.0, False),
+    "recall_k": (int, 0, 100, False),
+}
+
+
+@cache
+def _hints() -> dict[str, Any]:
+    return get_type_hints(Context)
+
+
+def _check_field(name: str, value: Any) -> None:
+    """One field against its type: a Literal's choices, a bool, a string, a number in range."""
+    hint = _hints()[name]
+    if value is None and type(None) in get_args(hint):
+        return
+    if get_origin(hint) is Literal:
+        if value not in get_args(hint):
+            choices = ", ".join(str(c) for c in get_args(hint))
+            raise ContextError(name, value, f"one of {choices}")
+    elif any(get_origin(h) is list for h in (hint, *get_args(hint))) and not isinstance(
+        value, list
+    ):
+        raise ContextError(name, value, "a list")
+    elif hint is bool and not isinstance(value, bool):
+        raise ContextError(name, value, "true or false")
+    elif name in RANGES:
+        kind, low, high, exclusive = RANGES[name]
+        _check_number(name, value, kind, low, high, exclusive)
+    elif (hint is str or hint == str | None) and not isinstance(value, str):
+        raise ContextError(name, value, "a string")
+    elif any(get_origin(h) is dict for h in (hint, *get_args(hint))) and not isinstance(
+        value, dict
+    ):
+        raise ContextError(name, value, "a mapping")
+
+
+def _check_number(
+    name: str,
+    value: Any,
+    kind: type,
+    low: float | None,
+    high: float | None,
+    exclusive: bool = False,
+) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if kind is int:
+        ok = ok and isinstance(value, int)
+        high = MAX_INT if high is None else high
+    if ok and low is not None:
+        ok = value > low if exclusive else value >= low
+    if ok and high is not None:
+        ok = value <= high
+    if not ok:
+        noun = "a whole number" if kind is int else "a finite number"
+        bounds = [
+            f"{'>' if exclusive else '>='} {low:g}" if low is not None else "",
+            f"<= {high:g}" if high is not None else "",
+        ]
+        raise ContextError(name, value, f"{noun} {' and '.join(b for b in bounds if b)}".strip())

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from graphlib import CycleError, TopologicalSorter
+from typing import Protocol
 
-from orchestrator_graph.models import Plan, PlanAnalysis, TaskAnalysis
-
-
-class PlanValidationError(ValueError):
-    """A plan that must not run. ``problems`` lists every defect found, each naming its tasks."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("invalid plan: " + "; ".join(problems))
-
-
-class PlanRejectedError(ValueError):
-    """The plan gate's reviewer rejected the plan (after one re-plan, for a model's plan)."""
+from orchestrator_graph.errors import PlanRejectedError as PlanRejectedError
+from orchestrator_graph.errors import PlanValidationError
+from orchestrator_graph.limits import MAX_TASKS
+from orchestrator_graph.models import Plan, PlanAnalysis, Task, TaskAnalysis
 
 
 def validate_plan(
@@ -30,6 +22,10 @@ def validate_plan(
     problems: list[str] = []
     if not plan.tasks:
         raise PlanValidationError(["the plan has no tasks"])
+    if len(plan.tasks) > MAX_TASKS:
+        raise PlanValidationError(
+            [f"the plan has {len(plan.tasks):,} tasks; the limit is {MAX_TASKS:,}"]
+        )
     ids = [t.id for t in plan.tasks]
     seen: set[str] = set()
     duplicates = sorted({i for i in ids if i in seen or seen.add(i)})
@@ -80,6 +76,48 @@ def validate_plan(
     cycle = find_cycle({t: [d for d in ds if d in known] for t, ds in deps.items()})
     if cycle:
         problems.append(f"dependency cycle (a -> b: a depends on b): {' -> '.join(cycle)}")
+    if problems:
+        raise PlanValidationError(problems)
+
+
+class Capable(Protocol):
+    """What the data-flow check needs of a worker (``workers.Worker`` has it)."""
+
+    needs: list[str]
+    provides: list[str]
+    needs_inputs: list[str]
+
+    def can_do(self, task: Task) -> bool: ...
+
+
+def check_data_flow(plan: Plan, workers: Sequence[Capable]) -> None:
+    """Raise ``PlanValidationError`` for tasks that cannot work whoever takes them: a task
+    whose every able worker needs something (a table) that none of its direct dependencies'
+    workers provide, or lacks an input (a path) that every able worker needs."""
+    plan = with_implied_dependencies(plan)
+    tasks = {t.id: t for t in plan.tasks}
+    able = {t.id: [w for w in workers if w.can_do(t)] for t in plan.tasks}
+    problems = []
+    for task in plan.tasks:
+        if not able[task.id]:
+            continue  # validate_plan names skills nobody has
+        needed = set.intersection(*(set(w.needs) for w in able[task.id]))
+        given = {p for d in task.depends_on if d in tasks for w in able[d] for p in w.provides}
+        for need in sorted(needed - given):
+            makers = sorted(t for t, ws in able.items() if any(need in w.provides for w in ws))
+            where = (
+                f"none of the tasks it depends on ({', '.join(sorted(task.depends_on))}) gives one"
+                if task.depends_on
+                else "but it depends on no task"
+            )
+            problems.append(
+                f"task {task.id!r} needs a {need} from a task it depends on, {where}"
+                + (f" (tasks that give one: {', '.join(makers)})" if makers else "")
+            )
+        inputs = set.intersection(*(set(w.needs_inputs) for w in able[task.id]))
+        missing = sorted(k for k in inputs if not task.inputs.get(k))
+        if missing:
+            problems.append(f"task {task.id!r} needs inputs.{', inputs.'.join(missing)}")
     if problems:
         raise PlanValidationError(problems)
 

@@ -30,13 +30,15 @@ from orchestrator_graph.context import Context
 from orchestrator_graph.dag import (
     PlanRejectedError,
     analyse_plan,
+    check_data_flow,
     validate_plan,
     with_implied_dependencies,
 )
 from orchestrator_graph.dispatch.board import Launch, TaskBoard, with_redundancy
 from orchestrator_graph.dispatch.runner import BudgetExceeded, DispatchRunner, DispatchSettings
 from orchestrator_graph.events import Event, stream_emitter
-from orchestrator_graph.ledger import Ledger
+from orchestrator_graph.ledger import Ledger, to_store
+from orchestrator_graph.limits import check_request
 from orchestrator_graph.llm import ModelSpec, ask_structured
 from orchestrator_graph.matching import TeamMatcher
 from orchestrator_graph.mediation import Mediation
@@ -138,9 +140,7 @@ def create_orchestrator(
 
     async def recall_node(state: OrchestratorState, runtime: Runtime[Context]) -> dict[str, Any]:
         context = Context.coerce(runtime.context)
-        request = state.get("request")
-        if not isinstance(request, str) or not request.strip():
-            raise ValueError("the input needs a non-empty 'request' string")
+        request = check_request(state.get("request"))
         run_id = uuid.uuid4().hex[:12]
         emit = stream_emitter(runtime.stream_writer)
         emit(
@@ -197,12 +197,12 @@ def create_orchestrator(
             """A declared plan, a recalled one, or one from the planner model (1 call)."""
             if state.get("plan"):
                 plan = Plan.model_validate(state["plan"]).model_copy(update={"source": "declared"})
-                validate_plan(plan, registry.skills())
+                validate_for_team(plan, registry)
                 return plan, 0
             reused = (
                 None if feedback or not state.get("reuse") else Plan.model_validate(state["reuse"])
             )
-            if reused and _valid(reused, registry.skills()):
+            if reused and _valid(reused, registry):
                 return reused, 0
             draft = await ask_structured(
                 roles.model("planner", context),
@@ -214,7 +214,7 @@ def create_orchestrator(
                     examples=state.get("examples") or "none",
                     feedback=feedback or "none",
                 ),
-                check=lambda d: validate_plan(Plan(goal=d.goal, tasks=d.tasks), registry.skills()),
+                check=lambda d: validate_for_team(Plan(goal=d.goal, tasks=d.tasks), registry),
             )
             return Plan(goal=draft.goal, tasks=draft.tasks, source="model"), 1
 
@@ -519,7 +519,8 @@ def create_orchestrator(
         deliverable = Deliverable.model_validate(state["deliverable"])
         records = records_of(state)
         approved = {t for t, r in records.items() if r.status == "approved"}
-        text = json.dumps(deliverable.model_dump(), default=str)
+        # As written (not \u-escaped), so that a task id like "données" is found in the text.
+        text = json.dumps(deliverable.model_dump(), default=str, ensure_ascii=False)
         missing = sorted(t for t in approved if t not in text)
         unapproved = sorted(
             t
@@ -527,6 +528,11 @@ def create_orchestrator(
             if r.status != "approved" and any(s.heading == t for s in deliverable.sections)
         )
         checks = [
+            Check(
+                name="has_approved_results",
+                passed=bool(approved),
+                detail="no task was approved: there is nothing to deliver",
+            ),
             Check(name="has_summary", passed=bool(deliverable.summary.strip())),
             Check(name="covers_approved_tasks", passed=not missing, detail=f"missing: {missing}"),
             Check(
@@ -547,7 +553,7 @@ def create_orchestrator(
         ]
         policy = Plan.model_validate(state["plan"]).qa_policy or context.qa_policy
         score = sum(c.passed for c in checks) / len(checks)
-        hard_ok = all(c.passed for c in checks[:3])
+        hard_ok = all(c.passed for c in checks[:4])
         review = Review(
             task_id="final",
             attempt=1,
@@ -658,25 +664,41 @@ def _settle_plan(plan: Plan, context: Context) -> tuple[Plan, list[Conflict]]:
     return plan.model_copy(update={"tasks": tasks}), disputes
 
 
-def _valid(plan: Plan, skills: Mapping[str, float]) -> bool:
+def validate_for_team(plan: Plan, registry: Registry) -> None:
+    """The plan's shape and skills, then its data flow on this team (``dag.check_data_flow``)."""
+    validate_plan(plan, registry.skills())
+    check_data_flow(plan, registry.workers())
+
+
+def _valid(plan: Plan, registry: Registry) -> bool:
     try:
-        validate_plan(plan, skills)
+        validate_for_team(plan, registry)
     except ValueError:
         return False
     return True
 
 
 def _facts(output: Any) -> dict[str, Any]:
+    """A result's facts, in the form the checkpoint can keep (integers beyond 64 bits and
+    non-finite floats tagged, losslessly: ``ledger.to_store``)."""
     facts = output.get("facts") if isinstance(output, dict) else None
-    return facts if isinstance(facts, dict) else {}
+    return to_store(facts) if isinstance(facts, dict) else {}
 
 
 def _brief(output: Any, summary: str) -> str:
-    """What the synthesizer sees of a result: its summary and its small fields, never raw rows."""
+    """What the synthesizer sees of a result: its summary, its small fields (never raw rows),
+    and a Markdown document it wrote (a report), whole up to ``MAX_MARKDOWN`` characters."""
     if not isinstance(output, dict):
         return json.dumps(output, default=str)[:1500]
     small = {k: v for k, v in output.items() if k not in ("rows", "markdown", "summary")}
-    return f"{summary}\n{json.dumps(small, default=str)[:1500]}"
+    brief = f"{summary}\n{json.dumps(small, default=str)[:1500]}"
+    markdown = output.get("markdown")
+    if isinstance(markdown, str) and markdown.strip():
+        brief += f"\n<markdown>\n{markdown[:MAX_MARKDOWN]}\n</markdown>"
+    return brief
+
+
+MAX_MARKDOWN = 20_000
 
 
 graph = create_orchestrator().compile(name="orchestrator")

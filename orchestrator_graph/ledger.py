@@ -6,6 +6,7 @@ runs nothing that already finished. Outputs live here, by key, never in the chec
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from langgraph.store.base import BaseStore, GetOp
@@ -14,6 +15,37 @@ from orchestrator_graph.models import Review, TaskResult
 
 ROOT = "orchestrator_graph"
 PAGE = 10_000  # attempts per store search: offset paging costs O(offset) per page
+INT64 = 2**63 - 1
+BIG_INT, FLOAT = "$int", "$float"  # the tagged forms of values a JSON store cannot keep
+
+
+def to_store(value: Any) -> Any:
+    """``value`` with what the stores cannot keep exactly in a tagged, lossless form: integers
+    beyond 64 bits (SQLite's JSON fails on them) as ``{"$int": "digits"}``, infinities and NaN
+    (stored as null otherwise) as ``{"$float": "inf"}``. ``from_store`` undoes it."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return value if -INT64 - 1 <= value <= INT64 else {BIG_INT: str(value)}
+    if isinstance(value, float):
+        return value if math.isfinite(value) else {FLOAT: repr(value)}
+    if isinstance(value, dict):
+        return {str(k): to_store(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_store(v) for v in value]
+    return value
+
+
+def from_store(value: Any) -> Any:
+    if isinstance(value, dict):
+        if len(value) == 1 and BIG_INT in value and isinstance(value[BIG_INT], str):
+            return int(value[BIG_INT])
+        if len(value) == 1 and FLOAT in value and isinstance(value[FLOAT], str):
+            return float(value[FLOAT])
+        return {k: from_store(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [from_store(v) for v in value]
+    return value
 
 
 def attempt_key(task_id: str, attempt: int) -> str:
@@ -30,7 +62,11 @@ class Ledger:
         await self.store.aput(
             self.namespace,
             key,
-            {"result": result.model_dump(mode="json"), "review": review.model_dump(mode="json")},
+            {
+                # The output as the worker returned it (not JSON mode, which turns inf into null).
+                "result": {**result.model_dump(mode="json"), "output": to_store(result.output)},
+                "review": review.model_dump(mode="json"),
+            },
             index=False,
         )
         return key
@@ -43,7 +79,7 @@ class Ledger:
             page = await self.store.asearch(self.namespace, limit=PAGE, offset=offset)
             out.extend(
                 (
-                    TaskResult.model_validate(i.value["result"]),
+                    TaskResult.model_validate(from_store(i.value["result"])),
                     Review.model_validate(i.value["review"]),
                 )
                 for i in page
@@ -59,10 +95,13 @@ class Ledger:
         missing = [k for k, item in zip(keys, items, strict=True) if item is None]
         if missing:
             raise KeyError(f"ledger has no attempts {missing} in {'/'.join(self.namespace)}")
-        return {k: item.value["result"]["output"] for k, item in zip(keys, items, strict=True)}
+        return {
+            k: from_store(item.value["result"]["output"])
+            for k, item in zip(keys, items, strict=True)
+        }
 
     async def output(self, key: str) -> Any:
         item = await self.store.aget(self.namespace, key)
         if item is None:
             raise KeyError(f"ledger has no attempt {key!r} in {'/'.join(self.namespace)}")
-        return item.value["result"]["output"]
+        return from_store(item.value["result"]["output"])

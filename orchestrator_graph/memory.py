@@ -25,6 +25,7 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, Field
 
+from orchestrator_graph.errors import MemoryUnavailable as MemoryUnavailable
 from orchestrator_graph.models import Plan, Task
 from orchestrator_graph.persistence import HOME_ENV
 
@@ -36,10 +37,6 @@ if TYPE_CHECKING:  # chromadb is imported when the memory is first used, not wit
 CHROMA_ENV = "ORCHESTRATOR_GRAPH_CHROMA"
 MIN_SIMILARITY = 0.4  # below this a past run is not related enough to recall
 _TOKEN = re.compile(r"[\w./-]*\w")
-
-
-class MemoryUnavailable(RuntimeError):
-    """The plan memory cannot be used; the run goes on without it."""
 
 
 class TaskOutcome(BaseModel):
@@ -331,9 +328,11 @@ class FailurePattern(BaseModel):
 def failure_patterns(
     records: Iterable[RunRecord], min_attempts: int = 2, min_rate: float = 0.5
 ) -> list[FailurePattern]:
-    """(skills × worker) pairs that failed at least ``min_rate`` of ``min_attempts`` or more."""
+    """(skills × worker) pairs that failed at least ``min_rate`` of ``min_attempts`` or more.
+
+    Each run counts once, however many times it is passed (a run both recent and recalled)."""
     counts: dict[tuple[tuple[str, ...], str], list[int]] = {}
-    for record in records:
+    for record in {r.run_id: r for r in records}.values():
         for outcome in record.outcomes.values():
             for worker, verdict in outcome.verdicts:
                 tally = counts.setdefault((tuple(sorted(outcome.skills)), worker), [0, 0])

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 TaskStatus = Literal["pending", "running", "approved", "rejected", "escalated", "failed", "skipped"]
 Verdict = Literal["approve", "reject"]
@@ -14,9 +15,11 @@ Verdict = Literal["approve", "reject"]
 class Criterion(BaseModel):
     """An acceptance criterion. ``kind`` other than ``text`` is checked by code, not by a model.
 
-    Field paths are dotted (``statistics.revenue.sum``); a trailing ``#len`` takes a length."""
+    Field paths are dotted (``statistics.revenue.sum``); a trailing ``#len`` takes a length.
+    A ``pattern`` must compile and a ``json_schema`` must be a valid JSON Schema: both are
+    checked when the plan is read, not when the first result arrives."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     kind: Literal[
         "text",
@@ -48,6 +51,34 @@ class Criterion(BaseModel):
     )
     tolerance: float = Field(1e-6, ge=0, description="matches_upstream: allowed difference")
 
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as error:
+                raise ValueError(
+                    f"pattern {value!r} is not a regular expression: {error}"
+                ) from None
+        return value
+
+    @field_validator("json_schema")
+    @classmethod
+    def _valid_schema(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            from jsonschema import Draft202012Validator
+            from jsonschema.exceptions import SchemaError
+
+            try:
+                Draft202012Validator.check_schema(value)
+            except SchemaError as error:
+                where = "/".join(map(str, error.path)) or "top level"
+                raise ValueError(
+                    f"json_schema is not a JSON Schema ({where}): {error.message}"
+                ) from None
+        return value
+
 
 QAPolicy = Literal["strict", "standard", "lenient"]
 
@@ -55,7 +86,7 @@ QAPolicy = Literal["strict", "standard", "lenient"]
 class Simplification(BaseModel):
     """A cheaper version of a task, used instead of dropping it when the deadline is at risk."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     inputs: dict[str, Any] = Field(
         default_factory=dict, description="inputs that replace the task's"
@@ -65,7 +96,7 @@ class Simplification(BaseModel):
 
 
 class Task(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     id: str = Field(min_length=1, description="unique id within the plan")
     title: str = Field(min_length=1)
@@ -108,7 +139,7 @@ class Task(BaseModel):
 
 
 class Plan(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     goal: str = ""
     tasks: list[Task] = Field(default_factory=list)
@@ -144,7 +175,12 @@ class PlanAnalysis(BaseModel):
 
 
 class TaskResult(BaseModel):
-    """What one attempt of one task produced. ``output`` may be large; it lives in the store."""
+    """What one attempt of one task produced. ``output`` may be large; it lives in the store.
+
+    Infinities and NaN in the output stay floats when dumped (not null), so the ledger can keep
+    them exactly (``ledger.to_store``)."""
+
+    model_config = ConfigDict(ser_json_inf_nan="constants")
 
     task_id: str
     attempt: int

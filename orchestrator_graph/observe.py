@@ -18,11 +18,12 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, Field
 
 from orchestrator_graph.ledger import ROOT
+from orchestrator_graph.limits import RECENT_RUNS
 from orchestrator_graph.models import RunReport, Schedule, StatusSnapshot, TaskRecord
 
 RunState = Literal["running", "waiting", "done", "partial", "failed", "stopped", "error"]
 FINISHED = ("done", "partial", "failed", "stopped")
-RECENT = 50  # runs a source gathers unless told otherwise
+RECENT = RECENT_RUNS
 
 
 class AttemptView(BaseModel):

@@ -13,6 +13,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
@@ -37,118 +38,118 @@ def tagged(text: str, tag: str) -> str:
 # --- planner -------------------------------------------------------------------------------
 
 _SKILL_WORDS: dict[str, tuple[str, ...]] = {
-    "data_collection": ("collect", "load", "read", "gather", "ingest", "fetch"),
-    "processing": ("clean", "transform", "process", "filter", "derive", "normali"),
-    "analysis": ("analy", "statistic", "summari", "aggregate", "compare", "trend"),
-    "validation": ("validat", "check", "verify", "quality", "audit"),
+    "data_collection": ("collect", "load", "read", "gather", "ingest", "fetch", "import"),
+    "processing": ("clean", "transform", "process", "filter", "derive", "normali", "tidy"),
+    "analysis": ("analy", "statistic", "summari", "aggregate", "compare", "trend", "breakdown"),
+    "validation": ("validat", "check", "verify", "quality", "audit", "sanity"),
     "reporting": ("report", "write", "document", "present", "markdown"),
 }
 _PATH = re.compile(r"[\w./-]+\.(?:csv|json)\b")
-_GROUP_BY = re.compile(r"\bby ([a-z_]+)\b", re.I)
+_GROUP_BY = re.compile(r"\b(?:by|per) ([a-z_]+)\b", re.I)
+_SAMPLE_WORDS = ("sample", "bundled", "example data", "demo data")
+_SUBJECT = re.compile(r"\b([a-z]+) (?:data|figures|records|numbers|table)\b", re.I)
+_NOT_SUBJECTS = {"the", "sample", "bundled", "this", "that", "our", "my", "some", "example", "demo"}
+_TABLE_WORK = ("processing", "validation", "analysis")
 
 
 def _plan(prompt: str, _schema: dict[str, Any]) -> dict[str, Any]:
+    """Collect -> clean -> validate -> analyse -> report, as far as the request asks and the
+    team has the skills: analysing collected data always cleans and validates it first, and
+    the analysis uses only the rows validation passed."""
     request = tagged(prompt, "request") or prompt
     skills = [s.strip() for s in tagged(prompt, "skills").split(",") if s.strip()]
     lowered = request.lower()
-    wanted = [s for s in skills if any(w in lowered for w in _SKILL_WORDS.get(s, (s,)))]
-    paths = _PATH.findall(request)
-    if paths and "data_collection" in skills and "data_collection" not in wanted:
-        wanted.insert(0, "data_collection")
+    wanted = {s for s in skills if any(w in lowered for w in _SKILL_WORDS.get(s, (s,)))}
+    paths = list(dict.fromkeys(_PATH.findall(request)))  # each file once, however often named
+    if not paths and any(w in lowered for w in _SAMPLE_WORDS):
+        paths = _bundled_samples()
+    if paths:
+        wanted.add("data_collection")
+    if wanted & {"analysis", "validation"} and "data_collection" in wanted:
+        wanted.add("processing")  # raw cells are text: clean before checking or counting
+    if "analysis" in wanted and "data_collection" in wanted:
+        wanted.add("validation")  # analyse only the rows validation passes
+    wanted &= set(skills)
     if not wanted:
-        wanted = skills[:1]
-    tasks: list[dict[str, Any]] = []
-    upstream: list[str] = []
-    if "data_collection" in wanted:
-        for i, path in enumerate(paths or [""], start=1):
-            inputs = {"path": path} if path else {}
-            tasks.append(
-                _task(
-                    f"collect_{i}",
-                    f"Collect {path or 'the data'}",
-                    "data_collection",
-                    [],
-                    inputs,
-                    [{"kind": "min_items", "field": "rows", "value": 1}],
-                )
-            )
-        upstream = [t["id"] for t in tasks]
-    if "processing" in wanted:
-        tasks.append(
-            _task(
-                "process",
-                "Clean and transform the data",
-                "processing",
-                upstream,
-                {},
-                [{"kind": "min_items", "field": "rows", "value": 1}],
-            )
-        )
-        upstream = ["process"]
-    middle: list[str] = []
+        wanted = set(skills[:1])
     group = _GROUP_BY.search(request)
-    if "analysis" in wanted:
-        inputs = {"group_by": group.group(1).lower()} if group else {}
-        tasks.append(
-            _task(
-                "analyse",
-                "Analyse the data",
-                "analysis",
-                upstream,
-                inputs,
-                [{"kind": "has_keys", "keys": ["statistics"]}, *_agree("rows", upstream)],
-            )
-        )
-        middle.append("analyse")
-    if "validation" in wanted:
-        tasks.append(
-            _task(
-                "validate",
-                "Validate the data",
-                "validation",
-                upstream,
-                {},
-                [
-                    {"kind": "has_keys", "keys": ["issues", "checked_rows"]},
-                    *_agree("checked_rows", upstream),
-                ],
-            )
-        )
-        middle.append("validate")
-    if "reporting" in wanted:
-        tasks.append(
-            _task(
-                "report",
-                "Write the report",
-                "reporting",
-                middle or upstream,
-                {},
-                [
-                    {"kind": "contains", "field": "markdown", "text": "# "},
-                    {"kind": "references_upstream", "field": "markdown"},
-                    {
-                        "kind": "sections",
-                        "field": "markdown",
-                        "keys": [f"{t}: summary" for t in middle or upstream],
-                    },
-                ],
-            )
-        )
-    for skill in wanted:
-        if skill not in _SKILL_WORDS:
-            tasks.append(_task(skill, f"{skill.replace('_', ' ').title()}", skill, [], {}, []))
+    tasks = _pipeline(wanted, paths, group.group(1).lower() if group else None, lowered)
+    for skill in sorted(wanted - set(_SKILL_WORDS)):
+        tasks.append(_task(skill, f"{skill.replace('_', ' ').title()}", skill, [], {}, []))
     return {"goal": f"{TAG} {request.strip()[:200]}", "tasks": tasks}
 
 
-def _agree(field: str, upstream: list[str]) -> list[dict[str, Any]]:
-    """The row count must equal the cleaned table's, when there is one upstream."""
-    if upstream != ["process"]:
+def _bundled_samples() -> list[str]:
+    from orchestrator_graph.tools import SAMPLES
+
+    return sorted(p.name for p in SAMPLES.iterdir() if p.suffix in (".csv", ".json"))
+
+
+def _pipeline(
+    wanted: set[str], paths: list[str], group: str | None, lowered: str
+) -> list[dict[str, Any]]:
+    """The tasks, each depending on the one before it in the pipeline."""
+    tasks: list[dict[str, Any]] = []
+    upstream: list[str] = []
+    rows = [{"kind": "min_items", "field": "rows", "value": 1}]
+    if "data_collection" in wanted:
+        for i, path in enumerate(paths or [""], start=1):
+            title = f"Collect {Path(path).name}" if path else "Collect the data"
+            inputs = {"path": path} if path else {}
+            tasks.append(_task(f"collect_{i}", title, "data_collection", [], inputs, rows))
+        upstream = [t["id"] for t in tasks]
+    if "processing" in wanted:
+        title = "Clean and combine the tables" if len(upstream) > 1 else "Clean the table"
+        tasks.append(_task("process", title, "processing", upstream, {}, rows))
+        upstream = ["process"]
+    finished: list[str] = []
+    if "validation" in wanted:
+        checks = [{"kind": "has_keys", "keys": ["issues", "checked_rows"]}]
+        checks += _agree("checked_rows", upstream, "process")
+        tasks.append(_task("validate", "Validate the rows", "validation", upstream, {}, checks))
+        upstream, finished = ["validate"], ["validate"]
+    if "analysis" in wanted:
+        measure = "revenue" if "revenue" in lowered else "the measures"
+        title = f"Analyse {measure}" + (f" by {group}" if group else "")
+        checks = [
+            {"kind": "has_keys", "keys": ["statistics"]},
+            {"kind": "min_items", "field": "statistics", "value": 1},
+            *_agree("rows", upstream, upstream[0] if len(upstream) == 1 else ""),
+        ]
+        inputs = {"group_by": group} if group else {}
+        tasks.append(_task("analyse", title, "analysis", upstream, inputs, checks))
+        finished = ["analyse", *finished]
+    if "reporting" in wanted:
+        sources = finished or upstream
+        headings = ["Summary"] + (["Statistics"] if "analyse" in finished else [])
+        headings += ["Validation findings"] if "validate" in finished else []
+        checks = [
+            {"kind": "contains", "field": "markdown", "text": "# "},
+            {"kind": "references_upstream", "field": "markdown"},
+            {"kind": "sections", "field": "markdown", "keys": headings},
+        ]
+        inputs = {"title": _report_title(lowered, group)}
+        tasks.append(_task("report", "Write the report", "reporting", sources, inputs, checks))
+    return tasks
+
+
+def _report_title(lowered: str, group: str | None) -> str:
+    subjects = [m for m in _SUBJECT.findall(lowered) if m not in _NOT_SUBJECTS]
+    title = f"{subjects[0].capitalize() if subjects else 'Data'} report"
+    if group:
+        title += f": {'revenue' if 'revenue' in lowered else 'measures'} by {group}"
+    return title
+
+
+def _agree(field: str, upstream: list[str], table_task: str) -> list[dict[str, Any]]:
+    """The row count must equal the upstream table's, when the table comes from one task."""
+    if not table_task or upstream != [table_task] or table_task.startswith("collect"):
         return []
     return [
         {
             "kind": "matches_upstream",
             "field": field,
-            "task": "process",
+            "task": table_task,
             "upstream_field": "rows#len",
         }
     ]
@@ -189,20 +190,48 @@ def _review(prompt: str, _schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def _deliverable(prompt: str, _schema: dict[str, Any]) -> dict[str, Any]:
+    """The results as sections, a report first and whole (its Markdown), the others as their
+    workers' notes; titled after the report, if there is one."""
     request = tagged(prompt, "request")
-    sections = []
-    for block in re.findall(r"<result task=\"([^\"]+)\">\s*(.*?)\s*</result>", prompt, re.S):
-        sections.append({"heading": block[0], "body": block[1][:2000]})
+    reports, others = [], []
+    for tid, block in re.findall(r"<result task=\"([^\"]+)\">\s*(.*?)\s*</result>", prompt, re.S):
+        markdown = tagged(block, "markdown")
+        if markdown:
+            reports.append({"heading": tid, "body": markdown})  # its title becomes the title
+        else:
+            others.append({"heading": tid, "body": block.split("\n", 1)[0][:600]})
+    heading = re.search(r"^# (.+)\n*", reports[0]["body"], re.M) if reports else None
+    title = heading.group(1) if heading else request.strip()[:80]
+    if heading:
+        reports[0]["body"] = reports[0]["body"].replace(heading.group(0), "", 1).strip()
+    sections = reports + others
     return {
-        "title": f"{TAG} {request.strip()[:80]}",
-        "summary": f"{TAG} {len(sections)} approved task results combined verbatim.",
+        "title": f"{TAG} {title}",
+        "summary": f"{TAG} {len(sections)} approved task results, combined as written"
+        + (": the report first, then each task's note." if reports else "."),
         "sections": sections,
     }
 
 
 def _note(prompt: str, _schema: dict[str, Any]) -> dict[str, Any]:
+    """The facts the worker passed, as short ``name: value`` phrases."""
     facts = tagged(prompt, "facts")
-    return {"summary": f"{TAG} {' '.join(facts.split())[:400]}"}
+    try:
+        data = json.loads(facts)
+    except ValueError:
+        return {"summary": f"{TAG} {' '.join(facts.split())[:400]}"}
+    if not isinstance(data, dict):
+        return {"summary": f"{TAG} {json.dumps(data, default=str)[:400]}"}
+    phrases = [f"{k.replace('_', ' ')}: {_phrase(v)}" for k, v in data.items()]
+    return {"summary": f"{TAG} {'; '.join(phrases)[:400]}"}
+
+
+def _phrase(value: Any) -> str:
+    if isinstance(value, list) and all(isinstance(v, (str, int, float)) for v in value):
+        return ", ".join(map(str, value))
+    if isinstance(value, (dict, list)):
+        return f"{len(value)} items"
+    return str(value)
 
 
 def _most_qualified(prompt: str) -> dict[str, Any]:

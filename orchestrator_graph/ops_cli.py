@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from orchestrator_graph.observe import RECENT
+from orchestrator_graph.limits import RECENT_RUNS as RECENT
 
 Home = Annotated[
     str | None,

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from urllib.parse import urlparse
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.store.base import BaseStore
+
+from orchestrator_graph.errors import ConnectionFailed, DamagedStoreError, InputError
 
 HOME_ENV = "ORCHESTRATOR_GRAPH_HOME"
 POSTGRES_ENV = "ORCHESTRATOR_GRAPH_POSTGRES_URL"
@@ -16,8 +20,44 @@ POSTGRES_ENV = "ORCHESTRATOR_GRAPH_POSTGRES_URL"
 
 def data_dir(override: str | os.PathLike[str] | None = None) -> Path:
     path = Path(override or os.environ.get(HOME_ENV) or ".orchestrator-graph").expanduser()
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise InputError(f"data folder {path}: exists and is not a folder") from None
+    except OSError as error:
+        raise InputError(f"data folder {path}: {error.strerror or error}") from None
     return path
+
+
+DAMAGED = (
+    "{file} is damaged ({reason}): move it aside and start afresh (its runs are lost), or "
+    "restore it from a backup"
+)
+
+
+def _check_sqlite(folder: Path) -> None:
+    """Refuse a data folder whose databases cannot be read, or whose store was emptied while
+    the checkpoints still hold runs (their ledger and history would silently be missing)."""
+    import sqlite3
+
+    state, store = folder / "state.db", folder / "store.db"
+    for file in (state, store):
+        if not file.exists() or file.stat().st_size == 0:
+            continue
+        try:
+            # Read-write: a process killed mid-write leaves a hot journal that opening rolls
+            # back (read-only, that recovery would fail and a sound file look damaged).
+            with contextlib.closing(sqlite3.connect(file, timeout=30)) as db:
+                db.execute("PRAGMA schema_version").fetchone()
+                db.execute("SELECT name FROM sqlite_master").fetchall()
+        except sqlite3.OperationalError:
+            pass  # locked or not writable: not damage; the saver reports it as it is
+        except sqlite3.DatabaseError as error:  # not a database, or a malformed one
+            raise DamagedStoreError(DAMAGED.format(file=file, reason=error)) from None
+    if store.exists() and store.stat().st_size == 0 and state.exists() and state.stat().st_size:
+        raise DamagedStoreError(
+            DAMAGED.format(file=store, reason="0 bytes, while state.db holds runs")
+        )
 
 
 @asynccontextmanager
@@ -28,28 +68,59 @@ async def open_persistence(
     otherwise ``state.db`` and ``store.db`` in the data directory."""
     url = postgres_url or os.environ.get(POSTGRES_ENV)
     if url:
-        try:
-            from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
-            from langgraph.store.postgres.aio import AsyncPostgresStore
-        except ImportError as err:
-            raise RuntimeError(
-                "Postgres needs the extra: pip install 'orchestrator-graph[postgres]'"
-            ) from err
-        async with (
-            AsyncPostgresSaver.from_conn_string(url) as saver,
-            AsyncPostgresStore.from_conn_string(url) as store,
-        ):
-            await saver.setup()
-            await store.setup()
-            yield saver, store
+        async with _postgres(url) as pair:
+            yield pair
         return
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
     from langgraph.store.sqlite.aio import AsyncSqliteStore
 
     folder = data_dir(home)
+    _check_sqlite(folder)
     async with (
         AsyncSqliteSaver.from_conn_string(str(folder / "state.db")) as saver,
         AsyncSqliteStore.from_conn_string(str(folder / "store.db")) as store,
     ):
+        await saver.setup()
         await store.setup()
+        yield saver, store
+
+
+CONNECT_TIMEOUT = 10  # seconds
+
+
+def check_postgres_url(url: str) -> None:
+    """A ``postgresql://`` (or ``postgres://``) URL, refused otherwise in one line."""
+    if urlparse(url).scheme not in ("postgresql", "postgres"):
+        raise InputError(
+            f"--postgres {url!r}: not a Postgres URL; use postgresql://USER@HOST:PORT/DATABASE"
+        )
+
+
+@asynccontextmanager
+async def _postgres(url: str) -> AsyncIterator[tuple[BaseCheckpointSaver, BaseStore]]:
+    check_postgres_url(url)
+    if "connect_timeout=" not in url:  # an unreachable host fails in seconds, not minutes
+        url += ("&" if urlparse(url).query else "?") + f"connect_timeout={CONNECT_TIMEOUT}"
+    try:
+        import psycopg
+        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+        from langgraph.store.postgres.aio import AsyncPostgresStore
+    except ImportError as err:
+        raise RuntimeError(
+            "Postgres needs the extra: pip install 'orchestrator-graph[postgres]'"
+        ) from err
+    parts = urlparse(url)
+    where = f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"  # no password
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            saver = await stack.enter_async_context(AsyncPostgresSaver.from_conn_string(url))
+            store = await stack.enter_async_context(AsyncPostgresStore.from_conn_string(url))
+            await saver.setup()
+            await store.setup()
+        except psycopg.OperationalError as error:
+            reason = " ".join(str(error).split())
+            raise ConnectionFailed(f"cannot connect to Postgres at {where}: {reason}") from None
+        except psycopg.ProgrammingError as error:
+            reason = " ".join(str(error).split())
+            raise InputError(f"--postgres: not a usable connection string: {reason}") from None
         yield saver, store

@@ -64,8 +64,19 @@ def check_criterion(criterion: Criterion, output: Any, upstream: Mapping[str, An
         return Check(name=name, passed=passed, detail="" if passed else detail)
 
     if kind == "has_keys":
-        missing = [k for k in criterion.keys if resolve(output, k) is _MISSING]
-        return verdict(not missing, f"missing keys: {missing}")
+        # A key holding nothing (null, "", {}) is no result: ``statistics: {}`` is not statistics.
+        # An empty list is an answer (``issues: []``: none found).
+        found = {k: resolve(output, k) for k in criterion.keys}
+        missing = [k for k, v in found.items() if v is _MISSING]
+        empty = [k for k, v in found.items() if v is None or (v in ("", {}) and v is not _MISSING)]
+        return verdict(
+            not missing and not empty,
+            "; ".join(
+                f"{what} keys: {keys}"
+                for what, keys in (("missing", missing), ("empty", empty))
+                if keys
+            ),
+        )
     if kind == "min_items":
         size = len(value) if isinstance(value, (list, dict, str)) else 0
         need = criterion.value or 1

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import json
 import time
 from collections.abc import Callable, Iterable, Mapping
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from langgraph.store.base import BaseStore
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -322,9 +320,10 @@ class RosterEntry(BaseModel):
     capacity: int = 1
     cost: float = 0.0
     speed: float = 1.0
-    experience: int = 0
     region: str = ""
-    tags: list[str] = Field(default_factory=list)
+    needs: list[str] = Field(default_factory=list)
+    provides: list[str] = Field(default_factory=list)
+    needs_inputs: list[str] = Field(default_factory=list)
     heartbeat_timeout: float | None = None
     run: str | None = None
     remote: RemoteSpec | None = None
@@ -350,12 +349,10 @@ def _import(path: str) -> Any:
 def load_roster(path: str | Path) -> list[Worker]:
     """Workers from a YAML or JSON roster file: ``{"workers": [entry, ...]}``. Errors name the
     file, the entry and the field."""
+    from orchestrator_graph.limits import parse_structured, read_bounded
+
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-        data = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
-    except (OSError, ValueError, yaml.YAMLError) as err:
-        raise ValueError(f"roster {path}: {err}") from None
+    data = parse_structured(read_bounded(path, "roster"), path, "roster")
     if not isinstance(data, Mapping) or not isinstance(data.get("workers"), list):
         raise ValueError(f"roster {path}: expected a mapping with a 'workers' list")
     workers = []

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from orchestrator_graph import tools
 from orchestrator_graph.llm import ask_structured
 from orchestrator_graph.prompts import render
+from orchestrator_graph.reports import report_markdown
 from orchestrator_graph.workers import Worker, WorkerContext, WorkerInput
 
 
@@ -43,7 +44,9 @@ def _upstream_table(payload: WorkerInput) -> tools.Table:
             f"task {payload.task.id!r} needs a table from an upstream task; "
             f"got outputs from: {', '.join(payload.upstream) or 'no tasks'}"
         )
-    return tools.combine(tables)
+    combined = tools.combine(tables)
+    dropped = sum(t.get("dropped", 0) for t in tables if isinstance(t.get("dropped"), int))
+    return {**combined, "dropped": dropped} if dropped else combined
 
 
 async def collect(payload: WorkerInput, ctx: WorkerContext) -> dict[str, Any]:
@@ -66,17 +69,35 @@ async def process(payload: WorkerInput, ctx: WorkerContext) -> dict[str, Any]:
 
 
 async def analyse(payload: WorkerInput, ctx: WorkerContext) -> dict[str, Any]:
-    result = tools.describe(_upstream_table(payload), payload.task.inputs.get("group_by"))
-    facts = {"rows_after_cleaning": result["rows"]}
+    inputs = payload.task.inputs
+    result = tools.describe(
+        _upstream_table(payload), inputs.get("group_by"), inputs.get("measures") or None
+    )
+    facts = {"rows_analysed": result["rows"]}
+    checked = [o["checked_rows"] for o in payload.upstream.values() if _has_int(o, "checked_rows")]
+    if len(checked) == 1:  # the validated table says how many cleaned rows it came from
+        facts["rows_after_cleaning"] = checked[0]
     if "revenue" in result["statistics"]:
         facts["total_revenue"] = result["statistics"]["revenue"]["sum"]
-    return {**result, "facts": facts, "summary": await _note("analysis", payload, ctx, result)}
+    noted = {
+        "rows": result["rows"],
+        "measures": result["measures"],
+        "totals": {m: s["sum"] for m, s in result["statistics"].items()},
+        "group_by": result.get("group_by"),
+        "groups": list(result.get("groups", {})),
+    }
+    return {**result, "facts": facts, "summary": await _note("analysis", payload, ctx, noted)}
+
+
+def _has_int(output: Any, key: str) -> bool:
+    return isinstance(output, dict) and isinstance(output.get(key), int)
 
 
 async def validate(payload: WorkerInput, ctx: WorkerContext) -> dict[str, Any]:
     result = tools.validate_rows(_upstream_table(payload))
     facts = {
         "checked_rows": result["checked_rows"],
+        "held_back": result["held_back"],
         "issues": len(result["issues"]),
         "first_issues": result["issues"][:5],
     }
@@ -88,20 +109,13 @@ async def validate(payload: WorkerInput, ctx: WorkerContext) -> dict[str, Any]:
 
 
 async def report(payload: WorkerInput, ctx: WorkerContext) -> dict[str, Any]:
-    sections: dict[str, Any] = {}
-    for task_id, output in payload.upstream.items():
-        if not isinstance(output, dict):
-            sections[task_id] = output
-            continue
-        sections[f"{task_id}: summary"] = output.get("summary", "")
-        for key in ("statistics", "groups", "issues"):
-            if key in output:
-                sections[f"{task_id}: {key}"] = output[key]
-    markdown = tools.render_report(payload.task.title, sections)
+    """A titled Markdown report of the upstream analysis and validation, written to a file."""
+    title = str(payload.task.inputs.get("title") or payload.task.title)
+    markdown = report_markdown(title, payload.upstream)
     path = await asyncio.to_thread(
         tools.write_text, Path(ctx.output_dir) / f"{payload.run_id}-{payload.task.id}.md", markdown
     )
-    facts = {"path": str(path), "sections": list(sections)}
+    facts = {"path": str(path), "title": title, "drawn_from": list(payload.upstream)}
     return {
         "markdown": markdown,
         "path": str(path),
@@ -110,19 +124,41 @@ async def report(payload: WorkerInput, ctx: WorkerContext) -> dict[str, Any]:
 
 
 def default_team() -> list[Worker]:
-    """Five specialists, one per skill; capacity 2 each so independent tasks run side by side."""
-    spec = [
-        ("collector", "data_collection", collect, "Reads CSV and JSON tables from local files."),
+    """Five specialists, one per skill; capacity 2 each so independent tasks run side by side.
+    Each says what it needs and gives (a table), so a plan that cannot feed them is refused."""
+    table = ["table"]
+    spec: list[tuple[str, str, Any, str, dict[str, list[str]]]] = [
+        (
+            "collector",
+            "data_collection",
+            collect,
+            "Reads CSV and JSON tables from local files.",
+            {"provides": table, "needs_inputs": ["path"]},
+        ),
         (
             "processor",
             "processing",
             process,
             "Cleans tables: numbers, blanks, duplicates, revenue.",
+            {"needs": table, "provides": table},
         ),
-        ("analyst", "analysis", analyse, "Descriptive statistics, optionally grouped by a column."),
-        ("validator", "validation", validate, "Finds missing values, negatives, duplicate ids."),
-        ("reporter", "reporting", report, "Writes a Markdown report from upstream results."),
+        (
+            "analyst",
+            "analysis",
+            analyse,
+            "Descriptive statistics of the measures, optionally grouped by a column.",
+            {"needs": table},
+        ),
+        (
+            "validator",
+            "validation",
+            validate,
+            "Finds missing values, negatives, duplicate ids; passes on the rows without.",
+            {"needs": table, "provides": table},
+        ),
+        ("reporter", "reporting", report, "Writes a Markdown report from upstream results.", {}),
     ]
     return [
-        Worker(name=n, skills={s: 0.9}, run=fn, description=d, capacity=2) for n, s, fn, d in spec
+        Worker(name=n, skills={s: 0.9}, run=fn, description=d, capacity=2, **flow)
+        for n, s, fn, d, flow in spec
     ]

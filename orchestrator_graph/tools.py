@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -48,16 +49,22 @@ def load_table(path: str) -> Table:
 
 
 def _number(value: Any) -> Any:
-    if isinstance(value, str):
-        text = value.strip()
-        if text == "":
-            return None
-        try:
-            number = float(text)
-        except ValueError:
-            return text
-        return int(number) if number.is_integer() and "." not in text else number
-    return value
+    """A cell as a number where it is one, exactly: integers of any size stay integers, other
+    numbers become floats; blanks become None; words (also "inf" and "nan") stay text."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text == "":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return number if math.isfinite(number) else text
 
 
 def combine(tables: list[Table]) -> Table:
@@ -82,7 +89,8 @@ def clean_table(table: Table) -> Table:
             and _numeric(row["price"])
             and _numeric(row["quantity"])
         ):
-            row["revenue"] = round(row["price"] * row["quantity"], 2)
+            revenue = row["price"] * row["quantity"]  # None when it overflows: not a number
+            row["revenue"] = round(revenue, 2) if _numeric(float(revenue)) else None
         rows.append(row)
     columns = list(
         dict.fromkeys([*table["columns"], *(["revenue"] if rows and "revenue" in rows[0] else [])])
@@ -94,30 +102,71 @@ def _numeric(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def describe(table: Table, group_by: str | None = None) -> dict[str, Any]:
+# Columns that identify rows (ids, keys, codes) or price something per unit: summing them means
+# nothing, so they are not analysed as measures unless a task names them.
+_NOT_MEASURES = re.compile(
+    r"^(id|key|code|no|number)$|_(id|key|code|no)$|^unit_|(^|_)(price|rate|ratio|pct|percent)$",
+    re.I,
+)
+
+
+def measures(table: Table, wanted: list[str] | None = None) -> list[str]:
+    """The columns to analyse: those named (each must be a numeric column), else every numeric
+    column that is not an id or a per-unit figure."""
+    numeric = [
+        col
+        for col in table["columns"]
+        if (values := [r.get(col) for r in table["rows"]])
+        and sum(map(_numeric, values)) >= len(values) / 2
+    ]
+    if wanted:
+        unknown = [c for c in wanted if c not in numeric]
+        if unknown:
+            raise ValueError(
+                f"cannot analyse {', '.join(map(repr, unknown))}: numeric columns are "
+                f"{', '.join(numeric) or 'none'}"
+            )
+        return list(wanted)
+    return [c for c in numeric if not _NOT_MEASURES.search(c)]
+
+
+def describe(
+    table: Table, group_by: str | None = None, wanted: list[str] | None = None
+) -> dict[str, Any]:
+    """Count, sum, mean, spread and range of each measure; with ``group_by``, each measure's
+    sum and the row count per group. Cells that are numbers written as text (a table straight
+    from a CSV file) count as numbers."""
+    table = {**table, "rows": [{c: _number(v) for c, v in r.items()} for r in table["rows"]]}
     stats: dict[str, dict[str, float]] = {}
-    for col in table["columns"]:
+    for col in measures(table, wanted):
         values = [r[col] for r in table["rows"] if _numeric(r.get(col))]
-        if values and len(values) >= len(table["rows"]) / 2:
-            stats[col] = {
-                "count": len(values),
-                "sum": round(sum(values), 4),
-                "mean": round(statistics.fmean(values), 4),
-                "stdev": round(statistics.stdev(values), 4) if len(values) > 1 else 0.0,
-                "min": min(values),
-                "max": max(values),
-            }
-    out: dict[str, Any] = {"rows": len(table["rows"]), "statistics": stats}
+        stats[col] = {
+            "count": len(values),
+            "sum": round(sum(values), 4),
+            "mean": round(statistics.fmean(values), 4),
+            "stdev": round(statistics.stdev(values), 4) if len(values) > 1 else 0.0,
+            "min": min(values),
+            "max": max(values),
+        }
+    out: dict[str, Any] = {
+        "source": table.get("source", ""),
+        "rows": len(table["rows"]),
+        "measures": list(stats),
+        "statistics": stats,
+    }
     if group_by:
         if group_by not in table["columns"]:
             raise ValueError(
                 f"cannot group by {group_by!r}: columns are {', '.join(table['columns'])}"
             )
-        groups: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        # int, not float: counts and whole-number measures stay whole
+        groups: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(int))
         for row in table["rows"]:
+            group = groups[str(row.get(group_by))]
+            group["rows"] += 1
             for col in stats:
                 if _numeric(row.get(col)):
-                    groups[str(row.get(group_by))][col] += row[col]
+                    group[col] += row[col]
         out["group_by"] = group_by
         out["groups"] = {
             g: {c: round(v, 4) for c, v in cols.items()} for g, cols in sorted(groups.items())
@@ -126,22 +175,35 @@ def describe(table: Table, group_by: str | None = None) -> dict[str, Any]:
 
 
 def validate_rows(table: Table) -> dict[str, Any]:
-    """Nulls, negative amounts and duplicate ids, each with its row number."""
+    """Missing values, negative amounts and duplicate ids, each with its row number and id.
+    The rows with no finding pass on as the table (``rows``) that analysis may use; the others
+    are held back and counted."""
     issues: list[dict[str, Any]] = []
     ids: dict[Any, int] = {}
+    flagged: set[int] = set()
     for i, row in enumerate(table["rows"], start=1):
-        for col, value in row.items():
-            if value is None:
-                issues.append({"row": i, "column": col, "problem": "missing value"})
-            elif _numeric(value) and value < 0:
-                issues.append({"row": i, "column": col, "problem": f"negative value {value}"})
-        if "id" in row and row["id"] is not None:
+        found = [
+            (col, "missing value" if value is None else f"negative value {value}")
+            for col, value in row.items()
+            if value is None or (_numeric(value) and value < 0)
+        ]
+        if row.get("id") is not None:
             if row["id"] in ids:
-                issues.append(
-                    {"row": i, "column": "id", "problem": f"duplicate of row {ids[row['id']]}"}
-                )
+                found.append(("id", f"duplicate of row {ids[row['id']]}"))
             ids.setdefault(row["id"], i)
-    return {"checked_rows": len(table["rows"]), "issues": issues, "passed": not issues}
+        issues += [{"row": i, "id": row.get("id"), "column": c, "problem": p} for c, p in found]
+        flagged.update([i] if found else [])
+    kept = [r for i, r in enumerate(table["rows"], start=1) if i not in flagged]
+    return {
+        "source": table.get("source", ""),
+        "columns": table["columns"],
+        "rows": kept,
+        "checked_rows": len(table["rows"]),
+        "held_back": len(flagged),
+        "dropped": table.get("dropped", 0),
+        "issues": issues,
+        "passed": not issues,
+    }
 
 
 def write_text(path: Path, text: str) -> Path:
@@ -150,26 +212,3 @@ def write_text(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return path
-
-
-def render_report(title: str, sections: dict[str, Any]) -> str:
-    lines = [f"# {title}", ""]
-    for heading, body in sections.items():
-        lines += [f"## {heading}", "", _markdown(body), ""]
-    return "\n".join(lines).rstrip() + "\n"
-
-
-def _markdown(body: Any) -> str:
-    if isinstance(body, str):
-        return body
-    if isinstance(body, dict) and body and all(isinstance(v, dict) for v in body.values()):
-        cols = list(dict.fromkeys(k for v in body.values() for k in v))
-        head = "| | " + " | ".join(cols) + " |\n|---|" + "---|" * len(cols)
-        rows = [
-            f"| {k} | " + " | ".join(str(v.get(c, "")) for c in cols) + " |"
-            for k, v in body.items()
-        ]
-        return "\n".join([head, *rows])
-    if isinstance(body, list):
-        return "\n".join(f"- {json.dumps(item, default=str)}" for item in body) or "- none"
-    return f"```json\n{json.dumps(body, indent=2, default=str)}\n```"

@@ -14,6 +14,7 @@ from langgraph.pregel.protocol import PregelProtocol
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from orchestrator_graph.events import Emit
+from orchestrator_graph.limits import MAX_CAPACITY
 from orchestrator_graph.models import Task
 
 
@@ -43,17 +44,31 @@ class Worker(BaseModel):
     ``WorkerInput`` (a Runnable or graph as a dict) and returns the output (a graph: its
     ``output`` key, else its whole state)."""
 
-    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+    model_config = ConfigDict(
+        arbitrary_types_allowed=True, frozen=True, allow_inf_nan=False, extra="forbid"
+    )
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     skills: dict[str, float] = Field(description="skill -> level in [0, 1]")
     description: str = ""
-    capacity: int = Field(1, ge=1, description="tasks it can run at once")
+    capacity: int = Field(
+        1, ge=1, le=MAX_CAPACITY, description=f"tasks it can run at once (at most {MAX_CAPACITY:,})"
+    )
     cost: float = Field(0.0, ge=0, description="cost per task")
     speed: float = Field(1.0, gt=0, description="expected speed: 2.0 = twice the estimate's pace")
-    experience: int = Field(0, ge=0, description="tasks done before joining this team")
     region: str = ""
-    tags: list[str] = Field(default_factory=list)
+    needs: list[str] = Field(
+        default_factory=list,
+        description="what its tasks need from the tasks they depend on (e.g. 'table'): a plan "
+        "where one of its tasks has no such upstream task is refused before it runs",
+    )
+    provides: list[str] = Field(
+        default_factory=list, description="what its results give dependent tasks (e.g. 'table')"
+    )
+    needs_inputs: list[str] = Field(
+        default_factory=list,
+        description="task inputs it cannot work without (e.g. 'path'), checked with the plan",
+    )
     heartbeat_timeout: float | None = Field(
         None, gt=0, description="seconds without a heartbeat before it counts as offline"
     )

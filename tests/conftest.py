@@ -8,6 +8,11 @@ from pathlib import Path
 
 import pytest
 
+# Subprocesses (the CLI, README examples) import this checkout's package, not an installed copy.
+_ROOT = str(Path(__file__).resolve().parent.parent)
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [_ROOT, *[p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]]
+)
 os.environ.setdefault("LANGSMITH_TRACING", "false")
 os.environ.setdefault("LANGSMITH_TEST_TRACKING", "false")
 PG_ADMIN = os.environ.get("OG_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")

@@ -289,9 +289,13 @@ async def test_a_human_picks_one_of_the_disagreeing_answers():
 def test_mechanisms_per_conflict_kind_are_checked():
     from orchestrator_graph import Context
 
-    with pytest.raises(ValueError, match=r"\['contradicting_facts'\] = 'judge'; choose one of"):
+    with pytest.raises(
+        ValueError, match=r"\['contradicting_facts'\]: 'judge' is not allowed; one of"
+    ):
         Context(resolution_by_conflict={"contradicting_facts": "judge"})
-    with pytest.raises(ValueError, match="unknown conflict kind 'gossip'"):
+    with pytest.raises(
+        ValueError, match="resolution_by_conflict: 'gossip' is not allowed; conflict"
+    ):
         Context(resolution_by_conflict={"gossip": "weighted"})
     assert (
         Context(resolution_by_conflict={"redundant_disagree": "borda"}).mechanism(

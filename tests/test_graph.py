@@ -22,21 +22,26 @@ from orchestrator_graph.tools import SAMPLES
 
 
 def expected_revenue_by_region() -> dict[str, float]:
-    """Computed here independently of the workers' tools, from the raw sample files."""
+    """Computed here independently of the workers' tools, from the raw sample files: exact
+    duplicate rows once, and only rows validation passes (no blank cell, no negative number,
+    an id not seen before)."""
     import json
 
     rows = list(csv.DictReader((SAMPLES / "sales.csv").open()))
     rows += json.loads((SAMPLES / "online_sales.json").read_text())["rows"]
-    seen, totals = set(), {}
+    seen, ids, totals = set(), set(), {}
     for r in rows:
         key = tuple(sorted((k, str(v)) for k, v in r.items()))
         if key in seen:
             continue
         seen.add(key)
-        try:
-            revenue = round(float(r["price"]) * float(r["quantity"]), 2)
-        except ValueError:
+        values = [str(v).strip() for v in r.values()]
+        if "" in values or any(v.startswith("-") and v[1:2].isdigit() for v in values):
             continue
+        if str(r["id"]) in ids:
+            continue
+        ids.add(str(r["id"]))
+        revenue = round(float(r["price"]) * float(r["quantity"]), 2)
         totals[r["region"]] = totals.get(r["region"], 0.0) + revenue
     return totals
 
@@ -74,7 +79,10 @@ async def test_example_job_end_to_end(make_persistence, tmp_path):
         issues = (await ledger.output(report["tasks"]["validate"]["result_key"]))["issues"]
         assert {i["problem"] for i in issues} >= {"missing value", "negative value -4.5"}
         markdown = (tmp_path / f"{report['run_id']}-report.md").read_text()
-        assert "## analyse: groups" in markdown and "north" in markdown
+        assert markdown.startswith("# Sales report: revenue by region\n")
+        for region, total in expected_revenue_by_region().items():  # as a person reads it
+            assert f"| {region} | {total:,.2f} |" in markdown
+        assert "| 43 | price | negative value -4.5 |" in markdown
         kinds = [e["kind"] for e in events]
         for kind in (
             "run_started",
@@ -91,7 +99,16 @@ async def test_example_job_end_to_end(make_persistence, tmp_path):
         assert "doohickey" not in str(values)  # a product name: it appears only in the rows
         assert report["model_calls"] == {"planner": 1, "synthesizer": 1}
         facts = report["deliverable"]["facts"]  # three tasks report it; they agree
-        assert facts["rows_after_cleaning"] == 160 and facts["total_revenue"] > 0
+        assert facts["rows_after_cleaning"] == 160 and facts["rows_analysed"] == 158
+        assert facts["total_revenue"] == pytest.approx(sum(expected_revenue_by_region().values()))
+        # analysed after validation, only the measures: no sums of ids or unit prices
+        assert set(analysis["statistics"]) == {"quantity", "revenue"}
+        order = [t["id"] for t in values["plan"]["tasks"]]
+        assert order.index("validate") < order.index("analyse")
+        assert (
+            "validate"
+            in next(t for t in values["plan"]["tasks"] if t["id"] == "analyse")["depends_on"]
+        )
         assert report["conflicts"] == []
 
         # the second, identical request reuses the remembered plan: no planning model call

@@ -246,7 +246,8 @@ async def test_a_worker_avoided_for_past_failures_still_takes_a_retry_when_nobod
     plan = Plan(tasks=[task("t")])
     store = InMemoryStore()
     context = {"use_memory": True, "max_attempts": 1, "loop_guard": 5}
-    await run(team, plan, store=store, context=context)  # w1 fails: a pattern is recorded
+    # alone, w1 fails twice: a pattern (one run counts once, however it is recalled)
+    await run(team[:1], plan, store=store, context={**context, "max_attempts": 2})
     one.defect_rate, two.defect_rate = 0.0, 1.0  # now w2 fails and w1 works
     report, _ = await run(team, plan, store=store, context=context)
     assert report["mitigations"]["t"]["avoid"] == ["w1"]

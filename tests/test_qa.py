@@ -208,7 +208,7 @@ async def test_the_plan_gate_records_checks_and_can_reject(tmp_path):
     assert await store.asearch(("orchestrator_graph", "runs"), limit=5) == []  # nothing ran
 
     # without plan_review the gate still records what code can check, and does not block
-    loose = Plan(deadline=0.5, tasks=[Task(id="t", title="t", skills=["analysis"], effort=2)])
+    loose = Plan(deadline=0.5, tasks=[Task(id="t", title="t", skills=["reporting"], effort=2)])
     graph = create_orchestrator().compile(checkpointer=InMemorySaver(), store=InMemoryStore())
     await graph.ainvoke(
         {"request": "r", "plan": loose.model_dump()},

@@ -116,7 +116,6 @@ def test_roster_file_yaml_and_json(tmp_path):
             capacity: 2
             cost: 1.5
             region: eu-west
-            tags: [sql, stats]
             run: orchestrator_graph.team:analyse
           - name: remote-analyst
             skills: [analysis]

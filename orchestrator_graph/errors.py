@@ -1,0 +1,57 @@
+"""Every error the package raises on purpose, under one base class.
+
+Each subclass keeps the built-in base it had before (``ValueError`` for bad input,
+``RuntimeError`` for an unusable resource), so ``except ValueError`` in user code still works;
+``except OrchestratorError`` catches all of them. Messages are one line: what is wrong, where,
+and what to change. The modules that raised them before re-export them under the same names."""
+
+from __future__ import annotations
+
+
+class OrchestratorError(Exception):
+    """Base of every error orchestrator-graph raises on purpose."""
+
+
+class InputError(OrchestratorError, ValueError):
+    """Bad input found at a boundary (a request, a plan, a roster, a setting, a file)."""
+
+
+class ContextError(InputError):
+    """A ``Context`` field with a value it does not allow. ``field`` names it, ``allowed`` says
+    what it takes (choices or a range), ``value`` is what was given."""
+
+    def __init__(self, field: str, value: object, allowed: str) -> None:
+        self.field, self.value, self.allowed = field, value, allowed
+        super().__init__(f"context field {field}: {value!r} is not allowed; {allowed}")
+
+
+class LimitError(InputError):
+    """An input beyond a size limit (request length, plan tasks, file size, nesting depth)."""
+
+
+class PlanValidationError(InputError):
+    """A plan that must not run. ``problems`` lists every defect found, each naming its tasks."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid plan: " + "; ".join(problems))
+
+
+class PlanRejectedError(OrchestratorError, ValueError):
+    """The plan gate's reviewer rejected the plan (after one re-plan, for a model's plan)."""
+
+
+class StoreValueError(OrchestratorError, ValueError):
+    """A worker's output holds a value the store cannot keep (named, with its task)."""
+
+
+class DamagedStoreError(OrchestratorError, RuntimeError):
+    """A state or store database that cannot be read: says which file and what to do."""
+
+
+class ConnectionFailed(OrchestratorError, RuntimeError):
+    """A database (Postgres) that cannot be reached or opened: one line saying which and why."""
+
+
+class MemoryUnavailable(OrchestratorError, RuntimeError):
+    """The plan memory cannot be used; the run goes on without it."""
