@@ -9,9 +9,10 @@ record) with no superstep barrier; see ``dispatch``."""
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.embeddings import Embeddings
@@ -521,7 +522,7 @@ def create_orchestrator(
         approved = {t for t, r in records.items() if r.status == "approved"}
         # As written (not \u-escaped), so that a task id like "données" is found in the text.
         text = json.dumps(deliverable.model_dump(), default=str, ensure_ascii=False)
-        missing = sorted(t for t in approved if t not in text)
+        missing = sorted(set(approved) - _mentioned(approved, text))
         unapproved = sorted(
             t
             for t, r in records.items()
@@ -676,6 +677,16 @@ def _valid(plan: Plan, registry: Registry) -> bool:
     except ValueError:
         return False
     return True
+
+
+_WORD = re.compile(r"[\w\-#~]+")
+
+
+def _mentioned(ids: Iterable[str], text: str) -> set[str]:
+    """The ids that occur in ``text``: word-like ids by one scan of its words (a substring
+    search per id was O(tasks x text), quadratic on large plans), others by substring."""
+    words = set(_WORD.findall(text))
+    return {i for i in ids if (i in words if _WORD.fullmatch(i) else i in text)}
 
 
 def _facts(output: Any) -> dict[str, Any]:
