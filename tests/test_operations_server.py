@@ -31,6 +31,9 @@ def ops_server(tmp_path_factory):
         "LANGGRAPH_CLI_NO_ANALYTICS": "1",
         "LANGGRAPH_NO_VERSION_CHECK": "1",
         "LANGSMITH_TRACING": "false",
+        # its own data folder: a plan memory left by other runs (or older code) is not shared
+        "ORCHESTRATOR_GRAPH_HOME": str(logs.parent / "data"),
+        "ORCHESTRATOR_GRAPH_CHROMA": str(logs.parent / "data" / "chroma"),
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
     }
     cli = Path(sys.executable).with_name("langgraph")
