@@ -160,6 +160,50 @@ class Context:
         default="",
         metadata={"description": "where workers write files; unset = ./orchestrator-output"},
     )
+    structured_output: dict[str, str] | None = field(
+        default=None,
+        metadata={
+            "description": "per role: json_schema (strict), function_calling or json_mode "
+            "(the schema in the prompt); unset = the provider's best (capability table), or a "
+            "'#method' suffix on the model string"
+        },
+    )
+    request_timeout: float = field(
+        default=120.0, metadata={"description": "seconds one model request may take"}
+    )
+    max_output_tokens: int | None = field(
+        default=None,
+        metadata={
+            "description": "output-token limit per model request for models given as strings "
+            "(unset = per role: planner and synthesizer 4096, others 1024)"
+        },
+    )
+    provider_retries: int = field(
+        default=2,
+        metadata={"description": "retries of a request that failed with 429, 5xx or no answer"},
+    )
+    retry_backoff: float = field(
+        default=1.0,
+        metadata={"description": "seconds before the first retry (doubling; Retry-After wins)"},
+    )
+    role_limits: dict[str, dict[str, float]] | None = field(
+        default=None,
+        metadata={
+            "description": "per role overrides of timeout, max_tokens and retries, e.g. "
+            "{'worker': {'timeout': 30, 'max_tokens': 512}}"
+        },
+    )
+    grounding: bool = field(
+        default=True,
+        metadata={
+            "description": "reject a worker's text that states numbers or names found in none "
+            "of its inputs, tool results or approved upstream outputs"
+        },
+    )
+    mediator_retries: int = field(
+        default=1,
+        metadata={"description": "extra attempts the mediator model may grant a task"},
+    )
 
     @classmethod
     def coerce(cls, value: Any) -> Context:
@@ -186,6 +230,7 @@ class Context:
                     f"of {', '.join(allowed)}"
                 )
 
+        _check_calls(self)
         unknown = [f for f in self.fallback if f not in FALLBACKS]
         if unknown or not self.fallback:
             raise ValueError(
@@ -197,3 +242,29 @@ class Context:
 
     def threshold(self, policy: str) -> float:
         return {**QA_THRESHOLDS, **(self.qa_thresholds or {})}[policy]
+
+
+LIMIT_KEYS = ("timeout", "max_tokens", "retries")
+METHOD_NAMES = ("json_schema", "function_calling", "json_mode")
+
+
+def _check_calls(context: Context) -> None:
+    """The model-call settings: known roles, methods and limit names, positive values."""
+    for role, method in (context.structured_output or {}).items():
+        if role not in ROLES:
+            raise ValueError(f"structured_output: unknown role {role!r}; roles: {', '.join(ROLES)}")
+        if method not in METHOD_NAMES:
+            raise ValueError(
+                f"structured_output[{role!r}] = {method!r}; choose one of {', '.join(METHOD_NAMES)}"
+            )
+    for role, limits in (context.role_limits or {}).items():
+        if role not in ROLES:
+            raise ValueError(f"role_limits: unknown role {role!r}; roles: {', '.join(ROLES)}")
+        for key, value in limits.items():
+            if key not in LIMIT_KEYS or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(
+                    f"role_limits[{role!r}][{key!r}] = {value!r}; use "
+                    f"{', '.join(LIMIT_KEYS)} with a number >= 0"
+                )
+    if context.request_timeout <= 0 or context.provider_retries < 0:
+        raise ValueError("request_timeout must be > 0 and provider_retries >= 0")

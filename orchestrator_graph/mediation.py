@@ -12,7 +12,6 @@ from typing import Any, Literal
 
 from langgraph.runtime import Runtime
 from langgraph.types import Command, interrupt
-from pydantic import BaseModel, Field
 
 from orchestrator_graph.context import Context
 from orchestrator_graph.events import Event, stream_emitter
@@ -34,29 +33,13 @@ from orchestrator_graph.registry import Registry
 from orchestrator_graph.replan import replan
 from orchestrator_graph.roles import Roles
 from orchestrator_graph.schedule import load_schedule, save_schedule
+from orchestrator_graph.schemas import JudgeChoice, MediationAdvice, MergedAnswer
 from orchestrator_graph.state import OrchestratorState, add_counts, dump_records, records_of
 from orchestrator_graph.usage import track_usage
 from orchestrator_graph.worker_graph import store_of
 
 Analyse = Callable[..., Awaitable[tuple[PlanAnalysis, Schedule]]]
 """(plan, runtime, now=, finished=) -> the plan's analysis and planned schedule."""
-
-
-class JudgeChoice(BaseModel):
-    attempt: int = Field(description="the attempt number of the answer you choose")
-    reason: str
-
-
-class MergedAnswer(BaseModel):
-    output: dict[str, Any] = Field(
-        description="the merged result, in the same shape as the candidates' outputs"
-    )
-    reason: str
-
-
-class MediationAdvice(BaseModel):
-    action: Literal["accept", "retry", "skip"]
-    reason: str
 
 
 class Mediation:
@@ -339,6 +322,7 @@ class Mediation:
             model,
             MergedAnswer,
             messages("merge", task=esc.task_id, reason=esc.reason, candidates=listing),
+            check=lambda answer: answer.merged() and None,
         )
         task = next(t for t in Plan.model_validate(state["plan"]).tasks if t.id == esc.task_id)
         attempt = max(esc.attempts, *(c["attempt"] for c in esc.candidates)) + 1
@@ -346,8 +330,8 @@ class Mediation:
             task_id=task.id,
             attempt=attempt,
             worker="mediator",
-            output=merged.output,
-            summary=str(merged.output.get("summary", "")),
+            output=merged.merged(),
+            summary=str(merged.merged().get("summary", "")),
             started_at=time.time(),
             finished_at=time.time(),
         )

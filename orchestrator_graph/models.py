@@ -155,6 +155,9 @@ class TaskResult(BaseModel):
     started_at: float = 0.0
     finished_at: float = 0.0
     tokens: int = Field(0, description="model tokens the worker used in this attempt")
+    usage: dict[str, Any] = Field(
+        default_factory=dict, description="model -> usage.ModelUsage of this attempt's calls"
+    )
 
     @property
     def ok(self) -> bool:
@@ -176,6 +179,9 @@ class Review(BaseModel):
     feedback: str = ""
     reviewer: str = "gates"
     tokens: int = Field(0, description="model tokens the review used")
+    usage: dict[str, Any] = Field(
+        default_factory=dict, description="model -> usage.ModelUsage of the review's calls"
+    )
 
 
 class Escalation(BaseModel):
@@ -393,6 +399,11 @@ class RunReport(BaseModel):
     planned_duration: float = 0.0
     model_calls: dict[str, int] = Field(default_factory=dict)
     tokens: dict[str, int] = Field(default_factory=dict, description="model tokens by role")
+    usage: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="role -> model -> calls, tokens (estimated part marked), provider errors, "
+        "structured-output failures, repairs, length re-asks, methods, fallbacks, seconds",
+    )
     cut: list[str] = Field(
         default_factory=list,
         description="optional tasks dropped to meet the deadline (each record says why)",

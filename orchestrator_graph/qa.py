@@ -5,23 +5,16 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any, Literal, get_args
+from typing import Any, get_args
 
 from jsonschema import Draft202012Validator
 from langchain_core.language_models import BaseChatModel
-from pydantic import BaseModel, Field
 
 from orchestrator_graph.context import Context
 from orchestrator_graph.llm import ask_structured
 from orchestrator_graph.models import Check, Criterion, Plan, Review, Task, TaskResult
 from orchestrator_graph.prompts import messages
-
-
-class RubricReview(BaseModel):
-    score: float = Field(ge=0.0, le=1.0, description="how well the result meets the criteria")
-    verdict: Literal["approve", "reject"]
-    reasons: list[str] = Field(default_factory=list)
-
+from orchestrator_graph.schemas import RubricReview
 
 _MISSING = object()
 

@@ -20,8 +20,10 @@ from langgraph.store.memory import InMemoryStore
 from typing_extensions import TypedDict
 
 from orchestrator_graph.context import Context
+from orchestrator_graph.errors import ProviderError
 from orchestrator_graph.events import Emit, Event, stream_emitter
 from orchestrator_graph.ledger import Ledger
+from orchestrator_graph.llm import calling
 from orchestrator_graph.models import Task, TaskResult
 from orchestrator_graph.qa import gate_result
 from orchestrator_graph.registry import Registry
@@ -111,9 +113,11 @@ class AttemptSteps:
         started = time.time()
         output, error = None, None
         try:
-            with track_usage() as usage:
+            with track_usage() as usage, calling(self.roles.profile("worker", context)):
                 call = worker.call(payload, ctx)
                 output = await (asyncio.wait_for(call, task.timeout) if task.timeout else call)
+        except ProviderError:
+            raise  # the provider, not the worker, failed: the run stops here, resumable
         except TimeoutError:
             error = f"timed out after {task.timeout:g}s"
         except Exception as err:  # a worker's failure is a result to review, not a crash of the run
@@ -131,6 +135,7 @@ class AttemptSteps:
             started_at=started,
             finished_at=time.time(),
             tokens=usage.total_tokens,
+            usage=usage.dump(),
         )
         return {"result": result.model_dump(mode="json"), "upstream": upstream}
 
@@ -139,7 +144,7 @@ class AttemptSteps:
         context = env.context
         task = Task.model_validate(state["task"])
         result = TaskResult.model_validate(state["result"])
-        with track_usage() as usage:
+        with track_usage() as usage, calling(self.roles.profile("reviewer", context)):
             verdict = await gate_result(
                 task,
                 result,
@@ -147,7 +152,7 @@ class AttemptSteps:
                 self.roles.model("reviewer", context),
                 state.get("upstream", {}),
             )
-        verdict.tokens = usage.total_tokens
+        verdict.tokens, verdict.usage = usage.total_tokens, usage.dump()
         env.emit(
             Event(
                 kind="qa_verdict",

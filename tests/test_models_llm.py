@@ -6,10 +6,9 @@ from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
 from orchestrator_graph import OfflineChatModel, StructuredOutputError, resolve_model
-from orchestrator_graph.graph import PlanDraft
 from orchestrator_graph.llm import ask_structured
 from orchestrator_graph.prompts import messages, prompt_dir, render
-from orchestrator_graph.team import WorkerNote
+from orchestrator_graph.schemas import PlanDraft, WorkerNote
 
 
 class Scripted(OfflineChatModel):
@@ -41,8 +40,9 @@ def test_offline_model_is_a_chat_model_with_structured_output():
     draft = model.with_structured_output(PlanDraft).invoke(prompt)
     assert isinstance(draft, PlanDraft)
     assert [t.id for t in draft.tasks] == ["collect_1", "analyse", "report"]
-    assert draft.tasks[0].inputs == {"path": "data.csv"}
-    assert draft.tasks[1].inputs == {"group_by": "region"}
+    plan = draft.to_plan()
+    assert plan.tasks[0].inputs == {"path": "data.csv"}
+    assert plan.tasks[1].inputs == {"group_by": "region"}
     assert draft.goal.startswith("[offline]")
     text = model.invoke([HumanMessage("hello")])
     assert text.content.startswith("[offline]") and text.usage_metadata["input_tokens"] == 1
@@ -61,9 +61,7 @@ async def test_checker_rejection_is_reasked_then_fails_precisely():
     def check(note: WorkerNote) -> None:
         raise ValueError(f"summary {note.summary!r} is too short")
 
-    with pytest.raises(
-        StructuredOutputError, match="WorkerNote: no valid answer after 3 tries.*'c'"
-    ):
+    with pytest.raises(StructuredOutputError, match="no valid WorkerNote after 3 tries.*'c'"):
         await ask_structured(model, WorkerNote, [HumanMessage("go")], check=check, reasks=2)
     assert "summary 'b' is too short" in model.seen[2]
 
