@@ -149,6 +149,11 @@ _LEARNED: dict[tuple[str, str, str], str] = {}
 """(model class, name, base URL) -> the method that works, learned from a refusal."""
 
 
+def forget_learned_methods() -> None:
+    """Forget the methods learned from refusals (a server was replaced or upgraded)."""
+    _LEARNED.clear()
+
+
 def _model_key(model: BaseChatModel) -> tuple[str, str, str]:
     return (type(model).__name__, model_name(model), base_url(model) or "")
 
@@ -215,6 +220,9 @@ async def _request(
             )
         except Exception as err:
             _note(name, seconds=time.monotonic() - started)
+            cut = _cut_answer(err)
+            if cut is not None:
+                return cut, method
             kind = classify(err, method)
             if kind == "other":
                 raise
@@ -240,6 +248,24 @@ async def _request(
         if not isinstance(raw, AIMessage):
             raw = AIMessage(content=json.dumps(raw, default=str))
         return raw, method
+
+
+def _cut_answer(err: BaseException) -> AIMessage | None:
+    """The answer inside the OpenAI SDK's ``LengthFinishReasonError``: cut off, not failed."""
+    completion = getattr(err, "completion", None)
+    choices = getattr(completion, "choices", None)
+    if not choices:
+        return None
+    message = choices[0].message
+    calls = [
+        {"name": c.function.name, "args": c.function.arguments, "id": c.id, "error": "cut off"}
+        for c in (message.tool_calls or [])
+    ]
+    return AIMessage(
+        content=message.content or "",
+        invalid_tool_calls=calls,
+        response_metadata={"finish_reason": choices[0].finish_reason},
+    )
 
 
 def _count_error(name: str, err: BaseException) -> None:

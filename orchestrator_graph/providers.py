@@ -187,7 +187,8 @@ def retry_after(err: BaseException) -> float | None:
     for key, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
         value = headers.get(key) if hasattr(headers, "get") else None
         try:
-            return max(0.0, float(value) * scale) if value is not None else None
+            if value is not None:
+                return max(0.0, float(value) * scale)
         except ValueError:
             continue
     return None

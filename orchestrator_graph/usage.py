@@ -144,6 +144,11 @@ class Tally(BaseCallbackHandler):
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         asked, _ = self._started.pop(run_id, (None, 0))
+        completion = getattr(error, "completion", None)  # the OpenAI SDK's length cut-off
+        usage = getattr(completion, "usage", None)
+        if usage is not None:  # answered (and billed), only cut off: a call, not an error
+            self.note(asked or "unknown", calls=1, tokens=int(usage.total_tokens or 0))
+            return
         self.note(asked or "unknown", errors=1)
 
 

@@ -55,7 +55,9 @@ class FakeOpenAI:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+        )
 
     def __enter__(self) -> FakeOpenAI:
         self.thread.start()
@@ -65,16 +67,23 @@ class FakeOpenAI:
         self.server.shutdown()
         self.server.server_close()
 
+    def reset(self) -> None:
+        """Forget the requests, pending failures and counted tokens (one server, many tests)."""
+        with self.lock:
+            self.requests, self.failures, self.malformed, self.tokens = [], [], 0, 0
+
     def fail(self, mode: str, times: int = 1) -> None:
         assert mode in MODES, mode
         with self.lock:
             self.failures += [mode] * times
 
-    def _next_failure(self) -> str | None:
+    def _next_failure(self, modes: tuple[str, ...]) -> str | None:
+        """The next failure if it is one of ``modes`` (errors come before the server looks at
+        the request; a cut-off, malformed or refused answer needs a request it answers)."""
         with self.lock:
             if self.failures:
-                return self.failures.pop(0)
-            if self.malformed:
+                return self.failures.pop(0) if self.failures[0] in modes else None
+            if self.malformed and "malformed" in modes:
                 self.malformed -= 1
                 return "malformed"
         return None
@@ -183,9 +192,9 @@ class FakeOpenAI:
             time.sleep(self.hang)
 
     def answer(self, body: dict[str, Any]) -> dict[str, Any]:
-        mode = self._next_failure()
-        self._failure(mode)
+        self._failure(self._next_failure(("500", "429", "timeout", "401", "400")))
         self._refuse(body)
+        mode = self._next_failure(("length", "malformed", "refusal"))
         prompt = "\n".join(str(m.get("content") or "") for m in body["messages"])
         name, schema = self._wanted(body, prompt)
         args = DEFAULT_RESPONDERS[name](prompt, schema) if name in DEFAULT_RESPONDERS else None
