@@ -1,6 +1,7 @@
 """``orchestrator-graph``: run, resume, inspect and plan orchestrated jobs from the shell.
 
-Exit codes: 0 done; 1 finished partial or failed; 2 bad input; 3 waiting for a human decision."""
+Exit codes: 0 done; 1 finished partial or failed, or stopped by a model provider (resumable);
+2 bad input; 3 waiting for a human decision or for more budget."""
 
 from __future__ import annotations
 
@@ -24,10 +25,11 @@ from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
 from orchestrator_graph.audit import audit_trail
-from orchestrator_graph.context import ROLES, Context
+from orchestrator_graph.context import LIMIT_KEYS, METHOD_NAMES, ROLES, Context
+from orchestrator_graph.errors import BudgetSpent, ProviderError
 from orchestrator_graph.graph import create_orchestrator
 from orchestrator_graph.ledger import Ledger
-from orchestrator_graph.llm import resolve_model
+from orchestrator_graph.llm import StructuredOutputError, resolve_model
 from orchestrator_graph.memory import CHROMA_ENV
 from orchestrator_graph.models import Plan, Schedule, Slot, StatusSnapshot
 from orchestrator_graph.monitor import read_status
@@ -78,6 +80,24 @@ Models = Annotated[
 ]
 
 
+StructuredOutput = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--structured-output",
+        help="METHOD for every role, or ROLE=METHOD; METHOD is json_schema, function_calling "
+        "or json_mode (default: what the provider supports best)",
+    ),
+]
+Limit = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--limit",
+        help="KEY=VALUE for every role, or ROLE.KEY=VALUE: timeout (seconds per request), "
+        "max_tokens (output tokens per request), retries (of 429/5xx/no answer)",
+    ),
+]
+
+
 class CliError(Exception):
     """A one-line reason and an exit code."""
 
@@ -115,6 +135,57 @@ def _settings(
         if spec := getattr(context, f"{role}_model"):
             resolve_model(spec)
     return values
+
+
+def _call_settings(methods: list[str] | None, limits: list[str] | None) -> dict[str, Any]:
+    """The context values of ``--structured-output`` and ``--limit``."""
+    values: dict[str, Any] = {}
+    for spec in methods or []:
+        role, _, method = spec.rpartition("=")
+        if role and role not in ROLES:
+            raise CliError(
+                f"--structured-output {spec!r}: unknown role {role!r}; roles are {', '.join(ROLES)}"
+            )
+        if method not in METHOD_NAMES:
+            raise CliError(
+                f"--structured-output {spec!r}: method {method!r}; use one of "
+                f"{', '.join(METHOD_NAMES)}"
+            )
+        for r in [role] if role else ROLES:
+            values.setdefault("structured_output", {})[r] = method
+    for spec in limits or []:
+        name, _, amount = spec.partition("=")
+        role, _, key = name.rpartition(".")
+        try:
+            number = float(amount)
+        except ValueError:
+            raise CliError(f"--limit {spec!r}: {amount!r} is not a number") from None
+        if key not in LIMIT_KEYS or (role and role not in ROLES) or number < 0:
+            raise CliError(
+                f"--limit {spec!r}: use [ROLE.]KEY=VALUE with KEY one of "
+                f"{', '.join(LIMIT_KEYS)}, ROLE one of {', '.join(ROLES)}, VALUE >= 0"
+            )
+        for r in [role] if role else ROLES:
+            values.setdefault("role_limits", {}).setdefault(r, {})[key] = number
+    return values
+
+
+def _stopped(thread: str, error: Exception, as_json: bool) -> int:
+    """A run stopped at a node by its provider, an unusable model answer or a spent budget:
+    one line, the thread intact; exit 3 for a budget (like the dispatcher's), else 1."""
+    code = 3 if isinstance(error, BudgetSpent) else 1
+    reason = " ".join(str(error).split())
+    if as_json:
+        doc = {"thread": thread, "status": "stopped", "error": type(error).__name__}
+        print(json.dumps({**doc, "reason": reason, "exit_code": code}))
+    else:
+        more = " --budget NAME=MORE" if code == 3 else ""
+        err.print(
+            f"stopped: {reason}; go on with: orchestrator-graph resume {thread}{more}",
+            markup=False,
+            highlight=False,
+        )
+    return code
 
 
 TEAM_KEYS = ("roster", "plugins")
@@ -257,12 +328,15 @@ async def _drive(
                     if display.live:
                         live.update(display.render())
 
-        if display.live:
-            with Live(display.render(), console=console, refresh_per_second=8) as live:
+        try:
+            if display.live:
+                with Live(display.render(), console=console, refresh_per_second=8) as live:
+                    await consume()
+            else:
+                live = None
                 await consume()
-        else:
-            live = None
-            await consume()
+        except (ProviderError, StructuredOutputError, BudgetSpent) as error:
+            return _stopped(thread, error, as_json)
         snapshot = await graph.aget_state(config)
     return _finish(thread, snapshot, as_json)
 
@@ -375,19 +449,28 @@ def _team_settings(roster: Path | None, plugins: bool) -> dict[str, Any]:
     return {"roster": str(roster.resolve()) if roster else None, "plugins": plugins}
 
 
-def _guard(coro: Any) -> None:
+def _guard(coro: Any, as_json: bool = False) -> None:
     from orchestrator_graph.dag import PlanValidationError
-    from orchestrator_graph.llm import StructuredOutputError
 
     try:
         code = asyncio.run(coro)
     except CliError as error:
-        err.print(f"error: {error}")
-        raise typer.Exit(error.code) from None
-    except (PlanValidationError, StructuredOutputError, ValueError, FileNotFoundError) as error:
-        err.print(f"error: {error}")
-        raise typer.Exit(2) from None
+        raise typer.Exit(_failed(str(error), error.code, as_json)) from None
+    except (ProviderError, StructuredOutputError, BudgetSpent) as error:
+        code = 3 if isinstance(error, BudgetSpent) else 1
+        raise typer.Exit(_failed(str(error), code, as_json)) from None
+    except (PlanValidationError, ValueError, FileNotFoundError) as error:
+        raise typer.Exit(_failed(str(error), 2, as_json)) from None
     raise typer.Exit(code)
+
+
+def _failed(message: str, code: int, as_json: bool) -> int:
+    """One line on stderr; with ``--json`` also a document on stdout."""
+    line = " ".join(message.split())
+    err.print(f"error: {line}", markup=False, highlight=False)
+    if as_json:
+        print(json.dumps({"status": "error", "error": line, "exit_code": code}))
+    return code
 
 
 @app.command()
@@ -399,6 +482,8 @@ def run(
     ] = None,
     thread: Annotated[str | None, typer.Option(help="thread id (default: a new one)")] = None,
     model: Models = None,
+    structured_output: StructuredOutput = None,
+    limit: Limit = None,
     escalation: Annotated[str | None, typer.Option(help="policy | human")] = None,
     qa_policy: Annotated[str | None, typer.Option(help="strict | standard | lenient")] = None,
     output_dir: Annotated[str | None, typer.Option(help="where workers write files")] = None,
@@ -427,11 +512,13 @@ def run(
             output_dir=output_dir,
             objective=objective,
         ) | _team_settings(roster, plugins)
+        settings |= _call_settings(structured_output, limit)
+        _context(settings)
         return await _drive(
             payload, thread or uuid.uuid4().hex[:12], settings, home, postgres, as_json
         )
 
-    _guard(go())
+    _guard(go(), as_json)
 
 
 @app.command()
@@ -442,6 +529,8 @@ def resume(
         typer.Option(help="reply to a pending escalation: accept | retry | skip, or a JSON object"),
     ] = None,
     model: Models = None,
+    structured_output: StructuredOutput = None,
+    limit: Limit = None,
     budget: Budget = None,
     home: Home = None,
     postgres: Postgres = None,
@@ -462,9 +551,10 @@ def resume(
             raise CliError(f"thread {thread} waits for a human: pass --answer accept|retry|skip", 3)
         reply = json.loads(given) if given and given.lstrip().startswith("{") else given
         payload = Command(resume=reply) if waiting else None
-        return await _drive(payload, thread, _settings(model, budget), home, postgres, as_json)
+        settings = _settings(model, budget) | _call_settings(structured_output, limit)
+        return await _drive(payload, thread, settings, home, postgres, as_json)
 
-    _guard(go())
+    _guard(go(), as_json)
 
 
 @app.command()
@@ -535,6 +625,8 @@ def plan_command(
     example: Annotated[bool, typer.Option(help="the bundled sales-data job")] = False,
     plan: Annotated[Path | None, typer.Option(help="validate and analyse this plan file")] = None,
     model: Models = None,
+    structured_output: StructuredOutput = None,
+    limit: Limit = None,
     roster: Roster = None,
     plugins: Plugins = False,
     as_json: AsJson = False,
@@ -552,7 +644,8 @@ def plan_command(
             checkpointer=InMemorySaver(), store=InMemoryStore(), interrupt_before=["dispatcher"]
         )
         config = {"configurable": {"thread_id": "plan"}}
-        await graph.ainvoke(payload, config, context=_context(_settings(model, use_memory=False)))
+        settings = _settings(model, use_memory=False) | _call_settings(structured_output, limit)
+        await graph.ainvoke(payload, config, context=_context(settings))
         values = (await graph.aget_state(config)).values
         planned = Plan.model_validate(values["plan"])
         result = {"plan": planned.model_dump(mode="json"), "analysis": values["analysis"]}
@@ -581,7 +674,7 @@ def plan_command(
         )
         return 0
 
-    _guard(go())
+    _guard(go(), as_json)
 
 
 @app.command()

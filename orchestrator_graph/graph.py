@@ -297,7 +297,13 @@ def create_orchestrator(
             "mitigations": fixes,
             "conflicts": [c.model_dump(mode="json") for c in disputes],
             "plan_review": verdict.model_dump(mode="json"),
-            **usage_update({r: ts for r, ts in tallies.items() if ts}),
+            **usage_update(
+                {
+                    r: ts
+                    for r, ts in tallies.items()
+                    if ts and any(t.models for t in ts) or r == "planner"
+                }
+            ),
         }
 
     async def _analyse(

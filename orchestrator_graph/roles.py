@@ -41,8 +41,11 @@ class Roles:
         return _resolved(split_spec(spec)[0], limits.timeout, limits.max_tokens)
 
     def configured(self, role: str, context: Context) -> bool:
-        """Whether the role has a model of its own choosing (not the offline default)."""
-        spec = self.spec(role, context)
+        """Whether a model was chosen for the role: in the run's context (any, the offline one
+        too), or in the graph as an object or a string other than the offline default."""
+        if getattr(context, f"{role}_model"):
+            return True
+        spec = self.specs[role]
         return isinstance(spec, BaseChatModel) or split_spec(spec)[0] != "offline"
 
     def profile(

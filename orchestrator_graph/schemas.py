@@ -18,17 +18,19 @@ from orchestrator_graph.models import Criterion, Plan, QAPolicy, Section, Simpli
 
 
 def _close(schema: dict[str, Any]) -> None:
-    """Every property required, no defaults in what is sent."""
+    """Closed, every property required, no defaults in what is sent."""
     props = schema.get("properties", {})
+    schema["additionalProperties"] = False
     schema["required"] = list(props)
     for prop in props.values():
         prop.pop("default", None)
 
 
 class Draft(BaseModel):
-    """Base of the structured-output schemas: closed objects, all properties required."""
+    """Base of the structured-output schemas: closed objects, all properties required in the
+    schema; parsing ignores keys the schema does not have (a model's extra fields)."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_close)
+    model_config = ConfigDict(extra="ignore", json_schema_extra=_close)
 
 
 def _decode(value: str) -> Any:
