@@ -178,13 +178,12 @@ def _stopped(thread: str, error: Exception, as_json: bool) -> int:
     if as_json:
         doc = {"thread": thread, "status": "stopped", "error": type(error).__name__}
         print(json.dumps({**doc, "reason": reason, "exit_code": code}))
-    else:
-        more = " --budget NAME=MORE" if code == 3 else ""
-        err.print(
-            f"stopped: {reason}; go on with: orchestrator-graph resume {thread}{more}",
-            markup=False,
-            highlight=False,
-        )
+    more = " --budget NAME=MORE" if code == 3 else ""
+    err.print(
+        f"stopped: {reason}; go on with: orchestrator-graph resume {thread}{more}",
+        markup=False,
+        highlight=False,
+    )
     return code
 
 

@@ -8,6 +8,7 @@ record) with no superstep barrier; see ``scheduler``."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -333,7 +334,25 @@ def create_orchestrator(
         ledger = Ledger(store_of(runtime), run_id)
         env = Env.of(runtime)
 
+        failing: list[BaseException] = []
+
         async def run_attempt(
+            task: Task, worker: str, attempt: int, feedback: str, upstream: dict[str, str]
+        ) -> tuple[TaskResult, Review]:
+            """One attempt; when one raises (a provider down), the dispatcher stops without
+            seeing it or the attempts it cancels finish, so their workers are freed here."""
+            try:
+                return await attempt_once(task, worker, attempt, feedback, upstream)
+            except Exception as err:
+                failing.append(err)
+                registry.release(worker)
+                raise
+            except asyncio.CancelledError:
+                if failing:
+                    registry.release(worker)
+                raise
+
+        async def attempt_once(
             task: Task, worker: str, attempt: int, feedback: str, upstream: dict[str, str]
         ) -> tuple[TaskResult, Review]:
             attempt_state: AttemptState = {
