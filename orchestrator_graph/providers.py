@@ -63,7 +63,10 @@ _LOCAL = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
 
 
 def base_url(model: BaseChatModel) -> str | None:
+    """Where the model's requests go: its setting, else its client's (``OPENAI_BASE_URL``)."""
     url = getattr(model, "openai_api_base", None) or getattr(model, "base_url", None)
+    if not url:
+        url = getattr(getattr(model, "root_client", None), "base_url", None)
     return str(url) if url else None
 
 
