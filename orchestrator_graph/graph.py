@@ -35,7 +35,7 @@ from orchestrator_graph.dag import (
 )
 from orchestrator_graph.events import Event, stream_emitter
 from orchestrator_graph.ledger import Ledger
-from orchestrator_graph.llm import ModelSpec, ask_structured, calling
+from orchestrator_graph.llm import ModelSpec, ask_structured, calling, run_deadline
 from orchestrator_graph.mediation import Mediation
 from orchestrator_graph.memory import (
     FailurePattern,
@@ -418,8 +418,11 @@ def create_orchestrator(
             )
 
         dispatch = make_dispatch()
+        started = state.get("started_at")
+        deadline = started + context.budget_seconds if started and context.budget_seconds else None
         try:
-            outcome = await dispatch.run(await ledger.attempts())
+            with run_deadline(deadline):  # a worker's model call ends with the seconds budget
+                outcome = await dispatch.run(await ledger.attempts())
         except BudgetExceeded as spent:
             # Stopped with the reason in the report; the budget gate pauses for more budget.
             stopped = {**state, "tasks": dump_records(dispatch.records), "stopped": str(spent)}

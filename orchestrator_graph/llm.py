@@ -81,6 +81,24 @@ class CallProfile:
 _profile: ContextVar[CallProfile | None] = ContextVar("orchestrator_graph_call", default=None)
 
 
+_deadline: ContextVar[float | None] = ContextVar("orchestrator_graph_deadline", default=None)
+
+
+@contextmanager
+def run_deadline(deadline: float | None) -> Iterator[None]:
+    """Model calls inside the block (in the tasks it starts too) end by ``deadline`` (the run's
+    seconds budget), whatever profile they are made with."""
+    token = _deadline.set(deadline)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+def ambient_deadline() -> float | None:
+    return _deadline.get()
+
+
 @contextmanager
 def calling(profile: CallProfile) -> Iterator[CallProfile]:
     """Model calls inside the block are made for ``profile``'s role, method, limits, budget."""
@@ -206,9 +224,7 @@ def _bind(model: BaseChatModel, schema: type[BaseModel], method: str) -> Runnabl
 def _prompted(messages: Sequence[BaseMessage], schema: type[BaseModel], method: str) -> list:
     if method != "json_mode":
         return list(messages)
-    text = render(
-        "json_mode", title=schema.__name__, schema=json.dumps(sent_schema(schema))
-    )
+    text = render("json_mode", title=schema.__name__, schema=json.dumps(sent_schema(schema)))
     return [*messages, HumanMessage(text)]
 
 

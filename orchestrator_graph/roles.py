@@ -10,7 +10,14 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 
 from orchestrator_graph.context import ROLES, Context
-from orchestrator_graph.llm import CallProfile, Limits, ModelSpec, resolve_model, split_spec
+from orchestrator_graph.llm import (
+    CallProfile,
+    Limits,
+    ModelSpec,
+    ambient_deadline,
+    resolve_model,
+    split_spec,
+)
 
 DEFAULT_MAX_TOKENS = {"planner": 4096, "synthesizer": 4096}
 """Output-token limits per role (others: ``OTHER_MAX_TOKENS``): plans and reports are long."""
@@ -61,7 +68,7 @@ class Roles:
         deadline = (
             started + context.budget_seconds
             if state and context.budget_seconds and started
-            else None
+            else ambient_deadline()
         )
         return CallProfile(
             role=role,

@@ -20,7 +20,7 @@ from langgraph.store.memory import InMemoryStore
 from typing_extensions import TypedDict
 
 from orchestrator_graph.context import Context
-from orchestrator_graph.errors import ProviderError
+from orchestrator_graph.errors import BudgetSpent, ProviderError
 from orchestrator_graph.events import Emit, Event, stream_emitter
 from orchestrator_graph.ledger import Ledger
 from orchestrator_graph.llm import calling
@@ -116,8 +116,8 @@ class AttemptSteps:
             with track_usage() as usage, calling(self.roles.profile("worker", context)):
                 call = worker.call(payload, ctx)
                 output = await (asyncio.wait_for(call, task.timeout) if task.timeout else call)
-        except ProviderError:
-            raise  # the provider, not the worker, failed: the run stops here, resumable
+        except (ProviderError, BudgetSpent):
+            raise  # the provider or the budget, not the worker, failed: the run stops, resumable
         except TimeoutError:
             error = f"timed out after {task.timeout:g}s"
         except Exception as err:  # a worker's failure is a result to review, not a crash of the run

@@ -77,3 +77,18 @@ def test_prompts_load_by_name_and_need_their_values():
 def test_bad_model_spec_is_named():
     with pytest.raises(ValueError, match="provider:model"):
         resolve_model("")
+
+
+@pytest.mark.parametrize("method", ["json_schema", "function_calling", "json_mode"])
+async def test_the_offline_model_answers_every_schema_under_every_method(method):
+    from test_provider_matrix import ROLE_CALLS
+
+    from orchestrator_graph.llm import CallProfile, calling
+    from orchestrator_graph.usage import track_usage
+
+    for call in ROLE_CALLS.values():
+        with track_usage() as usage, calling(CallProfile(role=call.role, method=method)):
+            answer = await ask_structured(OfflineChatModel(), call.schema, call.prompt())
+        assert isinstance(answer, call.schema)
+        stats = usage.models["offline-deterministic"]
+        assert stats.methods == [method] and stats.failures == 0 and stats.calls == 1

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -210,3 +211,20 @@ async def test_a_mediator_object_is_used_and_cannot_turn_a_failed_gate_into_succ
         assert "refused: attempt 1 failed deterministic checks (grounded)" in reasons
     else:  # one model retry is granted, the second is refused by the cap
         assert len(advisor.asked) == 2 and "cap of 1 model retries is reached" in reasons
+
+
+async def test_a_worker_call_ends_with_the_runs_seconds_budget(tmp_path):
+    """Inside the dispatcher a hanging worker call stops at the budget, not its time-out."""
+    with FakeOpenAI("openai", hang=5.0) as server:
+        server.fail("timeout", 10)
+        graph = create_orchestrator(models={"worker": chat(server)}).compile(
+            checkpointer=InMemorySaver(), store=InMemoryStore()
+        )
+        started = time.monotonic()
+        with pytest.raises(BudgetSpent, match="seconds budget spent during the worker's"):
+            await graph.ainvoke(
+                {"request": EXAMPLE},
+                {"configurable": {"thread_id": "w"}},
+                context={**FAST, "output_dir": str(tmp_path), "budget_seconds": 1.0},
+            )
+    assert time.monotonic() - started < 4.0
