@@ -23,6 +23,8 @@ import contextlib
 import json
 import os
 import re
+import select
+import socket
 import tempfile
 import threading
 import time
@@ -51,16 +53,25 @@ REQUESTS = [
 ROLES = ("planner", "worker", "reviewer", "mediator", "synthesizer")
 
 
+def _gone(sock: socket.socket) -> bool:
+    """Whether the client closed its side (it timed out) while the server was still working."""
+    readable, _, _ = select.select([sock], [], [], 0)
+    if not readable:
+        return False
+    try:
+        return sock.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
+
+
 class CountingProxy:
-    """Forwards every request to the endpoint and sums the usage the server reports."""
+    """Forwards every request to the endpoint and sums the usage the server reports: for answers
+    the client received (``tokens``), and for requests the client had given up on (``abandoned``:
+    a local server may go on generating after a client's time-out, unseen by the client)."""
 
     def __init__(self, target: str) -> None:
-        self.target, self.tokens, self.requests, self.lock = (
-            target.rstrip("/"),
-            0,
-            0,
-            threading.Lock(),
-        )
+        self.target, self.lock = target.rstrip("/"), threading.Lock()
+        self.tokens = self.abandoned = self.requests = 0
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
@@ -91,10 +102,16 @@ class CountingProxy:
                         status, data, kind = answer.status, answer.read(), answer.headers
                 except urllib.error.HTTPError as error:
                     status, data, kind = error.code, error.read(), error.headers
+                used = 0
+                with contextlib.suppress(ValueError, AttributeError):
+                    used = int(json.loads(data).get("usage", {}).get("total_tokens", 0))
+                gone = _gone(self.connection)
                 with outer.lock:
                     outer.requests += 1
-                    with contextlib.suppress(ValueError, AttributeError):
-                        outer.tokens += json.loads(data).get("usage", {}).get("total_tokens", 0)
+                    if gone:
+                        outer.abandoned += used
+                    else:
+                        outer.tokens += used
                 try:
                     self.send_response(status)
                     self.send_header("Content-Type", kind.get("Content-Type", "application/json"))
@@ -252,12 +269,12 @@ async def main(args: argparse.Namespace) -> None:
     }
     if args.structured_output:
         context["structured_output"] = {r: args.structured_output for r in ROLES}
-    runs = [("bundled job", {"request": EXAMPLE})]
+    runs = [("declared plan", {"request": EXAMPLE, "plan": declared_plan()})]
+    runs += [("bundled job", {"request": EXAMPLE})]
     runs += [(f"request {i + 1}", {"request": r}) for i, r in enumerate(REQUESTS)]
-    runs += [("declared plan", {"request": EXAMPLE, "plan": declared_plan()})]
     model = "offline" if args.offline else f"openai:{args.model}"
     totals: dict[str, dict[str, Any]] = {}
-    found = caught = client = server = 0
+    found = caught = client = server = abandoned = 0
     proxy = None if args.offline else CountingProxy(args.base_url)
     if proxy:
         proxy.__enter__()
@@ -267,6 +284,7 @@ async def main(args: argparse.Namespace) -> None:
         print(f"model {model}  endpoint {args.base_url if proxy else '(none)'}")
         for label, payload in runs:
             before = proxy.tokens if proxy else 0
+            dropped = proxy.abandoned if proxy else 0
             graph, values, outcome, seconds = await one_run(label, payload, model, context)
             values = await add_attempt_usage(graph, values)
             rows = _usage(values, graph)
@@ -274,10 +292,13 @@ async def main(args: argparse.Namespace) -> None:
             used = sum(r.get("tokens", 0) for r in rows.values())
             seen = (proxy.tokens - before) if proxy else used
             client, server = client + used, server + seen
+            lost = (proxy.abandoned - dropped) if proxy else 0
+            abandoned += lost
             f, c = await facts_caught(graph, values, payload["request"])
             found, caught = found + f, caught + c
             print(
-                f"{label:<14} {seconds:7.1f}s  tokens client {used:>6} server {seen:>6}  "
+                f"{label:<14} {seconds:7.1f}s  tokens client {used:>6} server {seen:>6} "
+                f"(+{lost} abandoned)  "
                 f"invented {f} caught {c}  -> {' '.join(outcome.split())[:220]}"
             )
     finally:
@@ -287,6 +308,11 @@ async def main(args: argparse.Namespace) -> None:
     share = f"{caught}/{found} = {caught / found:.0%}" if found else "0/0 (none invented)"
     gap = abs(client - server) / server if server else 0.0
     print(f"\ntokens: client {client}, server {server} (difference {gap:.2%})")
+    if abandoned:
+        print(
+            f"plus {abandoned} tokens the server spent on requests the client had abandoned "
+            "(time-out or budget): generated after the client stopped waiting"
+        )
     print(f"invented facts caught by the grounding check: {share}")
 
 
