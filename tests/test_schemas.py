@@ -70,3 +70,22 @@ def test_an_out_of_range_value_is_named_for_the_re_ask():
         plan.to_plan()
     with pytest.raises(ValueError, match="JSON object"):
         MergedAnswer(output="[1]", reason="r").merged()
+
+
+def test_every_schema_the_package_asks_for_is_in_the_registry():
+    """Each ``ask_structured(model, Schema, ...)`` in the package names a registered schema."""
+    import ast
+    from pathlib import Path
+
+    import orchestrator_graph
+
+    asked = set()
+    for path in Path(orchestrator_graph.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "id", None) == "ask_structured"
+                and len(node.args) > 1
+            ):
+                asked.add(ast.unparse(node.args[1]))
+    assert asked and asked <= {s.__name__ for s in STRUCTURED_OUTPUTS}, asked
