@@ -92,3 +92,21 @@ async def test_the_offline_model_answers_every_schema_under_every_method(method)
         assert isinstance(answer, call.schema)
         stats = usage.models["offline-deterministic"]
         assert stats.methods == [method] and stats.failures == 0 and stats.calls == 1
+
+
+def test_the_method_comes_from_the_context_then_the_model_string_then_the_table():
+    from orchestrator_graph.context import Context
+    from orchestrator_graph.llm import method_for
+    from orchestrator_graph.roles import Roles
+
+    roles = Roles("offline", {"planner": "offline#json_mode"})
+    assert roles.profile("planner", Context()).method == "json_mode"
+    chosen = Context(structured_output={"planner": "json_schema"})
+    assert roles.profile("planner", chosen).method == "json_schema"
+    worker = roles.profile("worker", Context())
+    assert worker.method is None
+    assert method_for(roles.model("worker", Context()), worker) == "function_calling"
+    with pytest.raises(ValueError, match="unknown structured-output method 'xml'"):
+        Roles("offline#xml")
+    with pytest.raises(ValueError, match="structured_output\\['planner'\\] = 'yaml'"):
+        Context(structured_output={"planner": "yaml"})
