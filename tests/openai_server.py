@@ -192,9 +192,13 @@ class FakeOpenAI:
             time.sleep(self.hang)
 
     def answer(self, body: dict[str, Any]) -> dict[str, Any]:
-        self._failure(self._next_failure(("500", "429", "timeout", "401", "400")))
+        first = self._next_failure(("500", "429", "timeout", "401", "400"))
+        self._failure(first)
         self._refuse(body)
-        mode = self._next_failure(("length", "malformed", "refusal"))
+        # a request held past its client's time-out answers late: it takes no later test's failure
+        mode = (
+            None if first == "timeout" else self._next_failure(("length", "malformed", "refusal"))
+        )
         prompt = "\n".join(str(m.get("content") or "") for m in body["messages"])
         name, schema = self._wanted(body, prompt)
         args = DEFAULT_RESPONDERS[name](prompt, schema) if name in DEFAULT_RESPONDERS else None
