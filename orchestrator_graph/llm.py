@@ -140,7 +140,7 @@ def resolve_model(spec: ModelSpec, **limits: Any) -> BaseChatModel:
 
     try:
         try:
-            return init_chat_model(name, **limits, max_retries=0)
+            return _compatible(init_chat_model(name, **limits, max_retries=0), limits)
         except (TypeError, ValueError):
             if not limits:
                 raise
@@ -152,6 +152,17 @@ def resolve_model(spec: ModelSpec, **limits: Any) -> BaseChatModel:
     except Exception as err:  # a missing key, an unknown provider: name the model and the cause
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ValueError(f"model {name!r} cannot be created: {first}") from err
+
+
+def _compatible(model: BaseChatModel, limits: dict[str, Any]) -> BaseChatModel:
+    """langchain-openai sends the output limit as ``max_completion_tokens``, which OpenAI-
+    compatible servers such as llama.cpp ignore (they generate to the end of the context): send
+    ``max_tokens`` as well to a server that is not OpenAI's."""
+    limit = limits.get("max_tokens")
+    if limit and provider_of(model) in ("openai_compatible", "openai_compatible_local"):
+        extra = {**(getattr(model, "extra_body", None) or {}), "max_tokens": limit}
+        return model.model_copy(update={"extra_body": extra})
+    return model
 
 
 # --- the request -----------------------------------------------------------------------------

@@ -92,3 +92,15 @@ async def test_unreachable_provider_is_one_line_not_a_hang():
     profile = CallProfile(role="planner", limits=Limits(timeout=5, retries=1, backoff=0.01))
     with calling(profile), pytest.raises(ProviderError, match="^planner model x: .*Connection"):
         await ask_structured(dead, WorkerNote, [HumanMessage("x")])
+
+
+async def test_a_compatible_server_gets_max_tokens_too(api, monkeypatch):
+    """llama.cpp ignores max_completion_tokens (what langchain-openai sends) and generates to
+    the end of its context: a model string for a server that is not OpenAI's sends both."""
+    from orchestrator_graph.llm import resolve_model
+
+    monkeypatch.setenv("OPENAI_BASE_URL", api.url)
+    monkeypatch.setenv("OPENAI_API_KEY", "k")
+    await resolve_model("openai:m", timeout=5, max_tokens=320).ainvoke("hi")
+    body = api.requests[0]["body"]
+    assert body["max_tokens"] == body["max_completion_tokens"] == 320
