@@ -219,9 +219,11 @@ async def add_attempt_usage(graph: Any, values: dict[str, Any]) -> dict[str, Any
     if (values.get("report") or {}).get("usage") or not values.get("run_id"):
         return values
     from orchestrator_graph.graph import accounting
+    from orchestrator_graph.usage import load_spent
 
     attempts = await Ledger(graph.store, values["run_id"]).attempts()
-    return {**values, "usage": accounting(values, attempts)["usage"]}  # type: ignore[arg-type]
+    spent = await load_spent(graph.store, values["run_id"])
+    return {**values, "usage": accounting(values, attempts, spent)["usage"]}  # type: ignore[arg-type]
 
 
 def print_table(title: str, totals: dict[str, dict[str, Any]]) -> None:

@@ -89,7 +89,14 @@ from orchestrator_graph.state import (
     records_of,
 )
 from orchestrator_graph.team import default_team
-from orchestrator_graph.usage import Tally, merge_usage, track_usage, usage_update
+from orchestrator_graph.usage import (
+    Tally,
+    load_spent,
+    merge_usage,
+    save_spent,
+    track_usage,
+    usage_update,
+)
 from orchestrator_graph.worker_graph import AttemptState, AttemptSteps, Env, store_of
 from orchestrator_graph.workers import Worker
 
@@ -228,7 +235,11 @@ def create_orchestrator(
             """A call counted for ``role`` and bounded by its limits and the run's budget."""
             with track_usage() as usage, calling(roles.profile(role, context, state)):
                 tallies[role].append(usage)
-                return await call
+                try:
+                    return await call
+                except Exception:
+                    await save_spent(store_of(runtime), state["run_id"], tallies)
+                    raise
 
         plan = await as_role("planner", make_plan(""))
         verdict = await as_role("reviewer", gate(plan))
@@ -499,17 +510,21 @@ def create_orchestrator(
         facts, disputed, conflicts = settle_facts(claims, context.mechanism("contradicting_facts"))
         profile = roles.profile("synthesizer", context, state)
         with track_usage() as usage, calling(profile):
-            draft = await ask_structured(
-                roles.model("synthesizer", context),
-                DeliverableDraft,
-                messages(
-                    "synthesizer",
-                    request=state["request"],
-                    results="\n".join(blocks) or "none",
-                    facts=json.dumps(facts, default=str),
-                    disputed=", ".join(disputed) or "none",
-                ),
-            )
+            try:
+                draft = await ask_structured(
+                    roles.model("synthesizer", context),
+                    DeliverableDraft,
+                    messages(
+                        "synthesizer",
+                        request=state["request"],
+                        results="\n".join(blocks) or "none",
+                        facts=json.dumps(facts, default=str),
+                        disputed=", ".join(disputed) or "none",
+                    ),
+                )
+            except Exception:
+                await save_spent(store_of(runtime), state["run_id"], {"synthesizer": [usage]})
+                raise
         deliverable = Deliverable(
             title=draft.title,
             summary=draft.summary,
@@ -600,7 +615,10 @@ def create_orchestrator(
         since = state.get("executing_since") or state.get("started_at") or 0.0
         schedule = await load_schedule(store_of(runtime), state["run_id"])
         report = build_report(state, records, registry, schedule).model_copy(
-            update={**accounting(state, attempts), "actual": actual_slots(attempts, since)}
+            update={
+                **accounting(state, attempts, await load_spent(store_of(runtime), state["run_id"])),
+                "actual": actual_slots(attempts, since),
+            }
         )
         note = state.get("memory_note") or ""
         if context.use_memory and not note:
@@ -644,17 +662,22 @@ def create_orchestrator(
 
 
 def accounting(
-    state: OrchestratorState, attempts: Sequence[tuple[TaskResult, Review]]
+    state: OrchestratorState,
+    attempts: Sequence[tuple[TaskResult, Review]],
+    spent: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Tokens, calls and usage by role: the nodes' own (state) plus the attempts' (ledger)."""
+    """Tokens, calls and usage by role: the nodes' own (state), the attempts' (ledger) and those
+    of nodes that failed after calling models (``spent``, from the store)."""
     tokens = dict(state.get("tokens") or {})
     tokens["workers"] = sum(r.tokens for r, _ in attempts)
     tokens["reviewer"] = tokens.get("reviewer", 0) + sum(v.tokens for _, v in attempts)
-    usage = merge_usage(state.get("usage"), {})
+    usage = merge_usage(state.get("usage"), spent)
     for result, review in attempts:
         usage = merge_usage(usage, {"worker": result.usage, "reviewer": review.usage})
     calls = dict(state.get("model_calls") or {})
-    for role in ("worker", "reviewer"):
+    for role, models in (spent or {}).items():
+        tokens[role] = tokens.get(role, 0) + sum(u.get("tokens", 0) for u in models.values())
+    for role in ("worker", "reviewer", *(spent or {})):
         own = sum(u.get("calls", 0) for u in usage.get(role, {}).values())
         if own:
             calls[role] = own

@@ -228,3 +228,25 @@ async def test_a_worker_call_ends_with_the_runs_seconds_budget(tmp_path):
                 context={**FAST, "output_dir": str(tmp_path), "budget_seconds": 1.0},
             )
     assert time.monotonic() - started < 4.0
+
+
+async def test_the_calls_of_a_node_that_failed_are_still_counted():
+    """A planner that never answers usably fails the node (no state written); its three billed
+    calls are kept in the store and counted, and agree with what the server reported."""
+    from orchestrator_graph.llm import StructuredOutputError
+    from orchestrator_graph.usage import load_spent
+
+    with FakeOpenAI("openai") as server:
+        server.malformed = 10
+        store = InMemoryStore()
+        graph = create_orchestrator(models={"planner": chat(server)}).compile(
+            checkpointer=InMemorySaver(), store=store
+        )
+        config = {"configurable": {"thread_id": "f"}}
+        with pytest.raises(StructuredOutputError, match="no valid PlanDraft after 3 tries"):
+            await graph.ainvoke({"request": EXAMPLE}, config, context=FAST)
+    run_id = (await graph.aget_state(config)).values["run_id"]
+    spent = await load_spent(store, run_id)
+    assert spent["planner"]["m"]["calls"] == 3 == len(server.requests)
+    assert spent["planner"]["m"]["tokens"] == server.tokens
+    assert spent["planner"]["m"]["failures"] == 3
