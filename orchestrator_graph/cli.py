@@ -1,6 +1,7 @@
 """``orchestrator-graph``: run, resume, inspect and plan orchestrated jobs from the shell.
 
-Exit codes: 0 done; 1 finished partial or failed; 2 bad input; 3 waiting for a human decision."""
+Exit codes: 0 done; 1 finished partial or failed, or stopped by a model provider (resumable);
+2 bad input; 3 waiting for a human decision or for more budget."""
 
 from __future__ import annotations
 
@@ -17,13 +18,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from orchestrator_graph import ops_cli as ops_commands
-from orchestrator_graph.context import ROLES, Context
+from orchestrator_graph.context import LIMIT_KEYS, METHOD_NAMES, ROLES, Context
 from orchestrator_graph.errors import (
-    ConnectionFailed,
+    BudgetSpent,
     ContextError,
-    DamagedStoreError,
-    InputError,
     OrchestratorError,
+    ProviderError,
 )
 from orchestrator_graph.threads import (
     THREAD_OWNERS,
@@ -82,6 +82,24 @@ Models = Annotated[
 ]
 
 
+StructuredOutput = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--structured-output",
+        help="METHOD for every role, or ROLE=METHOD; METHOD is json_schema, function_calling "
+        "or json_mode (default: what the provider supports best)",
+    ),
+]
+Limit = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--limit",
+        help="KEY=VALUE for every role, or ROLE.KEY=VALUE: timeout (seconds per request), "
+        "max_tokens (output tokens per request), retries (of 429/5xx/no answer)",
+    ),
+]
+
+
 class CliError(Exception):
     """A one-line reason and an exit code."""
 
@@ -121,6 +139,56 @@ def _settings(
         if spec := getattr(context, f"{role}_model"):
             resolve_model(spec)
     return values
+
+
+def _call_settings(methods: list[str] | None, limits: list[str] | None) -> dict[str, Any]:
+    """The context values of ``--structured-output`` and ``--limit``."""
+    values: dict[str, Any] = {}
+    for spec in methods or []:
+        role, _, method = spec.rpartition("=")
+        if role and role not in ROLES:
+            raise CliError(
+                f"--structured-output {spec!r}: unknown role {role!r}; roles are {', '.join(ROLES)}"
+            )
+        if method not in METHOD_NAMES:
+            raise CliError(
+                f"--structured-output {spec!r}: method {method!r}; use one of "
+                f"{', '.join(METHOD_NAMES)}"
+            )
+        for r in [role] if role else ROLES:
+            values.setdefault("structured_output", {})[r] = method
+    for spec in limits or []:
+        name, _, amount = spec.partition("=")
+        role, _, key = name.rpartition(".")
+        try:
+            number = float(amount)
+        except ValueError:
+            raise CliError(f"--limit {spec!r}: {amount!r} is not a number") from None
+        if key not in LIMIT_KEYS or (role and role not in ROLES) or number < 0:
+            raise CliError(
+                f"--limit {spec!r}: use [ROLE.]KEY=VALUE with KEY one of "
+                f"{', '.join(LIMIT_KEYS)}, ROLE one of {', '.join(ROLES)}, VALUE >= 0"
+            )
+        for r in [role] if role else ROLES:
+            values.setdefault("role_limits", {}).setdefault(r, {})[key] = number
+    return values
+
+
+def _stopped(thread: str, error: Exception, as_json: bool) -> int:
+    """A run stopped at a node by its provider, an unusable model answer or a spent budget:
+    one line, the thread intact; exit 3 for a budget (like the dispatcher's), else 1."""
+    code = 3 if isinstance(error, BudgetSpent) else 1
+    reason = " ".join(str(error).split())
+    if as_json:
+        doc = {"thread": thread, "status": "stopped", "error": type(error).__name__}
+        print(json.dumps({**doc, "reason": reason, "exit_code": code}))
+    more = " --budget NAME=MORE" if code == 3 else ""
+    err.print(
+        f"stopped: {reason}; go on with: orchestrator-graph resume {thread}{more}",
+        markup=False,
+        highlight=False,
+    )
+    return code
 
 
 TEAM_KEYS = ("roster", "plugins")
@@ -288,16 +356,22 @@ async def _drive(
                     if display.live:
                         live.update(display.render())
 
-        if display.live:
-            from rich.live import Live
+        from orchestrator_graph.llm import StructuredOutputError
 
-            with Live(display.render(), console=console, refresh_per_second=8) as live:
+        try:
+            if display.live:
+                from rich.live import Live
+
+                with Live(display.render(), console=console, refresh_per_second=8) as live:
+                    await consume()
+            else:
+                live = None
                 await consume()
-        else:
-            live = None
-            await consume()
+        except (ProviderError, StructuredOutputError, BudgetSpent) as error:
+            return _stopped(thread, error, as_json)
+        finally:
+            await store.adelete(THREAD_OWNERS, thread)
         snapshot = await graph.aget_state(config)
-        await store.adelete(THREAD_OWNERS, thread)
     return _finish(thread, snapshot, as_json)
 
 
@@ -403,7 +477,7 @@ def _team_settings(roster: Path | None, plugins: bool) -> dict[str, Any]:
     return {"roster": str(roster.resolve()) if roster else None, "plugins": plugins}
 
 
-def _guard(coro: Any) -> None:
+def _guard(coro: Any, as_json: bool = False) -> None:
     import asyncio
     import sqlite3
 
@@ -412,29 +486,21 @@ def _guard(coro: Any) -> None:
     try:
         code = asyncio.run(coro)
     except CliError as error:
-        _error_line(error)
-        raise typer.Exit(error.code) from None
+        raise typer.Exit(_failed(str(error), error.code, as_json)) from None
     except ContextError as error:
-        _error_line(_option_error(error))
-        raise typer.Exit(2) from None
-    except (InputError, DamagedStoreError, ConnectionFailed) as error:
-        _error_line(error)
-        raise typer.Exit(2) from None
-    except (StructuredOutputError, OrchestratorError, ValueError, FileNotFoundError) as error:
-        _error_line(error)
-        raise typer.Exit(2) from None
+        raise typer.Exit(_failed(str(_option_error(error)), 2, as_json)) from None
+    except (ProviderError, StructuredOutputError, BudgetSpent) as error:
+        code = 3 if isinstance(error, BudgetSpent) else 1
+        raise typer.Exit(_failed(str(error), code, as_json)) from None
+    except (OrchestratorError, ValueError, FileNotFoundError) as error:
+        raise typer.Exit(_failed(str(error), 2, as_json)) from None
     except sqlite3.DatabaseError as error:  # damaged past the checks made on opening
-        _error_line(f"a database in the data folder is damaged ({error}); {DAMAGED_HINT}")
-        raise typer.Exit(2) from None
+        message = f"a database in the data folder is damaged ({error}); {DAMAGED_HINT}"
+        raise typer.Exit(_failed(message, 2, as_json)) from None
     raise typer.Exit(code)
 
 
 DAMAGED_HINT = "move state.db and store.db aside to start afresh, or restore them from a backup"
-
-
-def _error_line(error: object) -> None:
-    """``error: ...`` on one line, as written (not rich markup)."""
-    err.print(f"error: {' '.join(str(error).split())}", markup=False, highlight=False)
 
 
 def _run_input(request: str | None, example: bool, plan: Path | None) -> dict[str, Any]:
@@ -466,6 +532,15 @@ def _check_declared(payload: dict[str, Any], team: list[Worker] | None) -> None:
     validate_for_team(Plan.model_validate(payload["plan"]), Registry(team or default_team()))
 
 
+def _failed(message: str, code: int, as_json: bool) -> int:
+    """One line on stderr; with ``--json`` also a document on stdout."""
+    line = " ".join(message.split())
+    err.print(f"error: {line}", markup=False, highlight=False)
+    if as_json:
+        print(json.dumps({"status": "error", "error": line, "exit_code": code}))
+    return code
+
+
 @app.command()
 def run(
     request: Annotated[str | None, typer.Argument(help="what to do; omit with --example")] = None,
@@ -475,6 +550,8 @@ def run(
     ] = None,
     thread: Annotated[str | None, typer.Option(help="thread id (default: a new one)")] = None,
     model: Models = None,
+    structured_output: StructuredOutput = None,
+    limit: Limit = None,
     escalation: Annotated[str | None, typer.Option(help="policy | human")] = None,
     qa_policy: Annotated[str | None, typer.Option(help="strict | standard | lenient")] = None,
     output_dir: Annotated[str | None, typer.Option(help="where workers write files")] = None,
@@ -500,11 +577,13 @@ def run(
             output_dir=output_dir,
             objective=objective,
         ) | _team_settings(roster, plugins)
+        settings |= _call_settings(structured_output, limit)
+        _context(settings)
         return await _drive(
             payload, thread or uuid.uuid4().hex[:12], settings, home, postgres, as_json
         )
 
-    _guard(go())
+    _guard(go(), as_json)
 
 
 @app.command()
@@ -515,6 +594,8 @@ def resume(
         typer.Option(help="reply to a pending escalation: accept | retry | skip, or a JSON object"),
     ] = None,
     model: Models = None,
+    structured_output: StructuredOutput = None,
+    limit: Limit = None,
     budget: Budget = None,
     home: Home = None,
     postgres: Postgres = None,
@@ -545,9 +626,10 @@ def resume(
             raise CliError(f"thread {thread} waits for a human: pass --answer accept|retry|skip", 3)
         reply = json.loads(given) if given and given.lstrip().startswith("{") else given
         payload = Command(resume=reply) if waiting else None
-        return await _drive(payload, thread, _settings(model, budget), home, postgres, as_json)
+        settings = _settings(model, budget) | _call_settings(structured_output, limit)
+        return await _drive(payload, thread, settings, home, postgres, as_json)
 
-    _guard(go())
+    _guard(go(), as_json)
 
 
 @app.command()
@@ -631,6 +713,8 @@ def plan_command(
     example: Annotated[bool, typer.Option(help="the bundled sales-data job")] = False,
     plan: Annotated[Path | None, typer.Option(help="validate and analyse this plan file")] = None,
     model: Models = None,
+    structured_output: StructuredOutput = None,
+    limit: Limit = None,
     roster: Roster = None,
     plugins: Plugins = False,
     as_json: AsJson = False,
@@ -649,7 +733,8 @@ def plan_command(
             checkpointer=InMemorySaver(), store=InMemoryStore(), interrupt_before=["dispatcher"]
         )
         config = {"configurable": {"thread_id": "plan"}}
-        await graph.ainvoke(payload, config, context=_context(_settings(model, use_memory=False)))
+        settings = _settings(model, use_memory=False) | _call_settings(structured_output, limit)
+        await graph.ainvoke(payload, config, context=_context(settings))
         values = (await graph.aget_state(config)).values
         planned = Plan.model_validate(values["plan"])
         result = {"plan": planned.model_dump(mode="json"), "analysis": values["analysis"]}
@@ -679,7 +764,7 @@ def plan_command(
         )
         return 0
 
-    _guard(go())
+    _guard(go(), as_json)
 
 
 @app.command()

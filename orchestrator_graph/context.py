@@ -165,6 +165,50 @@ class Context:
         default="",
         metadata={"description": "where workers write files; unset = ./orchestrator-output"},
     )
+    structured_output: dict[str, str] | None = field(
+        default=None,
+        metadata={
+            "description": "per role: json_schema (strict), function_calling or json_mode "
+            "(the schema in the prompt); unset = the provider's best (capability table), or a "
+            "'#method' suffix on the model string"
+        },
+    )
+    request_timeout: float = field(
+        default=120.0, metadata={"description": "seconds one model request may take"}
+    )
+    max_output_tokens: int | None = field(
+        default=None,
+        metadata={
+            "description": "output-token limit per model request for models given as strings "
+            "(unset = per role: planner and synthesizer 4096, others 1024)"
+        },
+    )
+    provider_retries: int = field(
+        default=2,
+        metadata={"description": "retries of a request that failed with 429, 5xx or no answer"},
+    )
+    retry_backoff: float = field(
+        default=1.0,
+        metadata={"description": "seconds before the first retry (doubling; Retry-After wins)"},
+    )
+    role_limits: dict[str, dict[str, float]] | None = field(
+        default=None,
+        metadata={
+            "description": "per role overrides of timeout, max_tokens and retries, e.g. "
+            "{'worker': {'timeout': 30, 'max_tokens': 512}}"
+        },
+    )
+    grounding: bool = field(
+        default=True,
+        metadata={
+            "description": "reject a worker's text that states numbers or names found in none "
+            "of its inputs, tool results or approved upstream outputs"
+        },
+    )
+    mediator_retries: int = field(
+        default=1,
+        metadata={"description": "extra attempts the mediator model may grant a task"},
+    )
 
     @classmethod
     def coerce(cls, value: Any) -> Context:
@@ -190,6 +234,7 @@ class Context:
                 raise ContextError(
                     f"resolution_by_conflict[{kind!r}]", mechanism, f"one of {', '.join(allowed)}"
                 )
+        _check_calls(self)
         unknown = [f for f in self.fallback if f not in FALLBACKS]
         if unknown or not self.fallback:
             raise ContextError(
@@ -221,6 +266,11 @@ RANGES: dict[str, tuple[type, float | None, float | None, bool]] = {
     "max_attempts": (int, 1, 1000, False),
     "reuse_threshold": (float, 0.0, 1.0, False),
     "recall_k": (int, 0, 100, False),
+    "request_timeout": (float, 0.0, None, True),
+    "max_output_tokens": (int, 1, None, False),
+    "provider_retries": (int, 0, 100, False),
+    "retry_backoff": (float, 0.0, 600.0, False),
+    "mediator_retries": (int, 0, 100, False),
 }
 
 
@@ -278,3 +328,28 @@ def _check_number(
             f"<= {high:g}" if high is not None else "",
         ]
         raise ContextError(name, value, f"{noun} {' and '.join(b for b in bounds if b)}".strip())
+
+
+LIMIT_KEYS = ("timeout", "max_tokens", "retries")
+METHOD_NAMES = ("json_schema", "function_calling", "json_mode")
+
+
+def _check_calls(context: Context) -> None:
+    """The model-call settings: known roles, methods and limit names, positive values."""
+    for role, method in (context.structured_output or {}).items():
+        if role not in ROLES:
+            raise ContextError("structured_output", role, f"roles: {', '.join(ROLES)}")
+        if method not in METHOD_NAMES:
+            raise ContextError(
+                f"structured_output[{role!r}]", method, f"one of {', '.join(METHOD_NAMES)}"
+            )
+    for role, limits in (context.role_limits or {}).items():
+        if role not in ROLES:
+            raise ContextError("role_limits", role, f"roles: {', '.join(ROLES)}")
+        for key, value in limits.items():
+            if key not in LIMIT_KEYS or not isinstance(value, (int, float)) or value < 0:
+                raise ContextError(
+                    f"role_limits[{role!r}][{key!r}]",
+                    value,
+                    f"keys {', '.join(LIMIT_KEYS)}, each a number >= 0",
+                )

@@ -12,14 +12,13 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.embeddings import Embeddings
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Command, Overwrite, interrupt
-from pydantic import BaseModel, Field
 
 from orchestrator_graph.consensus import (
     FactClaim,
@@ -40,7 +39,7 @@ from orchestrator_graph.dispatch.runner import BudgetExceeded, DispatchRunner, D
 from orchestrator_graph.events import Event, stream_emitter
 from orchestrator_graph.ledger import Ledger, to_store
 from orchestrator_graph.limits import check_request
-from orchestrator_graph.llm import ModelSpec, ask_structured
+from orchestrator_graph.llm import ModelSpec, ask_structured, calling, run_deadline
 from orchestrator_graph.matching import TeamMatcher
 from orchestrator_graph.mediation import Mediation
 from orchestrator_graph.memory import (
@@ -58,13 +57,11 @@ from orchestrator_graph.models import (
     Check,
     Conflict,
     Deliverable,
-    DeliverableDraft,
     Plan,
     PlanAnalysis,
     Review,
     Schedule,
     Slot,
-    Task,
     TaskRecord,
     TaskResult,
 )
@@ -86,6 +83,7 @@ from orchestrator_graph.schedule import (
     plan_schedule,
     save_schedule,
 )
+from orchestrator_graph.schemas import DeliverableDraft, PlanDraft
 from orchestrator_graph.state import (
     InputState,
     OrchestratorState,
@@ -94,19 +92,19 @@ from orchestrator_graph.state import (
     records_of,
 )
 from orchestrator_graph.team import default_team
-from orchestrator_graph.usage import track_usage
+from orchestrator_graph.usage import (
+    Tally,
+    load_spent,
+    merge_usage,
+    save_spent,
+    track_usage,
+    usage_update,
+)
 from orchestrator_graph.worker_graph import AttemptState, AttemptSteps, Env, store_of
 from orchestrator_graph.workers import Worker
 
 if TYPE_CHECKING:  # chromadb loads with the memory, not with the package
     from chromadb.api.types import Documents, EmbeddingFunction
-
-
-class PlanDraft(BaseModel):
-    """A plan as the planner model writes it."""
-
-    goal: str = Field(description="one sentence: what the plan delivers")
-    tasks: list[Task]
 
 
 def create_orchestrator(
@@ -186,6 +184,7 @@ def create_orchestrator(
             "escalations": [],
             "model_calls": Overwrite({}),
             "tokens": Overwrite({}),
+            "usage": Overwrite({}),
             "bottlenecks": Overwrite([]),
             "replans": Overwrite([]),
             "stopped": None,
@@ -194,17 +193,17 @@ def create_orchestrator(
     async def planner(state: OrchestratorState, runtime: Runtime[Context]) -> dict[str, Any]:
         context = Context.coerce(runtime.context)
 
-        async def make_plan(feedback: str) -> tuple[Plan, int]:
-            """A declared plan, a recalled one, or one from the planner model (1 call)."""
+        async def make_plan(feedback: str) -> Plan:
+            """A declared plan, a recalled one, or one from the planner model."""
             if state.get("plan"):
                 plan = Plan.model_validate(state["plan"]).model_copy(update={"source": "declared"})
                 validate_for_team(plan, registry)
-                return plan, 0
+                return plan
             reused = (
                 None if feedback or not state.get("reuse") else Plan.model_validate(state["reuse"])
             )
             if reused and _valid(reused, registry):
-                return reused, 0
+                return reused
             draft = await ask_structured(
                 roles.model("planner", context),
                 PlanDraft,
@@ -215,9 +214,9 @@ def create_orchestrator(
                     examples=state.get("examples") or "none",
                     feedback=feedback or "none",
                 ),
-                check=lambda d: validate_for_team(Plan(goal=d.goal, tasks=d.tasks), registry),
+                check=lambda d: validate_for_team(d.to_plan(), registry),
             )
-            return Plan(goal=draft.goal, tasks=draft.tasks, source="model"), 1
+            return draft.to_plan()
 
         reviewer = roles.model("reviewer", context) if context.plan_review else None
 
@@ -231,13 +230,23 @@ def create_orchestrator(
                 threshold=context.threshold(policy),
             )
 
-        with track_usage() as usage:
-            plan, calls = await make_plan("")
-            verdict = await gate(plan)
-            if verdict.verdict == "reject" and plan.source != "declared":  # re-plan, with feedback
-                plan, more = await make_plan(verdict.feedback)
-                calls += more
-                verdict = await gate(plan)
+        tallies: dict[str, list[Tally]] = {"planner": [], "reviewer": []}
+
+        async def as_role(role: str, call: Awaitable[Any]) -> Any:
+            """A call counted for ``role`` and bounded by its limits and the run's budget."""
+            with track_usage() as usage, calling(roles.profile(role, context, state)):
+                tallies[role].append(usage)
+                try:
+                    return await call
+                except Exception:
+                    await save_spent(store_of(runtime), state["run_id"], tallies)
+                    raise
+
+        plan = await as_role("planner", make_plan(""))
+        verdict = await as_role("reviewer", gate(plan))
+        if verdict.verdict == "reject" and plan.source != "declared":  # re-plan, with feedback
+            plan = await as_role("planner", make_plan(verdict.feedback))
+            verdict = await as_role("reviewer", gate(plan))
         stream_emitter(runtime.stream_writer)(
             Event(
                 kind="qa_verdict",
@@ -308,8 +317,13 @@ def create_orchestrator(
             "mitigations": fixes,
             "conflicts": [c.model_dump(mode="json") for c in disputes],
             "plan_review": verdict.model_dump(mode="json"),
-            "tokens": {"planner": usage.total_tokens},
-            "model_calls": {"planner": calls},
+            **usage_update(
+                {
+                    r: ts
+                    for r, ts in tallies.items()
+                    if ts and any(t.models for t in ts) or r == "planner"
+                }
+            ),
         }
 
     async def _analyse(
@@ -400,8 +414,11 @@ def create_orchestrator(
             publish=lambda snapshot: publish_status(store, snapshot),
             save_history=lambda history, names: save_history(store, history, names),
         )
+        started = state.get("started_at")
+        deadline = started + context.budget_seconds if started and context.budget_seconds else None
         try:
-            outcome = await runner.run()
+            with run_deadline(deadline):  # a worker's model call ends with the seconds budget
+                outcome = await runner.run()
         except BudgetExceeded as spent:
             # Stopped with the reason in the report; the budget gate pauses for more budget.
             stopped = {**state, "tasks": dump_records(board.records), "stopped": str(spent)}
@@ -476,19 +493,30 @@ def create_orchestrator(
             for name, value in _facts(outputs[rec.result_key or ""]).items()
         ]
         facts, disputed, conflicts = settle_facts(claims, context.mechanism("contradicting_facts"))
-        with track_usage() as usage:
-            draft = await ask_structured(
-                roles.model("synthesizer", context),
-                DeliverableDraft,
-                messages(
-                    "synthesizer",
-                    request=state["request"],
-                    results="\n".join(blocks) or "none",
-                    facts=json.dumps(facts, default=str),
-                    disputed=", ".join(disputed) or "none",
-                ),
-            )
-        deliverable = Deliverable(**draft.model_dump(), facts=facts, disputed=disputed)
+        profile = roles.profile("synthesizer", context, state)
+        with track_usage() as usage, calling(profile):
+            try:
+                draft = await ask_structured(
+                    roles.model("synthesizer", context),
+                    DeliverableDraft,
+                    messages(
+                        "synthesizer",
+                        request=state["request"],
+                        results="\n".join(blocks) or "none",
+                        facts=json.dumps(facts, default=str),
+                        disputed=", ".join(disputed) or "none",
+                    ),
+                )
+            except Exception:
+                await save_spent(store_of(runtime), state["run_id"], {"synthesizer": [usage]})
+                raise
+        deliverable = Deliverable(
+            title=draft.title,
+            summary=draft.summary,
+            sections=draft.section_models(),
+            facts=facts,
+            disputed=disputed,
+        )
         emit = stream_emitter(runtime.stream_writer)
         for conflict in conflicts:
             emit(
@@ -510,8 +538,7 @@ def create_orchestrator(
         return {
             "deliverable": deliverable.model_dump(mode="json"),
             "conflicts": [c.model_dump(mode="json") for c in conflicts],
-            "model_calls": {"synthesizer": 1},
-            "tokens": {"synthesizer": usage.total_tokens},
+            **usage_update({"synthesizer": [usage]}),
         }
 
     async def qa_reviewer(state: OrchestratorState, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -576,16 +603,11 @@ def create_orchestrator(
         context = Context.coerce(runtime.context)
         records = records_of(state)
         attempts = await Ledger(store_of(runtime), state["run_id"]).attempts()
-        tokens = {
-            **(state.get("tokens") or {}),
-            "workers": sum(r.tokens for r, _ in attempts),
-            "reviewer": sum(v.tokens for _, v in attempts),
-        }
         since = state.get("executing_since") or state.get("started_at") or 0.0
         schedule = await load_schedule(store_of(runtime), state["run_id"])
         report = build_report(state, records, registry, schedule).model_copy(
             update={
-                "tokens": tokens,
+                **accounting(state, attempts, await load_spent(store_of(runtime), state["run_id"])),
                 "actual": actual_slots(attempts, since),
                 "models": roles.labels(context),
                 "cost": attempts_cost(attempts, registry),
@@ -630,6 +652,29 @@ def create_orchestrator(
     builder.add_edge("qa_reviewer", "learn")
     builder.add_edge("learn", END)
     return builder
+
+
+def accounting(
+    state: OrchestratorState,
+    attempts: Sequence[tuple[TaskResult, Review]],
+    spent: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Tokens, calls and usage by role: the nodes' own (state), the attempts' (ledger) and those
+    of nodes that failed after calling models (``spent``, from the store)."""
+    tokens = dict(state.get("tokens") or {})
+    tokens["workers"] = sum(r.tokens for r, _ in attempts)
+    tokens["reviewer"] = tokens.get("reviewer", 0) + sum(v.tokens for _, v in attempts)
+    usage = merge_usage(state.get("usage"), spent)
+    for result, review in attempts:
+        usage = merge_usage(usage, {"worker": result.usage, "reviewer": review.usage})
+    calls = dict(state.get("model_calls") or {})
+    for role, models in (spent or {}).items():
+        tokens[role] = tokens.get(role, 0) + sum(u.get("tokens", 0) for u in models.values())
+    for role in ("worker", "reviewer", *(spent or {})):
+        own = sum(u.get("calls", 0) for u in usage.get(role, {}).values())
+        if own:
+            calls[role] = own
+    return {"tokens": tokens, "model_calls": calls, "usage": usage}
 
 
 def _registry(workers: Sequence[Worker] | Registry | None) -> Registry:

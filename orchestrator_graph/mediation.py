@@ -12,12 +12,11 @@ from typing import Any, Literal
 
 from langgraph.runtime import Runtime
 from langgraph.types import Command, interrupt
-from pydantic import BaseModel, Field
 
 from orchestrator_graph.context import Context
 from orchestrator_graph.events import Event, stream_emitter
 from orchestrator_graph.ledger import Ledger, attempt_key
-from orchestrator_graph.llm import StructuredOutputError, ask_structured
+from orchestrator_graph.llm import StructuredOutputError, ask_structured, calling
 from orchestrator_graph.models import (
     Decision,
     Escalation,
@@ -34,29 +33,13 @@ from orchestrator_graph.registry import Registry
 from orchestrator_graph.replan import replan
 from orchestrator_graph.roles import Roles
 from orchestrator_graph.schedule import load_schedule, save_schedule
-from orchestrator_graph.state import OrchestratorState, add_counts, dump_records, records_of
-from orchestrator_graph.usage import track_usage
+from orchestrator_graph.schemas import JudgeChoice, MediationAdvice, MergedAnswer
+from orchestrator_graph.state import OrchestratorState, dump_records, records_of
+from orchestrator_graph.usage import Tally, track_usage, usage_update
 from orchestrator_graph.worker_graph import store_of
 
 Analyse = Callable[..., Awaitable[tuple[PlanAnalysis, Schedule]]]
 """(plan, runtime, now=, finished=) -> the plan's analysis and planned schedule."""
-
-
-class JudgeChoice(BaseModel):
-    attempt: int = Field(description="the attempt number of the answer you choose")
-    reason: str
-
-
-class MergedAnswer(BaseModel):
-    output: dict[str, Any] = Field(
-        description="the merged result, in the same shape as the candidates' outputs"
-    )
-    reason: str
-
-
-class MediationAdvice(BaseModel):
-    action: Literal["accept", "retry", "skip"]
-    reason: str
 
 
 class Mediation:
@@ -76,20 +59,22 @@ class Mediation:
         replans = [Replan.model_validate(r) for r in state.get("replans", [])]
         new_replans: list[Replan] = []
         update: dict[str, Any] = {}
+        tallies: dict[str, list[Tally]] = {"mediator": [], "planner": []}
         for entry in state.get("escalations", []):
             esc = Escalation.model_validate(entry)
             if esc.task_id not in records or records[esc.task_id].replaced_by:
                 continue  # gone with a sub-graph an earlier re-plan replaced
             rec = records[esc.task_id]
-            decision = await self._decide(esc, context, runtime, state, plan, replans, rec)
+            with track_usage() as usage, calling(self.roles.profile("mediator", context, state)):
+                decision = await self._decide(esc, context, runtime, state, plan, replans, rec)
+            tallies["mediator"].append(usage)
             chosen = decision.attempt if decision.attempt is not None else esc.best_attempt
             if decision.action == "replan":
-                with track_usage() as usage:
+                with track_usage() as usage, calling(self.roles.profile("planner", context, state)):
                     decision, plan, found = await self._replan(
                         esc, decision, context, plan, records, replans
                     )
-                update["tokens"] = add_counts(update.get("tokens"), {"planner": usage.total_tokens})
-                update["model_calls"] = add_counts(update.get("model_calls"), {"planner": 1})
+                tallies["planner"].append(usage)
                 replans.append(found)
                 new_replans.append(found)
             if decision.action == "replan":
@@ -144,6 +129,7 @@ class Mediation:
             goto="dispatcher",
             update={
                 **update,
+                **usage_update({r: ts for r, ts in tallies.items() if ts}),
                 "tasks": dump_records(records),
                 "escalations": [],
                 "decisions": [d.model_dump(mode="json") for d in decisions],
@@ -222,7 +208,7 @@ class Mediation:
                     return _human_decision(esc, interrupt(question))
                 except ValueError as err:
                     question = {**question, "error": str(err)}
-        if context.mediator_model:
+        if self.roles.configured("mediator", context):  # a string or an object: the model's
             advice = await ask_structured(
                 self.roles.model("mediator", context),
                 MediationAdvice,
@@ -234,10 +220,49 @@ class Mediation:
                     attempts=esc.attempts,
                 ),
             )
+            refused = await self._refusal(esc, advice, context, runtime, state, rec)
+            if refused:
+                policy = self._fallback(esc, context, plan, replans, rec)
+                return policy.model_copy(update={"reason": f"{refused}; {policy.reason}"})
             return Decision(
                 task_id=esc.task_id, action=advice.action, by="model", reason=advice.reason
             )
         return self._fallback(esc, context, plan, replans, rec)
+
+    async def _refusal(
+        self,
+        esc: Escalation,
+        advice: MediationAdvice,
+        context: Context,
+        runtime: Runtime[Context],
+        state: OrchestratorState,
+        rec: TaskRecord,
+    ) -> str:
+        """Why the model's advice may not stand (empty when it may): an accept of a result
+        that failed a deterministic gate, or a retry beyond the cap."""
+        if advice.action == "retry" and rec.extra_attempts >= context.mediator_retries:
+            return (
+                f"the mediator model asked for a retry, but the cap of "
+                f"{context.mediator_retries} model retries is reached"
+            )
+        if advice.action != "accept":
+            return ""
+        if esc.best_attempt is None:
+            return "the mediator model chose accept, but no attempt produced a result"
+        attempts = await Ledger(store_of(runtime), state["run_id"]).attempts()
+        failed = [
+            c.name
+            for result, review in attempts
+            if result.task_id == esc.task_id and result.attempt == esc.best_attempt
+            for c in review.checks
+            if not c.passed
+        ]
+        if failed:
+            return (
+                f"the mediator model chose accept, refused: attempt {esc.best_attempt} failed "
+                f"deterministic checks ({', '.join(failed)})"
+            )
+        return ""
 
     def _fallback(
         self,
@@ -339,6 +364,7 @@ class Mediation:
             model,
             MergedAnswer,
             messages("merge", task=esc.task_id, reason=esc.reason, candidates=listing),
+            check=_is_object,
         )
         task = next(t for t in Plan.model_validate(state["plan"]).tasks if t.id == esc.task_id)
         attempt = max(esc.attempts, *(c["attempt"] for c in esc.candidates)) + 1
@@ -346,8 +372,8 @@ class Mediation:
             task_id=task.id,
             attempt=attempt,
             worker="mediator",
-            output=merged.output,
-            summary=str(merged.output.get("summary", "")),
+            output=merged.merged(),
+            summary=str(merged.merged().get("summary", "")),
             started_at=time.time(),
             finished_at=time.time(),
         )
@@ -401,3 +427,7 @@ def _human_decision(esc: Escalation, answer: Any) -> Decision:
         attempt=attempt,
         reason=str(answer.get("reason") or "decided by a human"),
     )
+
+
+def _is_object(answer: MergedAnswer) -> None:
+    answer.merged()  # raises ValueError (re-asked) unless the output is a JSON object

@@ -191,6 +191,9 @@ class TaskResult(BaseModel):
     started_at: float = 0.0
     finished_at: float = 0.0
     tokens: int = Field(0, description="model tokens the worker used in this attempt")
+    usage: dict[str, Any] = Field(
+        default_factory=dict, description="model -> usage.ModelUsage of this attempt's calls"
+    )
 
     @property
     def ok(self) -> bool:
@@ -212,6 +215,9 @@ class Review(BaseModel):
     feedback: str = ""
     reviewer: str = "gates"
     tokens: int = Field(0, description="model tokens the review used")
+    usage: dict[str, Any] = Field(
+        default_factory=dict, description="model -> usage.ModelUsage of the review's calls"
+    )
 
 
 class Escalation(BaseModel):
@@ -433,6 +439,11 @@ class RunReport(BaseModel):
         default_factory=dict, description="role -> the model that played it (for tokens by model)"
     )
     cost: float = Field(0.0, description="the workers' cost per attempt, summed over attempts")
+    usage: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="role -> model -> calls, tokens (estimated part marked), provider errors, "
+        "structured-output failures, repairs, length re-asks, methods, fallbacks, seconds",
+    )
     cut: list[str] = Field(
         default_factory=list,
         description="optional tasks dropped to meet the deadline (each record says why)",

@@ -214,16 +214,27 @@ def _deliverable(prompt: str, _schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def _note(prompt: str, _schema: dict[str, Any]) -> dict[str, Any]:
-    """The facts the worker passed, as short ``name: value`` phrases."""
+    """The facts the worker passed, as short ``name: value`` phrases, cut at a word (never
+    inside a number: the grounding check reads it)."""
     facts = tagged(prompt, "facts")
     try:
         data = json.loads(facts)
     except ValueError:
-        return {"summary": f"{TAG} {' '.join(facts.split())[:400]}"}
+        return {"summary": _cut(f"{TAG} {facts}")}
     if not isinstance(data, dict):
-        return {"summary": f"{TAG} {json.dumps(data, default=str)[:400]}"}
+        return {"summary": _cut(f"{TAG} {json.dumps(data, default=str)}")}
     phrases = [f"{k.replace('_', ' ')}: {_phrase(v)}" for k, v in data.items()]
-    return {"summary": f"{TAG} {'; '.join(phrases)[:400]}"}
+    return {"summary": _cut(f"{TAG} {'; '.join(phrases)}")}
+
+
+def _cut(text: str, size: int = 400) -> str:
+    words, used = [], 0
+    for word in text.split():
+        used += len(word) + 1
+        if used > size:
+            break
+        words.append(word)
+    return " ".join(words)
 
 
 def _phrase(value: Any) -> str:
@@ -308,6 +319,21 @@ def _from_schema(schema: dict[str, Any]) -> Any:
     return {"string": TAG, "integer": 0, "number": 0.0, "boolean": False, "array": []}.get(kind)
 
 
+def _response_format_reply(prompt: str, fmt: dict[str, Any], responders: dict) -> str:
+    """The answer as JSON text, for ``response_format`` ``json_schema`` (the schema's name) or
+    ``json_object`` (the schema named in the prompt, as ``llm`` writes it for JSON mode)."""
+    if fmt.get("type") == "json_schema":
+        name, schema = fmt["json_schema"]["name"], fmt["json_schema"].get("schema", {})
+    else:
+        found = re.findall(r'<schema name="([^"]+)">\s*(.*?)\s*</schema>', prompt, re.S)
+        if not found:
+            return json.dumps({"answer": f"{TAG} no schema given"})
+        name, text = found[-1]
+        schema = fmt.get("schema") or json.loads(text)
+    responder = responders.get(name)
+    return json.dumps(responder(prompt, schema) if responder else _from_schema(schema))
+
+
 class OfflineChatModel(BaseChatModel):
     """Deterministic offline chat model: rules and templates, no intelligence, no network."""
 
@@ -352,12 +378,15 @@ class OfflineChatModel(BaseChatModel):
             message = AIMessage(
                 content="", tool_calls=[{"name": name, "args": args, "id": call_id}]
             )
+        elif (kwargs.get("response_format") or {}).get("type") in ("json_schema", "json_object"):
+            text = _response_format_reply(prompt, kwargs["response_format"], self.responders)
+            message = AIMessage(content=text)
         else:
             digest = " ".join(prompt.split())[-300:]
             message = AIMessage(content=f"{TAG} no model is configured; last input: {digest}")
         words_in = len(prompt.split())
         words_out = len(str(message.content).split()) + len(str(message.tool_calls).split())
-        message.response_metadata = {"model_name": self.model_name}  # as providers do
+        message.response_metadata = {"model_name": self.model_name, "finish_reason": "stop"}
         message.usage_metadata = {
             "input_tokens": words_in,
             "output_tokens": words_out,

@@ -5,23 +5,17 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any, Literal, get_args
+from typing import Any, get_args
 
 from jsonschema import Draft202012Validator
 from langchain_core.language_models import BaseChatModel
-from pydantic import BaseModel, Field
 
 from orchestrator_graph.context import Context
+from orchestrator_graph.grounding import grounding_check
 from orchestrator_graph.llm import ask_structured
 from orchestrator_graph.models import Check, Criterion, Plan, Review, Task, TaskResult
 from orchestrator_graph.prompts import messages
-
-
-class RubricReview(BaseModel):
-    score: float = Field(ge=0.0, le=1.0, description="how well the result meets the criteria")
-    verdict: Literal["approve", "reject"]
-    reasons: list[str] = Field(default_factory=list)
-
+from orchestrator_graph.schemas import RubricReview
 
 _MISSING = object()
 
@@ -131,7 +125,11 @@ def check_criterion(criterion: Criterion, output: Any, upstream: Mapping[str, An
 
 
 def run_gates(
-    task: Task, result: TaskResult, upstream: Mapping[str, Any] | None = None
+    task: Task,
+    result: TaskResult,
+    upstream: Mapping[str, Any] | None = None,
+    *,
+    grounding: bool = True,
 ) -> list[Check]:
     checks = [Check(name="no_error", passed=result.error is None, detail=result.error or "")]
     if result.error is None:
@@ -144,7 +142,13 @@ def run_gates(
             for c in (check_criterion(k, result.output, upstream or {}) for k in task.acceptance)
             if c
         ]
+        checks += _grounding(task, result, upstream) if grounding else []
     return checks
+
+
+def _grounding(task: Task, result: TaskResult, upstream: Mapping[str, Any] | None) -> list[Check]:
+    found = grounding_check(task, result.output, upstream)
+    return [found] if found else []
 
 
 def _listing(checks: list[Check]) -> str:
@@ -165,10 +169,11 @@ async def review_result(
     mode: str,
     reviewer: BaseChatModel | None,
     upstream: Mapping[str, Any] | None = None,
+    grounding: bool = True,
 ) -> Review:
     """Deterministic gates decide alone when they fail; a rubric review joins when they pass,
     and its rejection stands whatever the averaged score."""
-    checks = run_gates(task, result, upstream)
+    checks = run_gates(task, result, upstream, grounding=grounding)
     score = sum(c.passed for c in checks) / len(checks)
     failed = [c for c in checks if not c.passed]
     feedback = "; ".join(f"{c.name}: {c.detail}" for c in failed)
@@ -280,4 +285,5 @@ async def gate_result(
         mode=context.review_mode,
         reviewer=reviewer,
         upstream=upstream,
+        grounding=context.grounding,
     )

@@ -10,21 +10,14 @@ import re
 from collections.abc import Mapping
 
 from langchain_core.language_models import BaseChatModel
-from pydantic import BaseModel, Field
 
 from orchestrator_graph.dag import dependencies, downstream, validate_plan
 from orchestrator_graph.llm import ask_structured
 from orchestrator_graph.models import Plan, Replan, Task, TaskRecord
 from orchestrator_graph.prompts import messages
+from orchestrator_graph.schemas import ReplanDraft, to_tasks
 
 _ROUND = re.compile(r"~r\d+$")
-
-
-class ReplanDraft(BaseModel):
-    """What the planner model writes for a re-plan."""
-
-    tasks: list[Task] = Field(description="the new tasks replacing the failed sub-graph")
-    reason: str = Field(description="what the new tasks do differently")
 
 
 def sub_graph(plan: Plan, failed: str) -> list[str]:
@@ -78,7 +71,7 @@ async def replan(
         clash = sorted({t.id for t in draft.tasks} & ({t.id for t in kept} | gone))
         if clash:
             raise ValueError(f"new tasks must have new ids; these are taken: {', '.join(clash)}")
-        validate_plan(plan.model_copy(update={"tasks": [*kept, *draft.tasks]}), skills)
+        validate_plan(plan.model_copy(update={"tasks": [*kept, *to_tasks(draft.tasks)]}), skills)
 
     draft = await ask_structured(
         model,
@@ -103,7 +96,7 @@ async def replan(
         check=fits,
     )
     origin = next((t.replaces for t in plan.tasks if t.id == failed and t.replaces), failed)
-    added = [t.model_copy(update={"replaces": t.replaces or origin}) for t in draft.tasks]
+    added = [t.model_copy(update={"replaces": t.replaces or origin}) for t in to_tasks(draft.tasks)]
     record = Replan(
         failed=failed,
         removed=removed,

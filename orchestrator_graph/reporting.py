@@ -100,6 +100,13 @@ def run_record(
     )
 
 
+def _final(final: Review | None) -> str:
+    """Why a run whose tasks were all approved is not done: the final review's finding."""
+    if final is None:
+        return "the deliverable was not reviewed"
+    return f"the final review rejected the deliverable: {final.feedback or final.verdict}"
+
+
 def build_report(
     state: OrchestratorState,
     records: dict[str, TaskRecord],
@@ -115,7 +122,7 @@ def build_report(
         status, reason = "done", f"cut to meet the deadline: {', '.join(cut)}" if cut else ""
     elif "approved" in statuses:
         bad = sorted(t for t, r in records.items() if r.status != "approved" and r.counts)
-        status, reason = "partial", f"not approved: {', '.join(bad)}"
+        status, reason = "partial", f"not approved: {', '.join(bad)}" if bad else _final(final)
     else:
         status, reason = "failed", "no task was approved"
     per_worker = Counter(r.worker for r in records.values() if r.worker and r.status == "approved")

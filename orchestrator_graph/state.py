@@ -9,6 +9,7 @@ from typing import Annotated, Any, NotRequired
 from typing_extensions import TypedDict
 
 from orchestrator_graph.models import TaskRecord
+from orchestrator_graph.usage import merge_usage
 
 
 def merge(left: dict[str, Any] | None, right: dict[str, Any] | None) -> dict[str, Any]:
@@ -57,6 +58,8 @@ class OrchestratorState(InputState, OutputState):
     model_calls: NotRequired[Annotated[dict[str, int], add_counts]]
     tokens: NotRequired[Annotated[dict[str, int], add_counts]]
     """Model tokens by role (planner, synthesizer); the attempts' own are in the ledger."""
+    usage: NotRequired[Annotated[dict[str, Any], merge_usage]]
+    """role -> model -> ``usage.ModelUsage``: calls, tokens, failures, repairs, fallbacks."""
     planned_makespan: NotRequired[float]
     """Of the planned schedule; the schedule itself (Gantt data, risks, backups) is in the store
     (``schedule.load_schedule``) and in the final report."""

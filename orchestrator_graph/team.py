@@ -9,17 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from langchain_core.messages import HumanMessage, SystemMessage
-from pydantic import BaseModel, Field
 
 from orchestrator_graph import tools
 from orchestrator_graph.llm import ask_structured
 from orchestrator_graph.prompts import render
 from orchestrator_graph.reports import report_markdown
+from orchestrator_graph.schemas import WorkerNote
 from orchestrator_graph.workers import Worker, WorkerContext, WorkerInput
-
-
-class WorkerNote(BaseModel):
-    summary: str = Field(description="two or three sentences on what was done and found")
 
 
 async def _note(skill: str, payload: WorkerInput, ctx: WorkerContext, facts: dict[str, Any]) -> str:

@@ -21,8 +21,10 @@ from typing_extensions import TypedDict
 
 from orchestrator_graph.context import Context
 from orchestrator_graph.dispatch.board import Launch
+from orchestrator_graph.errors import BudgetSpent, ProviderError
 from orchestrator_graph.events import Emit, Event, stream_emitter
 from orchestrator_graph.ledger import Ledger
+from orchestrator_graph.llm import calling
 from orchestrator_graph.models import Review, Task, TaskResult
 from orchestrator_graph.qa import gate_result
 from orchestrator_graph.registry import Registry
@@ -121,9 +123,11 @@ class AttemptSteps:
         self.began[(run_id, task.id, attempt)] = started
         output, error = None, None
         try:
-            with track_usage() as usage:
+            with track_usage() as usage, calling(self.roles.profile("worker", context)):
                 call = worker.call(payload, ctx)
                 output = await (asyncio.wait_for(call, task.timeout) if task.timeout else call)
+        except (ProviderError, BudgetSpent):
+            raise  # the provider or the budget, not the worker, failed: the run stops, resumable
         except TimeoutError:
             error = f"timed out after {task.timeout:g}s"
         except Exception as err:  # a worker's failure is a result to review, not a crash of the run
@@ -141,6 +145,7 @@ class AttemptSteps:
             started_at=started,
             finished_at=time.time(),
             tokens=usage.total_tokens,
+            usage=usage.dump(),
         )
         return result, upstream
 
@@ -149,11 +154,11 @@ class AttemptSteps:
     ) -> Review:
         """Quality gates on the result, then the ledger entry for (run, task, attempt)."""
         context = env.context
-        with track_usage() as usage:
+        with track_usage() as usage, calling(self.roles.profile("reviewer", context)):
             verdict = await gate_result(
                 task, result, context, self.roles.model("reviewer", context), upstream
             )
-        verdict.tokens = usage.total_tokens
+        verdict.tokens, verdict.usage = usage.total_tokens, usage.dump()
         env.emit(
             Event(
                 kind="qa_verdict",

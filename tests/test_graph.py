@@ -97,7 +97,8 @@ async def test_example_job_end_to_end(make_persistence, tmp_path):
             assert kind in kinds
         # the checkpointed state never holds the tables themselves
         assert "doohickey" not in str(values)  # a product name: it appears only in the rows
-        assert report["model_calls"] == {"planner": 1, "synthesizer": 1}
+        # every model call, per role: the planner, one note per task, the synthesis
+        assert report["model_calls"] == {"planner": 1, "worker": 6, "synthesizer": 1}
         facts = report["deliverable"]["facts"]  # three tasks report it; they agree
         assert facts["rows_after_cleaning"] == 160 and facts["rows_analysed"] == 158
         assert facts["total_revenue"] == pytest.approx(sum(expected_revenue_by_region().values()))

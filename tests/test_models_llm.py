@@ -6,10 +6,9 @@ from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
 from orchestrator_graph import OfflineChatModel, StructuredOutputError, resolve_model
-from orchestrator_graph.graph import PlanDraft
 from orchestrator_graph.llm import ask_structured
 from orchestrator_graph.prompts import messages, prompt_dir, render
-from orchestrator_graph.team import WorkerNote
+from orchestrator_graph.schemas import PlanDraft, WorkerNote
 
 
 class Scripted(OfflineChatModel):
@@ -41,8 +40,9 @@ def test_offline_model_is_a_chat_model_with_structured_output():
     draft = model.with_structured_output(PlanDraft).invoke(prompt)
     assert isinstance(draft, PlanDraft)
     assert [t.id for t in draft.tasks] == ["collect_1", "analyse", "report"]
-    assert draft.tasks[0].inputs == {"path": "data.csv"}
-    assert draft.tasks[1].inputs == {"group_by": "region"}
+    plan = draft.to_plan()
+    assert plan.tasks[0].inputs == {"path": "data.csv"}
+    assert plan.tasks[1].inputs == {"group_by": "region"}
     assert draft.goal.startswith("[offline]")
     text = model.invoke([HumanMessage("hello")])
     assert text.content.startswith("[offline]") and text.usage_metadata["input_tokens"] == 1
@@ -61,9 +61,7 @@ async def test_checker_rejection_is_reasked_then_fails_precisely():
     def check(note: WorkerNote) -> None:
         raise ValueError(f"summary {note.summary!r} is too short")
 
-    with pytest.raises(
-        StructuredOutputError, match="WorkerNote: no valid answer after 3 tries.*'c'"
-    ):
+    with pytest.raises(StructuredOutputError, match="no valid WorkerNote after 3 tries.*'c'"):
         await ask_structured(model, WorkerNote, [HumanMessage("go")], check=check, reasks=2)
     assert "summary 'b' is too short" in model.seen[2]
 
@@ -79,3 +77,36 @@ def test_prompts_load_by_name_and_need_their_values():
 def test_bad_model_spec_is_named():
     with pytest.raises(ValueError, match="provider:model"):
         resolve_model("")
+
+
+@pytest.mark.parametrize("method", ["json_schema", "function_calling", "json_mode"])
+async def test_the_offline_model_answers_every_schema_under_every_method(method):
+    from test_provider_matrix import ROLE_CALLS
+
+    from orchestrator_graph.llm import CallProfile, calling
+    from orchestrator_graph.usage import track_usage
+
+    for call in ROLE_CALLS.values():
+        with track_usage() as usage, calling(CallProfile(role=call.role, method=method)):
+            answer = await ask_structured(OfflineChatModel(), call.schema, call.prompt())
+        assert isinstance(answer, call.schema)
+        stats = usage.models["offline-deterministic"]
+        assert stats.methods == [method] and stats.failures == 0 and stats.calls == 1
+
+
+def test_the_method_comes_from_the_context_then_the_model_string_then_the_table():
+    from orchestrator_graph.context import Context
+    from orchestrator_graph.llm import method_for
+    from orchestrator_graph.roles import Roles
+
+    roles = Roles("offline", {"planner": "offline#json_mode"})
+    assert roles.profile("planner", Context()).method == "json_mode"
+    chosen = Context(structured_output={"planner": "json_schema"})
+    assert roles.profile("planner", chosen).method == "json_schema"
+    worker = roles.profile("worker", Context())
+    assert worker.method is None
+    assert method_for(roles.model("worker", Context()), worker) == "function_calling"
+    with pytest.raises(ValueError, match="unknown structured-output method 'xml'"):
+        Roles("offline#xml")
+    with pytest.raises(ValueError, match="structured_output\\['planner'\\]: 'yaml' is not allowed"):
+        Context(structured_output={"planner": "yaml"})

@@ -52,3 +52,13 @@ def test_no_hook_is_left_behind_per_block():
         with track_usage():
             _model(1, "m").invoke("z")
     assert len(tracer_context._configure_hooks) == before
+
+
+def test_a_call_without_usage_data_is_estimated_and_marked():
+    from langchain_core.messages import AIMessage
+
+    silent = GenericFakeChatModel(messages=iter([AIMessage("x" * 40)]))
+    with track_usage() as usage:
+        silent.invoke("y" * 40)
+    (stats,) = usage.models.values()
+    assert stats.calls == 1 and stats.tokens == stats.estimated_tokens == 20
