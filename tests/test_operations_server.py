@@ -5,68 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
-from test_server import free_port
+from langgraph_server import langgraph_dev
 
 from orchestrator_graph.simulation import random_plan
 
-ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def ops_server(tmp_path_factory):
     """`langgraph dev` with the custom HTTP app; this checkout's package first on the path."""
-    logs = tmp_path_factory.mktemp("ops-server") / "server.log"
-    port = free_port()
-    env = {
-        **os.environ,
-        "LANGGRAPH_CLI_NO_ANALYTICS": "1",
-        "LANGGRAPH_NO_VERSION_CHECK": "1",
-        "LANGSMITH_TRACING": "false",
-        # its own data folder: a plan memory left by other runs (or older code) is not shared
-        "ORCHESTRATOR_GRAPH_HOME": str(logs.parent / "data"),
-        "ORCHESTRATOR_GRAPH_CHROMA": str(logs.parent / "data" / "chroma"),
-        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-    }
-    cli = Path(sys.executable).with_name("langgraph")
-    args = ["dev", "--no-browser", "--no-reload", "--host", "127.0.0.1", "--port", str(port)]
-    with logs.open("w") as log:
-        proc = subprocess.Popen(
-            [str(cli), *args, "--config", str(ROOT / "langgraph.json")],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while not _answers(f"{url}/healthz"):
-        if proc.poll() is not None or time.time() > deadline:
-            proc.kill()
-            pytest.fail(f"langgraph dev did not come up on {url}:\n{logs.read_text()[-4000:]}")
-        time.sleep(0.5)
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as resp:
-            return resp.status == 200
-    except OSError:
-        return False
+    with langgraph_dev(tmp_path_factory.mktemp("ops-server"), ready="/healthz") as url:
+        yield url
 
 
 def get(url: str) -> tuple[int, str]:

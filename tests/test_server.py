@@ -2,82 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
-
 import pytest
+from langgraph_server import langgraph_dev
 
 from orchestrator_graph.cli import EXAMPLE
 
-ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """`langgraph dev` on a port checked free, logs outside the project (a log inside the
-    watched folder makes it reload forever)."""
-    logs = tmp_path_factory.mktemp("server") / "server.log"
-    port = free_port()
-    env = {
-        **os.environ,
-        "LANGGRAPH_CLI_NO_ANALYTICS": "1",
-        "LANGGRAPH_NO_VERSION_CHECK": "1",
-        "LANGSMITH_TRACING": "false",
-        # its own data folder: a plan memory left by other runs (or older code) is not shared
-        "ORCHESTRATOR_GRAPH_HOME": str(logs.parent / "data"),
-        "ORCHESTRATOR_GRAPH_CHROMA": str(logs.parent / "data" / "chroma"),
-    }
-    cli = Path(sys.executable).with_name("langgraph")
-    with logs.open("w") as log:
-        proc = subprocess.Popen(
-            [
-                str(cli),
-                "dev",
-                "--no-browser",
-                "--no-reload",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--config",
-                str(ROOT / "langgraph.json"),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/ok", timeout=1) as resp:
-                if resp.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.time() > deadline:
-            proc.kill()
-            pytest.fail(f"langgraph dev did not come up on {url}:\n{logs.read_text()[-4000:]}")
-        time.sleep(0.5)
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with langgraph_dev(tmp_path_factory.mktemp("server")) as url:
+        yield url
 
 
 async def test_thread_run_stream_state_and_history(server, tmp_path):
