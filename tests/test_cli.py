@@ -6,9 +6,10 @@ import sys
 import pytest
 
 
-def cli(*args: str, home) -> subprocess.CompletedProcess:
+def cli(*args: str, home, **env_vars: str) -> subprocess.CompletedProcess:
+    """The command line in a subprocess, with its own data folder and no API key unless given."""
     env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
-    env["ORCHESTRATOR_GRAPH_HOME"] = str(home)
+    env |= {"ORCHESTRATOR_GRAPH_HOME": str(home), **env_vars}
     return subprocess.run(
         [sys.executable, "-m", "orchestrator_graph.cli", *args],
         env=env,

@@ -4,9 +4,7 @@ bound planning too; QA does not trust a model (grounding, the mediator's advice)
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from langchain_openai import ChatOpenAI
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
 from openai_server import FakeOpenAI
+from test_cli import cli as run_cli
 
 from orchestrator_graph import OfflineChatModel, Plan, Task, Worker, create_orchestrator
 from orchestrator_graph.cli import EXAMPLE
@@ -83,15 +82,12 @@ async def test_a_seconds_budget_bounds_a_hanging_planner_call():
 
 
 def cli(*args: str, home, server: FakeOpenAI) -> subprocess.CompletedProcess:
-    env = {**os.environ, "ORCHESTRATOR_GRAPH_HOME": str(home), "PYTHONPATH": str(ROOT)}
-    env |= {"OPENAI_BASE_URL": server.url, "OPENAI_API_KEY": "sk-proj-SECRETSECRET123456"}
-    return subprocess.run(
-        [sys.executable, "-m", "orchestrator_graph.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=home,
+    return run_cli(
+        *args,
+        home=home,
+        PYTHONPATH=str(ROOT),
+        OPENAI_BASE_URL=server.url,
+        OPENAI_API_KEY="sk-proj-SECRETSECRET123456",
     )
 
 
