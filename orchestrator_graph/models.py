@@ -12,6 +12,20 @@ TaskStatus = Literal["pending", "running", "approved", "rejected", "escalated", 
 Verdict = Literal["approve", "reject"]
 
 
+CriterionKind = Literal[
+    "text",
+    "has_keys",
+    "min_items",
+    "contains",
+    "number_range",
+    "schema",
+    "matches",
+    "sections",
+    "references_upstream",
+    "matches_upstream",
+]
+
+
 class Criterion(BaseModel):
     """An acceptance criterion. ``kind`` other than ``text`` is checked by code, not by a model.
 
@@ -21,18 +35,7 @@ class Criterion(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    kind: Literal[
-        "text",
-        "has_keys",
-        "min_items",
-        "contains",
-        "number_range",
-        "schema",
-        "matches",
-        "sections",
-        "references_upstream",
-        "matches_upstream",
-    ] = "text"
+    kind: CriterionKind = "text"
     description: str = ""
     keys: list[str] = Field(
         default_factory=list,

@@ -14,7 +14,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from orchestrator_graph.models import Criterion, Plan, QAPolicy, Section, Simplification, Task
+from orchestrator_graph.models import (
+    Criterion,
+    CriterionKind,
+    Plan,
+    QAPolicy,
+    Section,
+    Simplification,
+    Task,
+)
 
 
 def _close(schema: dict[str, Any]) -> None:
@@ -73,18 +81,7 @@ class PriorityVote(Draft):
 
 
 class CriterionDraft(Draft):
-    kind: Literal[
-        "text",
-        "has_keys",
-        "min_items",
-        "contains",
-        "number_range",
-        "schema",
-        "matches",
-        "sections",
-        "references_upstream",
-        "matches_upstream",
-    ] = "text"
+    kind: CriterionKind = "text"
     description: str = ""
     keys: list[str] = Field(default_factory=list, description="has_keys / sections: names")
     field: str | None = Field(None, description="the output field to inspect (dotted path)")

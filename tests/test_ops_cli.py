@@ -12,8 +12,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from langgraph_server import free_port
 from prometheus_client.parser import text_string_to_metric_families
-from test_server import free_port
 from typer.testing import CliRunner
 
 from orchestrator_graph.cli import app
