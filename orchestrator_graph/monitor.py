@@ -204,12 +204,11 @@ class Monitor:
         )
 
     def eta(self, board: TaskBoard, now: float, *, fresh: bool = False) -> float:
-        deps = {tid: t.depends_on for tid, t in board.tasks.items()}
-        return self.clock.get(
+        return self.clock.get(  # the dependency map too is built only when recomputed
             now,
             lambda: eta(
                 board.tasks,
-                deps,
+                {tid: t.depends_on for tid, t in board.tasks.items()},
                 board.records,
                 list(board.running.values()),
                 board.registry,

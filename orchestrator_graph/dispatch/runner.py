@@ -460,8 +460,12 @@ class DispatchRunner:
                     return
 
     def _check_budgets(self, now: float) -> None:
+        budgets = self.settings.budgets
+        limits = (budgets.cost, budgets.seconds, budgets.attempts, budgets.tokens)
+        if all(limit is None for limit in limits):
+            return  # no budget: nothing to add up each round
         costs = {w.name: w.cost for w in self.board.registry.workers()}
-        reason = budget_breach(self.board, self.settings.budgets, now, costs)
+        reason = budget_breach(self.board, budgets, now, costs)
         if reason:
             raise BudgetExceeded(reason)
 
