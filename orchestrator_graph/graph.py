@@ -34,7 +34,7 @@ from orchestrator_graph.dag import (
     validate_plan,
     with_implied_dependencies,
 )
-from orchestrator_graph.dispatch.board import Launch, TaskBoard, with_redundancy
+from orchestrator_graph.dispatch.board import Launch, TaskBoard, replay, with_redundancy
 from orchestrator_graph.dispatch.runner import BudgetExceeded, DispatchRunner, DispatchSettings
 from orchestrator_graph.events import Event, stream_emitter
 from orchestrator_graph.ledger import Ledger, to_store
@@ -399,7 +399,7 @@ def create_orchestrator(
             settings.rules,
             history,
         )
-        board.replay(await ledger.attempts())
+        replay(board, await ledger.attempts())
         runner = DispatchRunner(
             board,
             settings,
