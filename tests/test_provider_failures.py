@@ -149,6 +149,23 @@ def test_grounding_catches_invented_numbers_and_names_and_keeps_real_ones():
     assert grounding_check(task, {"value": 3}, {}) is None  # no model-written text
 
 
+def test_grounding_reads_a_written_report_and_not_only_its_summary():
+    """A model-written Markdown body is checked like a summary; its headings, list items and
+    table cells start a sentence, so the template's own words are not taken for names."""
+    task = Task(id="r", title="Write the report", skills=["reporting"])
+    upstream = {"analyse": {"groups": {"north": {"revenue": 1200.5}, "south": {"revenue": 80}}}}
+    body = (
+        "# Sales report\n\n## Revenue by region\n\n| Region | Revenue |\n|---|---|\n"
+        "| north | 1,200.50 |\n| south | 80.00 |\n\n- Sources: the analysis above\n\n"
+        "## Notes\n\nRevenue in the north was larger."
+    )
+    assert grounding_check(task, {"markdown": body, "summary": "A report."}, upstream).passed
+    invented = body + " Growth of 53 % came from the Tokyo office."
+    found = grounding_check(task, {"markdown": invented, "summary": "A report."}, upstream)
+    assert not found.passed
+    assert "number 53" in found.detail and "name 'Tokyo'" in found.detail
+
+
 def inventing(payload) -> dict[str, Any]:
     return {"value": 7, "summary": "Value 7, driven by 53 % growth in East Asia."}
 
