@@ -14,6 +14,7 @@ from langgraph.store.base import BaseStore
 from orchestrator_graph.context import Context
 from orchestrator_graph.dag import analyse_plan
 from orchestrator_graph.env import Env
+from orchestrator_graph.heap import long_lived_frozen
 from orchestrator_graph.llm import ModelSpec
 from orchestrator_graph.memory import MemoryHandle, PlanMemory
 from orchestrator_graph.models import Plan, PlanAnalysis, Schedule, Slot
@@ -56,10 +57,12 @@ class Services:
         return cls(registry, roles, MemoryHandle(memory, embeddings), AttemptSteps(registry, roles))
 
     def node(self, step: Step) -> Node:
-        """``step`` as a LangGraph node: the runtime read once (``Env.of``), the services bound."""
+        """``step`` as a LangGraph node: the runtime read once (``Env.of``), the services bound,
+        the objects that live across nodes kept out of the collector's full passes (``heap``)."""
 
         async def node(state: OrchestratorState, runtime: Runtime[Context]) -> Any:
-            return await step(self, state, Env.of(runtime))
+            with long_lived_frozen():
+                return await step(self, state, Env.of(runtime))
 
         node.__name__ = node.__qualname__ = step.__module__.rsplit(".", 1)[-1]
         return node
