@@ -21,7 +21,7 @@ from orchestrator_graph.models import Check, Task
 TEXT_FIELDS = ("summary", "markdown", "text", "answer", "content")
 """The fields of a dict output a model writes (the rest is taken as tool results)."""
 
-_NUMBER = re.compile(r"(?<![A-Za-z_])\d[\d,]*(?:\.\d+)?")
+_NUMBER = re.compile(r"(?<!\w)\d[\d,]*(?:\.\d+)?")
 _WORDS = {
     w: n
     for n, w in enumerate(

@@ -27,7 +27,7 @@ from orchestrator_graph.models import (
     TaskRisk,
 )
 from orchestrator_graph.registry import PRIOR_RELIABILITY, History, duration_on, slowness
-from orchestrator_graph.workers import Worker
+from orchestrator_graph.workers import Worker, able_workers
 
 SCHEDULES = (ROOT, "schedules")  # run id -> its planned Schedule (O(tasks): kept out of the state)
 UNASSIGNED = "(nobody)"
@@ -195,8 +195,9 @@ def task_risks(
     planned = {s.task_id: s.worker for s in slots}
     out: dict[str, TaskRisk] = {}
     span = max(analysis.duration, 1e-9)
+    able_for = able_workers(plan.tasks, workers)
     for task in plan.tasks:
-        able = [w for w in workers if w.can_do(task)]
+        able = able_for[task.id]
         reliability = {w.name: _reliability(w, task, history) for w in able}
         unreliability = 1.0 - max(reliability.values(), default=0.0)
         timing = analysis.tasks[task.id]

@@ -31,7 +31,7 @@ from orchestrator_graph.models import (
     TaskResult,
 )
 from orchestrator_graph.registry import History, Registry, SkillStats
-from orchestrator_graph.workers import Worker
+from orchestrator_graph.workers import Worker, able_workers, task_kind
 
 OPEN = frozenset({"pending", "running"})
 
@@ -55,12 +55,14 @@ def with_redundancy(
     its own ``redundancy``, at least 2 on the critical path with ``cross_validate="critical"``,
     at most the workers able to do it. A resumed board must count the same replicas, whatever
     joined the team since."""
+    tasks = list(tasks)
+    able_for = able_workers(tasks, workers)
     out = []
     for task in tasks:
         wanted = task.redundancy
         if cross_validate == "critical" and analysis.tasks[task.id].critical:
             wanted = max(wanted, 2)
-        able = sum(w.can_do(task) for w in workers)
+        able = len(able_for[task.id])
         out.append(task.model_copy(update={"redundancy": max(1, min(wanted, able))}))
     return out
 
@@ -121,9 +123,7 @@ class Abilities:
 
     def __init__(self, tasks: Mapping[str, Task], registry: Registry) -> None:
         self.tasks, self.registry = tasks, registry
-        self.kind = {
-            tid: (tuple(t.skills), tuple(sorted(t.min_levels.items()))) for tid, t in tasks.items()
-        }
+        self.kind = {tid: task_kind(t) for tid, t in tasks.items()}
         self._cache: dict[tuple[str, tuple[Any, ...]], bool] = {}
         self._version = -1
 

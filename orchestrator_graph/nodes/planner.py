@@ -30,6 +30,7 @@ from orchestrator_graph.schedule import save_schedule
 from orchestrator_graph.schemas import PlanDraft
 from orchestrator_graph.state import OrchestratorState
 from orchestrator_graph.usage import Tally, save_spent, track_usage, usage_update
+from orchestrator_graph.workers import able_workers
 
 if TYPE_CHECKING:
     from orchestrator_graph.nodes.services import Services
@@ -40,7 +41,9 @@ async def step(services: Services, state: OrchestratorState, env: Env) -> dict[s
     plan, verdict = await planning.gated()
     plan, disputes = settle_plan(plan, env.context)
     registry = services.registry
-    able = {t.id: [w.name for w in registry.workers() if w.can_do(t)] for t in plan.tasks}
+    able = {
+        t: [w.name for w in ws] for t, ws in able_workers(plan.tasks, registry.workers()).items()
+    }
     patterns = [FailurePattern.model_validate(p) for p in state.get("patterns", [])]
     fixes = mitigations(plan.tasks, patterns, able)
     plan = plan.model_copy(
