@@ -15,12 +15,13 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_openai import ChatOpenAI
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
+from langgraph.types import Command
 from openai_server import FakeOpenAI
 from test_cli import cli as run_cli
 
 from orchestrator_graph import OfflineChatModel, Plan, Task, Worker, create_orchestrator
 from orchestrator_graph.cli import EXAMPLE
-from orchestrator_graph.errors import BudgetSpent, ProviderError
+from orchestrator_graph.errors import ProviderError
 from orchestrator_graph.grounding import grounding_check
 
 ROOT = Path(__file__).resolve().parents[1]  # this checkout's package, in the subprocess too
@@ -52,19 +53,37 @@ async def test_a_worker_provider_down_stops_the_run_and_resume_finishes_it(tmp_p
     assert out["report"]["usage"]["worker"]["m"]["calls"] == 6
 
 
-async def test_a_spent_budget_stops_planning_between_calls():
+def _paused_for_budget(out: dict) -> dict:
+    (pause,) = out["__interrupt__"]
+    assert pause.value["type"] == "budget"
+    return pause.value
+
+
+async def test_a_spent_budget_pauses_planning_between_calls_and_a_raised_one_goes_on():
+    """As the dispatcher's budget gate does: the run pauses in the planner, and a resume with a
+    raised budget plans and finishes (the planner runs again; nothing else had run)."""
     with FakeOpenAI("openai") as server:
         server.malformed = 5
         graph = create_orchestrator(models={"planner": chat(server)}).compile(
             checkpointer=InMemorySaver(), store=InMemoryStore()
         )
-        with pytest.raises(BudgetSpent, match="tokens budget spent during the planner's"):
-            await graph.ainvoke(
-                {"request": EXAMPLE},
-                {"configurable": {"thread_id": "b"}},
-                context={**FAST, "budget_tokens": 10},
-            )
+        config = {"configurable": {"thread_id": "b"}}
+        out = await graph.ainvoke(
+            {"request": EXAMPLE}, config, context={**FAST, "budget_tokens": 10}
+        )
+        pause = _paused_for_budget(out)
+        assert pause["node"] == "planner"
+        assert pause["reason"].startswith("tokens budget spent during the planner's")
         assert len(server.requests) == 1  # the re-ask was not sent
+        state = await graph.aget_state(config)
+        assert state.next == ("planner",) and "plan" not in state.values
+        again = await graph.ainvoke(
+            Command(resume="more"), config, context={**FAST, "budget_tokens": 10}
+        )
+        assert _paused_for_budget(again)["node"] == "planner"  # still too little: paused again
+        server.malformed = 0
+        done = await graph.ainvoke(Command(resume="more"), config, context=FAST)
+    assert done["report"]["status"] == "done"
 
 
 async def test_a_seconds_budget_bounds_a_hanging_planner_call():
@@ -73,12 +92,14 @@ async def test_a_seconds_budget_bounds_a_hanging_planner_call():
         graph = create_orchestrator(models={"planner": chat(server)}).compile(
             checkpointer=InMemorySaver(), store=InMemoryStore()
         )
-        with pytest.raises(BudgetSpent, match="seconds budget spent during the planner's"):
-            await graph.ainvoke(
-                {"request": EXAMPLE},
-                {"configurable": {"thread_id": "s"}},
-                context={**FAST, "budget_seconds": 0.5},
-            )
+        started = time.monotonic()
+        out = await graph.ainvoke(
+            {"request": EXAMPLE},
+            {"configurable": {"thread_id": "s"}},
+            context={**FAST, "budget_seconds": 0.5},
+        )
+    assert time.monotonic() - started < 2.5
+    assert _paused_for_budget(out)["reason"].startswith("seconds budget spent during the planner's")
 
 
 def cli(*args: str, home, server: FakeOpenAI) -> subprocess.CompletedProcess:
@@ -234,13 +255,15 @@ async def test_a_worker_call_ends_with_the_runs_seconds_budget(tmp_path):
             checkpointer=InMemorySaver(), store=InMemoryStore()
         )
         started = time.monotonic()
-        with pytest.raises(BudgetSpent, match="seconds budget spent during the worker's"):
-            await graph.ainvoke(
-                {"request": EXAMPLE},
-                {"configurable": {"thread_id": "w"}},
-                context={**FAST, "output_dir": str(tmp_path), "budget_seconds": 1.0},
-            )
+        out = await graph.ainvoke(
+            {"request": EXAMPLE},
+            {"configurable": {"thread_id": "w"}},
+            context={**FAST, "output_dir": str(tmp_path), "budget_seconds": 1.0},
+        )
     assert time.monotonic() - started < 4.0
+    pause = _paused_for_budget(out)
+    assert pause["node"] == "dispatcher"
+    assert pause["reason"].startswith("seconds budget spent during the worker's")
 
 
 async def test_the_calls_of_a_node_that_failed_are_still_counted():
