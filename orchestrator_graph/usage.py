@@ -17,8 +17,8 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from typing import Any
 from uuid import UUID
@@ -165,16 +165,17 @@ def current_tally() -> Tally | None:
 
 
 @contextmanager
-def track_usage() -> Iterator[Tally]:
+def track_usage(*, alone: bool = False) -> Iterator[Tally]:
     """``with track_usage() as usage:`` counts every model call made inside the block (also in
-    tasks it starts), then ``usage.total_tokens``."""
+    tasks it starts), then ``usage.total_tokens``. ``alone=True``: counted here only, not in the
+    enclosing block too (calls made for another role, counted under that role)."""
     global _hooked
     if not _hooked:
         with _registered:
             if not _hooked:
                 register_configure_hook(_current, inheritable=True)
                 _hooked = True
-    tally = Tally(parent=_current.get())
+    tally = Tally(parent=None if alone else _current.get())
     token = _current.set(tally)
     try:
         yield tally
@@ -214,3 +215,16 @@ async def load_spent(store: Any, run_id: str) -> dict[str, dict[str, Any]]:
     for item in await store.asearch((*SPENT, run_id), limit=10_000):
         spent = merge_usage(spent, item.value)
     return spent
+
+
+@asynccontextmanager
+async def spent_kept(
+    store: Any, run_id: str, by_role: Mapping[str, Sequence[Tally]]
+) -> AsyncIterator[None]:
+    """Around a node's model calls: if the node fails (or pauses), what they counted so far is
+    kept (``save_spent``), since the provider billed it."""
+    try:
+        yield
+    except BaseException:
+        await save_spent(store, run_id, by_role)
+        raise

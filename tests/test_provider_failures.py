@@ -286,3 +286,29 @@ async def test_the_calls_of_a_node_that_failed_are_still_counted():
     assert spent["planner"]["m"]["calls"] == 3 == len(server.requests)
     assert spent["planner"]["m"]["tokens"] == server.tokens
     assert spent["planner"]["m"]["failures"] == 3
+
+
+def _failing(payload) -> dict[str, Any]:
+    raise RuntimeError("this worker always fails")
+
+
+async def test_the_calls_of_a_mediator_that_failed_are_still_counted():
+    """A mediator model that never answers usably fails the node; its billed calls are kept."""
+    from orchestrator_graph.llm import StructuredOutputError
+    from orchestrator_graph.usage import load_spent
+
+    plan = Plan(tasks=[Task(id="x", title="x", skills=["s"])]).model_dump()
+    with FakeOpenAI("openai") as server:
+        server.malformed = 10
+        store = InMemoryStore()
+        team = [Worker(name="w", skills=["s"], run=_failing)]
+        graph = create_orchestrator(workers=team, models={"mediator": chat(server)}).compile(
+            checkpointer=InMemorySaver(), store=store
+        )
+        config = {"configurable": {"thread_id": "m"}}
+        with pytest.raises(StructuredOutputError, match="no valid MediationAdvice after 3 tries"):
+            await graph.ainvoke({"request": "r", "plan": plan}, config, context=FAST)
+    run_id = (await graph.aget_state(config)).values["run_id"]
+    spent = await load_spent(store, run_id)
+    assert spent["mediator"]["m"]["calls"] == 3 == len(server.requests)
+    assert spent["mediator"]["m"]["tokens"] == server.tokens

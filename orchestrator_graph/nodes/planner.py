@@ -29,7 +29,7 @@ from orchestrator_graph.registry import Registry
 from orchestrator_graph.schedule import save_schedule
 from orchestrator_graph.schemas import PlanDraft
 from orchestrator_graph.state import OrchestratorState
-from orchestrator_graph.usage import Tally, save_spent, track_usage, usage_update
+from orchestrator_graph.usage import Tally, spent_kept, track_usage, usage_update
 from orchestrator_graph.workers import able_workers
 
 if TYPE_CHECKING:
@@ -159,11 +159,8 @@ class Planning:
         profile = self.services.roles.profile(role, self.env.context, self.state)
         with track_usage() as usage, calling(profile):
             self.tallies[role].append(usage)
-            try:
+            async with spent_kept(self.env.store, self.state["run_id"], self.tallies):
                 return await call
-            except Exception:
-                await save_spent(self.env.store, self.state["run_id"], self.tallies)
-                raise
 
 
 def planned_event(plan: Plan, analysis: PlanAnalysis, schedule: Schedule) -> Event:
