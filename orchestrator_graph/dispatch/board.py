@@ -153,8 +153,7 @@ class TaskBoard:
                 self.tasks[tid] = simplified(self.tasks[tid])
         self.analysis, self.registry, self.rules = analysis, registry, rules
         self.records = {
-            tid: rec.model_copy() if (rec := records.get(tid)) else TaskRecord()
-            for tid in self.tasks
+            tid: records[tid].model_copy() if tid in records else TaskRecord() for tid in self.tasks
         }
         self.history: History = history if history is not None else {}
         self.outbox: list[Event] = []
@@ -211,7 +210,7 @@ class TaskBoard:
             self.queued[tid] = rec.queued_at
 
     def say(self, kind: str, **fields: Any) -> None:
-        self.outbox.append(Event(kind=kind, node="dispatcher", **fields))  # type: ignore[arg-type]
+        self.outbox.append(Event(kind=kind, node="dispatcher", **fields))
 
     def left(self) -> list[str]:
         """Tasks not yet approved, failed or skipped."""

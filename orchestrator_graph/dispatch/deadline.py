@@ -56,7 +56,8 @@ def cuttable(board: TaskBoard) -> list[str]:
 def simplify(board: TaskBoard, tid: str, why: str) -> None:
     rec = board.records[tid]
     rec.simplified = True
-    note = board.tasks[tid].simplified.note if board.tasks[tid].simplified else ""
+    cheaper = board.tasks[tid].simplified
+    note = cheaper.note if cheaper else ""
     rec.feedback = f"simplified to meet the deadline: {why}" + (f" ({note})" if note else "")
     board.tasks[tid] = simplified(board.tasks[tid])
     board.expected[tid] = min(board.expected[tid], board.tasks[tid].effort)

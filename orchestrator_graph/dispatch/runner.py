@@ -37,6 +37,7 @@ from orchestrator_graph.dispatch.policies import (
     stall_finding,
     stalled,
 )
+from orchestrator_graph.errors import BudgetExceeded
 from orchestrator_graph.events import Emit
 from orchestrator_graph.matching import Assignment, TeamMatcher
 from orchestrator_graph.models import (
@@ -61,10 +62,6 @@ Began = MutableMapping[tuple[str, str, int], float]
 POLL_SECONDS = 0.2  # how often heartbeats are checked while tasks run
 HISTORY_EVERY = 1.0  # seconds between writes of the performance history
 SNAPSHOT_EVERY = 0.5  # seconds between status snapshots
-
-
-class BudgetExceeded(Exception):
-    """A run budget is spent: the dispatcher stops, the run pauses, resumable with more."""
 
 
 @dataclass(frozen=True)
@@ -199,9 +196,10 @@ class DispatchRunner:
                 if self.clock() - self.snapshot_at >= self.settings.status_every:
                     await self._publish()
         finally:
-            for job in [*self.jobs, self._changed]:
-                if job is not None:
-                    job.cancel()
+            for job in self.jobs:
+                job.cancel()
+            if self._changed is not None:
+                self._changed.cancel()
             self.jobs.clear()
             board.abandon()  # a stop or an error: free the workers (shared by other runs)
         await self._save_history()
