@@ -12,6 +12,7 @@ from orchestrator_graph.consensus import settle_priority
 from orchestrator_graph.context import Context
 from orchestrator_graph.dag import (
     PlanRejectedError,
+    able_workers,
     analyse_plan,
     check_data_flow,
     validate_plan,
@@ -30,7 +31,6 @@ from orchestrator_graph.registry import Registry
 from orchestrator_graph.schemas import PlanDraft
 from orchestrator_graph.state import OrchestratorState
 from orchestrator_graph.usage import Tally, track_usage, usage_update
-from orchestrator_graph.workers import able_workers
 
 if TYPE_CHECKING:
     from orchestrator_graph.nodes.services import Services
