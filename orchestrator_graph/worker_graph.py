@@ -12,6 +12,8 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, NotRequired
 
+from langgraph.config import get_config
+from langgraph.constants import CONFIG_KEY_CHECKPOINTER
 from langgraph.graph import END, START, StateGraph
 from langgraph.pregel import Pregel
 from langgraph.runtime import Runtime
@@ -30,7 +32,7 @@ from orchestrator_graph.qa import gate_result
 from orchestrator_graph.registry import Registry
 from orchestrator_graph.roles import Roles
 from orchestrator_graph.usage import track_usage
-from orchestrator_graph.workers import WorkerContext, WorkerInput
+from orchestrator_graph.workers import RunHandle, WorkerContext, WorkerInput
 
 DEFAULT_OUTPUT_DIR = "orchestrator-output"
 
@@ -73,13 +75,18 @@ class Env:
     context: Context
     store: BaseStore
     emit: Emit
+    thread_id: str = ""
+    checkpointer: Any = None
 
     @classmethod
     def of(cls, runtime: Runtime[Any]) -> Env:
+        configurable = get_config().get("configurable", {})
         return cls(
             Context.coerce(runtime.context),
             store_of(runtime),
             stream_emitter(runtime.stream_writer),
+            str(configurable.get("thread_id") or ""),
+            configurable.get(CONFIG_KEY_CHECKPOINTER),
         )
 
 
@@ -118,6 +125,7 @@ class AttemptSteps:
             model=self.roles.model("worker", context),
             output_dir=context.output_dir or DEFAULT_OUTPUT_DIR,
             emit=env.emit,
+            run=RunHandle(env.thread_id, env.store, env.checkpointer, context),
         )
         started = time.time()
         self.began[(run_id, task.id, attempt)] = started
