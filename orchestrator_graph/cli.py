@@ -25,6 +25,7 @@ from orchestrator_graph.errors import (
     OrchestratorError,
     ProviderError,
 )
+from orchestrator_graph.hierarchy import tree_lines
 from orchestrator_graph.threads import (
     THREAD_OWNERS,
     alive,
@@ -660,6 +661,7 @@ def status(
             "status": thread_status(found),
             "snapshot": live.model_dump(mode="json") if live else None,
             "bottlenecks": values.get("bottlenecks", []),
+            "children": found.children,
         }
         if gantt is not None:
             from orchestrator_graph.charts import gantt_figure, to_html
@@ -705,6 +707,8 @@ def _show_status(summary: dict[str, Any], live: StatusSnapshot | None) -> None:
             "" if rec.get("score") is None else f"{rec['score']:.2f}",
         )
     out.print(table)
+    for line in tree_lines(summary["children"]):
+        out.print(line, markup=False, highlight=False)
 
 
 @app.command("plan")

@@ -191,20 +191,25 @@ class TeamLead:
             budget_tokens=delegation.budget_tokens,
         )
         state = await graph.aget_state(config)
-        payload: dict[str, Any] | None = None
-        if not state.values:  # first time: plan and run; otherwise resume or read back
-            payload = {"request": delegation.request()}
-            if self.plan_for and (plan := self.plan_for(delegation)) is not None:
-                plan = Plan.model_validate(plan)
-                if delegation.deadline:
-                    plan = plan.model_copy(update={"deadline": delegation.deadline})
-                payload["plan"] = plan.model_dump(mode="json", exclude_defaults=True)
-        link.bytes_down = len(json.dumps(payload or {}, default=str))
-        if payload is not None or state.next:
+        finished = bool(state.values.get("report")) and not state.next
+        if not (finished or _waiting(state)):  # read a finished child back; never run it again
+            # A child killed at any point (even before its first step) goes on from its last
+            # checkpoint; only a thread with no state at all starts afresh.
+            payload = self._payload(delegation) if not state.values else None
+            link.bytes_down = len(json.dumps(payload or {}, default=str))
             await self._save(store, link)
             await self._drive(graph.astream(payload, config, context=context, **STREAM), link, ctx)
             state = await graph.aget_state(config)
         return await self._answer(state, link, store)
+
+    def _payload(self, delegation: Delegation) -> dict[str, Any]:
+        payload: dict[str, Any] = {"request": delegation.request()}
+        if self.plan_for and (plan := self.plan_for(delegation)) is not None:
+            plan = Plan.model_validate(plan)
+            if delegation.deadline:
+                plan = plan.model_copy(update={"deadline": delegation.deadline})
+            payload["plan"] = plan.model_dump(mode="json", exclude_defaults=True)
+        return payload
 
     async def _drive(self, stream: AsyncIterator[Any], link: ChildLink, ctx: WorkerContext) -> None:
         """Run the child in a clean context (a top-level run on its own thread, not a subgraph of
@@ -244,7 +249,7 @@ class TeamLead:
         values = state.values
         link.child_run_id = values.get("run_id", link.child_run_id)
         report = values.get("report") or {}
-        waiting = [i.value for t in state.tasks for i in t.interrupts]
+        waiting = _waiting(state)
         link.status = report.get("status") or ("waiting" if waiting else "interrupted")
         link.finished_at = time.time()
         if link.status != "done":
@@ -271,6 +276,10 @@ class TeamLead:
     async def _save(store: BaseStore, link: ChildLink) -> None:
         key = f"{link.task_id}#{link.attempt}"
         await store.aput((*HIERARCHY, link.parent_run_id), key, link.model_dump(), index=False)
+
+
+def _waiting(state: Any) -> list[Any]:
+    return [i.value for t in state.tasks for i in t.interrupts]
 
 
 def _summary(output: Any) -> str:
@@ -323,3 +332,15 @@ async def tree(store: BaseStore, run_id: str, *, depth: int = 8) -> list[dict[st
         link["children"] = await tree(store, link.get("child_run_id", ""), depth=depth - 1)
         out.append(link)
     return out
+
+
+def tree_lines(links: list[dict[str, Any]], indent: str = "") -> list[str]:
+    """The tree as text, one child run per line, for ``orchestrator-graph status``."""
+    lines = [] if indent or not links else ["child runs:"]
+    for link in links:
+        lines.append(
+            f"{indent}  {link['task_id']}#{link['attempt']} -> {link['lead']}: thread "
+            f"{link['child_thread']} (run {link['child_run_id'] or '?'}) {link['status']}"
+        )
+        lines += tree_lines(link["children"], indent + "  ")
+    return lines
