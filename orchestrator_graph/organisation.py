@@ -14,7 +14,7 @@ from typing import Any
 
 from orchestrator_graph.hierarchy import Delegation, team_lead
 from orchestrator_graph.models import Criterion, Plan, Task
-from orchestrator_graph.simulation import random_plan, simulated_team
+from orchestrator_graph.simulation import lognormal_effort, simulated_team
 from orchestrator_graph.workers import Worker
 
 ACCEPT_PHASE = [Criterion(kind="has_keys", keys=["summary", "refs"])]
@@ -28,6 +28,8 @@ class Organisation:
     """The parent's plan: the tasks themselves (flat) or one phase per region and stage."""
     leaves: int
     """Simulated workers at the bottom, in all."""
+    work: Plan
+    """The work itself, however it is split."""
 
 
 def _split(items: list[Any], parts: int) -> list[list[Any]]:
@@ -50,6 +52,7 @@ def organisation(
     stages: int = 1,
     seed: int = 1,
     mean_effort: float = 0.05,
+    sigma: float = 0.3,
     **work: Any,
 ) -> Organisation:
     """``work`` goes to every simulated worker (``side_effects``, ``real_sleep``, ...)."""
@@ -58,10 +61,10 @@ def organisation(
     groups = regions * stages * (teams if levels == 3 else 1)
     if tasks < groups or workers < regions * (teams if levels == 3 else 1):
         raise ValueError(f"{workers} workers and {tasks} tasks are too few for {groups} teams")
-    work_plan = random_plan(tasks, seed=seed, shape="independent", mean_effort=mean_effort)
+    work_plan = _work(tasks, seed, mean_effort, sigma)
     if levels == 1:
         team = simulated_team(workers, seed=seed, **work)
-        return Organisation(team, work_plan, workers)
+        return Organisation(team, work_plan, workers, work_plan)
     per_region = _split(list(range(workers)), regions)
     shares = _split(work_plan.tasks, regions * stages)
     leads, phases = [], []
@@ -96,7 +99,21 @@ def organisation(
                 )
             )
     plan = Plan(goal=f"{tasks} tasks in {levels} levels", tasks=phases, source="declared")
-    return Organisation(leads, plan, workers)
+    return Organisation(leads, plan, workers, work_plan)
+
+
+def _work(n: int, seed: int, mean: float, sigma: float) -> Plan:
+    """``n`` independent tasks with seeded log-normal efforts (``sigma`` sets the spread)."""
+    specs = [
+        {"id": f"t{i:05d}", "effort": lognormal_effort(seed, i, mean, sigma)} for i in range(n)
+    ]
+    return Plan(goal=f"{n} simulated tasks", tasks=[_task(s) for s in specs], source="declared")
+
+
+def lower_bound(plan: Plan, workers: int) -> float:
+    """No schedule of independent tasks on ``workers`` equal workers ends sooner than this."""
+    efforts = [t.effort for t in plan.tasks]
+    return max(sum(efforts) / workers, max(efforts))
 
 
 def _team(ids: list[int], seed: int, work: dict[str, Any]) -> list[Worker]:
