@@ -278,6 +278,14 @@ class TeamLead:
         await store.aput((*HIERARCHY, link.parent_run_id), key, link.model_dump(), index=False)
 
 
+def delegated_to(output: Any) -> str:
+    """For the audit trail: the child run a team lead's output came from, if it is one."""
+    child = output.get("child") if isinstance(output, Mapping) else None
+    if not isinstance(child, Mapping):
+        return ""
+    return f", delegated to thread {child.get('thread_id')} (run {child.get('run_id')})"
+
+
 def _waiting(state: Any) -> list[Any]:
     return [i.value for t in state.tasks for i in t.interrupts]
 

@@ -18,6 +18,7 @@ from langgraph.store.memory import InMemoryStore
 from test_cli import cli
 
 from orchestrator_graph import create_orchestrator
+from orchestrator_graph.audit import audit_trail
 from orchestrator_graph.hierarchy import ChildFailed, child_thread, resolve, team_lead, tree
 from orchestrator_graph.ledger import ROOT, Ledger
 from orchestrator_graph.models import Criterion, Plan, Task
@@ -225,3 +226,28 @@ async def test_a_child_cancelled_as_it_starts_goes_on_when_the_parent_resumes():
     [link] = await tree(store, out["report"]["run_id"])
     assert (link["child_thread"], link["status"]) == ("top/p0#1", "done")
     assert len(await Ledger(store, link["child_run_id"]).attempts()) == 3
+
+
+async def test_the_audit_trail_names_the_child_run():
+    sub = random_plan(2, seed=3, shape="independent", mean_effort=0.01)
+    lead = team_lead("lead", skills=["phase"], team=simulated_team(1), plan=lambda d: sub)
+    values, store, _ = await _run_tree([lead], _phase_plan(1))
+    [link] = await tree(store, values["run_id"])
+    trail = await audit_trail(store, values)
+    [started] = [e for e in trail if e.action == "attempt started"]
+    assert started.detail == (
+        f"p0 attempt 1, delegated to thread top/p0#1 (run {link['child_run_id']})"
+    )
+
+
+async def test_the_phase_budget_goes_down_and_a_stopped_child_fails_the_phase():
+    sub = random_plan(4, seed=3, shape="layered", mean_effort=0.4)
+    lead = team_lead("lead", skills=["phase"], team=simulated_team(1), plan=lambda d: sub)
+    plan = _phase_plan(1)
+    plan.tasks[0].inputs["budget"] = {"seconds": 0.3}
+    values, store, _ = await _run_tree([lead], plan)
+    [(result, _review)] = await Ledger(store, values["run_id"]).attempts()
+    assert "child thread 'top/p0#1' stopped: seconds budget spent" in result.error
+    [link] = await tree(store, values["run_id"])
+    child = await Ledger(store, link["child_run_id"]).attempts()
+    assert len(child) < 4  # the child stopped on the phase's budget, not at the end of its plan
