@@ -199,6 +199,9 @@ async def test_a_child_that_cannot_finish_fails_its_phase_up_to_the_parent():
     assert result.error.startswith(f"{ChildFailed.__name__}: child thread 'top/p0#1' failed")
     [link] = await tree(store, values["run_id"])
     assert link["status"] == "failed"
+    # the child's unsettled failure reached the parent's mediator, which decided on the phase
+    [decision] = [d for d in values["decisions"] if d["task_id"] == "p0"]
+    assert decision["by"] == "policy" and "child thread 'top/p0#1' failed" in decision["reason"]
 
 
 async def test_a_child_cancelled_as_it_starts_goes_on_when_the_parent_resumes():
