@@ -25,7 +25,6 @@ from orchestrator_graph.errors import (
     OrchestratorError,
     ProviderError,
 )
-from orchestrator_graph.hierarchy import tree_lines
 from orchestrator_graph.threads import (
     THREAD_OWNERS,
     alive,
@@ -707,6 +706,8 @@ def _show_status(summary: dict[str, Any], live: StatusSnapshot | None) -> None:
             "" if rec.get("score") is None else f"{rec['score']:.2f}",
         )
     out.print(table)
+    from orchestrator_graph.hierarchy import tree_lines
+
     for line in tree_lines(summary["children"]):
         out.print(line, markup=False, highlight=False)
 
