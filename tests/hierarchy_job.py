@@ -15,18 +15,11 @@ from orchestrator_graph import create_orchestrator
 from orchestrator_graph.organisation import organisation
 from orchestrator_graph.persistence import open_persistence
 
+SHAPE = {"workers": 8, "tasks": 24, "regions": 2, "teams": 2, "stages": 2, "mean_effort": 0.15}
+
 
 def tree_org(home: str):
-    return organisation(
-        3,
-        workers=8,
-        tasks=24,
-        regions=2,
-        teams=2,
-        stages=2,
-        mean_effort=0.15,
-        side_effects=f"{home}/effects",
-    )
+    return organisation(3, side_effects=f"{home}/effects", **SHAPE)
 
 
 async def main(home: str, thread: str, mode: str) -> None:
