@@ -131,6 +131,10 @@ class TeamLead:
         self._compiled: dict[tuple[int, int], Any] = {}
 
     def _graph(self, saver: Any, store: Any) -> Any:
+        if saver is None:  # a parent without a checkpointer: the child is as durable as it is
+            from langgraph.checkpoint.memory import InMemorySaver
+
+            saver = self.__dict__.setdefault("_own_saver", InMemorySaver())
         key = (id(saver), id(store))
         if key not in self._compiled:
             self._compiled[key] = self.builder.compile(

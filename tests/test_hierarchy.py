@@ -254,3 +254,14 @@ async def test_the_phase_budget_goes_down_and_a_stopped_child_fails_the_phase():
     [link] = await tree(store, values["run_id"])
     child = await Ledger(store, link["child_run_id"]).attempts()
     assert len(child) < 4  # the child stopped on the phase's budget, not at the end of its plan
+
+
+async def test_a_parent_without_a_checkpointer_still_runs_its_children():
+    sub = random_plan(2, seed=3, shape="independent", mean_effort=0.01)
+    lead = team_lead("lead", skills=["phase"], team=simulated_team(1), plan=lambda d: sub)
+    graph = create_orchestrator(workers=[lead]).compile(store=InMemoryStore())
+    out = await graph.ainvoke(
+        {"request": "phases", "plan": _phase_plan(2).model_dump(mode="json")},
+        context={"use_memory": False},
+    )
+    assert out["report"]["status"] == "done"
