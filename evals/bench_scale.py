@@ -15,7 +15,11 @@ Sizes (chosen to keep the run to a few minutes on 2 cores): 100 workers x 1,000 
 (two-level: workers/100 regional leads; three-level: sqrt(workers/100) regions x as many teams).
 The flat organisation is not run at 10,000 x 10,000: its planning is O(workers x tasks) (1,000 x
 1,000 already spends most of its time there); the table says so instead of guessing a figure.
-Efforts are log-normal (sigma 0.3) with a mean chosen so the lower bound is about 3 s."""
+Efforts are log-normal (sigma 0.3) with a mean chosen so the lower bound is about 3 s.
+
+Run time: the whole default run (3 repeats) is CPU-bound coordination of about 25,000 tasks
+plus the flat 1,000 x 1,000 planning; on a shared, loaded machine it takes far longer than on an
+idle one, so ``--sizes`` picks sizes (``100x1000,10000x10000``) and ``--quick`` takes a minute."""
 
 from __future__ import annotations
 
@@ -188,10 +192,14 @@ async def main(argv: list[str]) -> None:
     args.add_argument("--quick", action="store_true", help="small sizes, one run each")
     args.add_argument("--repeats", type=int, default=3)
     args.add_argument("--skip-dask", action="store_true")
+    args.add_argument("--sizes", help="workers x tasks to run, e.g. 100x1000,10000x10000")
     opts = args.parse_args(argv)
     repeats = 1 if opts.quick else opts.repeats
+    sizes = QUICK if opts.quick else SIZES
+    if opts.sizes:
+        sizes = [tuple(int(n) for n in size.split("x")) for size in opts.sizes.split(",")]
     print(f"# bench_scale {time.strftime('%Y-%m-%d %H:%M')} UTC, {os.cpu_count()} CPUs")
-    await organisations(QUICK if opts.quick else SIZES, repeats)
+    await organisations(sizes, repeats)  # type: ignore[arg-type]
     if not opts.skip_dask:
         await dask_table(40 if opts.quick else 100, repeats)
 
