@@ -27,7 +27,10 @@ class Env:
 
     @classmethod
     def of(cls, runtime: Runtime[Any]) -> Env:
-        configurable = get_config().get("configurable", {})
+        try:
+            configurable = get_config().get("configurable", {})
+        except RuntimeError:  # a step called directly, outside a graph
+            configurable = {}
         return cls(
             Context.coerce(runtime.context),
             store_of(runtime),
