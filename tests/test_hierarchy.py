@@ -121,9 +121,9 @@ async def test_crash_at_each_level_resumes_the_tree_without_rerunning(tmp_path):
     shown = json.loads(status.stdout)["children"]
     assert [c["child_thread"] for c in shown] == [link["child_thread"] for link in links]
     assert sum(len(c["children"]) for c in shown) == 8
-    text = " ".join(cli("status", "tree", home=tmp_path).stdout.split())  # as wrapped: one line
-    assert "child runs:" in text
-    assert "r0-stage0-team0#1 -> r0-team0: thread tree/r0-stage0#1/r0-stage0-team0#1 (run" in text
+    text = "".join(cli("status", "tree", home=tmp_path).stdout.split())  # wrapped: no spaces
+    assert "childruns:" in text
+    assert "r0-stage0-team0#1->r0-team0:threadtree/r0-stage0#1/r0-stage0-team0#1(run" in text
 
 
 def _phase_plan(n: int) -> Plan:
