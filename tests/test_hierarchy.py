@@ -123,7 +123,7 @@ async def test_crash_at_each_level_resumes_the_tree_without_rerunning(tmp_path):
     assert sum(len(c["children"]) for c in shown) == 8
     text = "".join(cli("status", "tree", home=tmp_path).stdout.split())  # wrapped: no spaces
     assert "childruns:" in text
-    assert "r0-stage0-team0#1->r0-team0:threadtree/r0-stage0#1/r0-stage0-team0#1(run" in text
+    assert all(f"{t['child_thread']}(run{t['child_run_id']})done" in text for t in teams)
 
 
 def _phase_plan(n: int) -> Plan:
