@@ -105,7 +105,7 @@ def organisation(
 def _work(n: int, seed: int, mean: float, sigma: float) -> Plan:
     """``n`` independent tasks with seeded log-normal efforts (``sigma`` sets the spread)."""
     specs = [
-        {"id": f"t{i:05d}", "effort": lognormal_effort(seed, i, mean, sigma)} for i in range(n)
+        {"id": f"t{i:05d}", "effort": lognormal_effort(seed, str(i), mean, sigma)} for i in range(n)
     ]
     return Plan(goal=f"{n} simulated tasks", tasks=[_task(s) for s in specs], source="declared")
 
