@@ -27,7 +27,6 @@ from orchestrator_graph.errors import (
 )
 from orchestrator_graph.threads import (
     THREAD_OWNERS,
-    alive,
     check_ledger,
     inspect_thread,
     owner,
@@ -321,10 +320,14 @@ async def _drive(
     a thread started with are kept in the store and applied again (under new flags) on resume."""
     from orchestrator_graph.graph import create_orchestrator
     from orchestrator_graph.persistence import open_persistence
+    from orchestrator_graph.thread_lease import thread_lease
 
     console = Console(stderr=True)
     config = {"configurable": {"thread_id": thread}}
-    async with open_persistence(home, postgres) as (saver, store):
+    async with (
+        thread_lease(thread, home=home, postgres_url=postgres),
+        open_persistence(home, postgres) as (saver, store),
+    ):
         if not isinstance(payload, dict):  # resuming: the thread's own settings first
             saved = await store.aget(THREAD_SETTINGS, thread)
             settings = {**(saved.value if saved else {}), **settings}
@@ -607,12 +610,7 @@ def resume(
         from langgraph.types import Command
 
         found = await inspect_thread(thread, home, postgres)
-        snapshot = found.snapshot
-        if alive(found.owner) and snapshot.values.get("report") is None:
-            raise CliError(
-                f"thread {thread} is running in process {found.owner['pid']}: "  # type: ignore[index]
-                "let it finish, or stop that process first"
-            )
+        snapshot = found.snapshot  # a thread another process runs is refused by its lease
         if not snapshot.next and snapshot.values.get("report") is not None:
             return _finish(thread, snapshot, as_json)
         # No report yet: the run goes on from its last checkpoint, also when no node is
