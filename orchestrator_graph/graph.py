@@ -37,6 +37,7 @@ from orchestrator_graph.dag import (
 from orchestrator_graph.dispatch.board import Launch, TaskBoard, with_redundancy
 from orchestrator_graph.dispatch.runner import BudgetExceeded, DispatchRunner, DispatchSettings
 from orchestrator_graph.events import Event, stream_emitter
+from orchestrator_graph.history_log import HistoryWriter
 from orchestrator_graph.ledger import Ledger, to_store
 from orchestrator_graph.limits import check_request
 from orchestrator_graph.llm import ModelSpec, ask_structured, calling, run_deadline
@@ -73,7 +74,6 @@ from orchestrator_graph.registry import (
     Registry,
     expected_durations,
     load_history,
-    save_history,
 )
 from orchestrator_graph.reporting import attempts_cost, build_report, run_record
 from orchestrator_graph.roles import Roles
@@ -101,6 +101,7 @@ from orchestrator_graph.usage import (
     usage_update,
 )
 from orchestrator_graph.worker_graph import AttemptState, AttemptSteps, Env, store_of
+from orchestrator_graph.worker_leases import leased, leases_for
 from orchestrator_graph.workers import Worker
 
 if TYPE_CHECKING:  # chromadb loads with the memory, not with the package
@@ -403,7 +404,7 @@ def create_orchestrator(
         runner = DispatchRunner(
             board,
             settings,
-            run_attempt=run_attempt,
+            run_attempt=leased(run_attempt, leases_for(store), registry.get),
             emit=env.emit,
             matcher=TeamMatcher((s for t in plan.tasks for s in t.skills), context.objective),
             schedule=schedule,
@@ -412,7 +413,7 @@ def create_orchestrator(
             run_id=run_id,
             began=steps.began,
             publish=lambda snapshot: publish_status(store, snapshot),
-            save_history=lambda history, names: save_history(store, history, names),
+            save_history=HistoryWriter(store, history).save,
         )
         started = state.get("started_at")
         deadline = started + context.budget_seconds if started and context.budget_seconds else None

@@ -146,8 +146,11 @@ async def _postgres(url: str) -> AsyncIterator[tuple[BaseCheckpointSaver, BaseSt
         try:
             saver = await stack.enter_async_context(AsyncPostgresSaver.from_conn_string(url))
             store = await stack.enter_async_context(AsyncPostgresStore.from_conn_string(url))
-            await saver.setup()
-            await store.setup()
+            from orchestrator_graph.pg import setup_lock
+
+            async with setup_lock(url):
+                await saver.setup()
+                await store.setup()
         except psycopg.OperationalError as error:
             reason = " ".join(str(error).split())
             raise ConnectionFailed(f"cannot connect to Postgres at {where}: {reason}") from None

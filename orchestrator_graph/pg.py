@@ -3,15 +3,18 @@ tables created once even when many processes start together, and stable advisory
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
-
-from orchestrator_graph.persistence import check_postgres_url
 
 if TYPE_CHECKING:
     import psycopg
 
-SETUP_KEY = 0x6F675F7365747570  # advisory key serialising this package's CREATE TABLEs
+SETUP_KEY = 0x6F675F7365747570  # advisory key serialising the savers' migrations
+TABLES_KEY = 0x6F675F7461626C65  # and this package's own CREATE TABLEs
+TRY = "SELECT pg_try_advisory_lock(%s)"
 
 
 def lock_key(kind: str, name: str) -> int:
@@ -23,7 +26,6 @@ def lock_key(kind: str, name: str) -> int:
 async def connect(url: str) -> psycopg.AsyncConnection:
     import psycopg
 
-    check_postgres_url(url)
     return await psycopg.AsyncConnection.connect(url, autocommit=True, connect_timeout=10)
 
 
@@ -31,5 +33,20 @@ async def ensure_tables(conn: psycopg.AsyncConnection, ddl: str) -> None:
     """``CREATE TABLE IF NOT EXISTS`` races between sessions (a unique violation on
     ``pg_type``): one session at a time creates, under a transaction advisory lock."""
     async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (SETUP_KEY,))
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (TABLES_KEY,))
         await conn.execute(ddl)
+
+
+@contextlib.asynccontextmanager
+async def setup_lock(url: str) -> AsyncIterator[None]:
+    """One process at a time runs the savers' migrations (two at once collide on
+    ``store_migrations_pkey``); the lock goes with the connection. Tried, not waited for in
+    one statement: a migration's ``CREATE INDEX CONCURRENTLY`` waits for every open
+    transaction, a waiting ``pg_advisory_lock`` included, and the two would wait forever."""
+    conn = await connect(url)
+    try:
+        while not (await (await conn.execute(TRY, (SETUP_KEY,))).fetchone() or (False,))[0]:
+            await asyncio.sleep(0.05)
+        yield
+    finally:
+        await conn.close()

@@ -120,8 +120,10 @@ async def _file_lease(thread: str, folder: Path) -> AsyncIterator[Holder]:
 
 @contextlib.asynccontextmanager
 async def _postgres_lease(thread: str, url: str) -> AsyncIterator[Holder]:
+    from orchestrator_graph.persistence import check_postgres_url
     from orchestrator_graph.pg import connect, ensure_tables, lock_key
 
+    check_postgres_url(url)
     conn = await connect(url)
     try:
         await ensure_tables(conn, DDL)

@@ -192,3 +192,69 @@ async def test_postgres_thread_lease_refuses_a_live_holder_and_frees_a_crashed_o
         except ThreadBusy:
             assert time.monotonic() < deadline
             time.sleep(0.1)
+
+
+@pytest.fixture
+def fresh_database():
+    """A database of this test's own (the team's history must start empty)."""
+    import uuid
+
+    import psycopg
+    from conftest import PG_ADMIN
+
+    name = f"og_fleet_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def most_at_once(spans: list[tuple[float, float]]) -> int:
+    """The most spans open at one instant (an end at the same instant as a begin closes
+    first)."""
+    edges = sorted([(b, 1) for b, _ in spans] + [(e, -1) for _, e in spans])
+    now = peak = 0
+    for _at, step in edges:
+        now += step
+        peak = max(peak, now)
+    return peak
+
+
+@pytest.mark.slow
+async def test_four_orchestrator_processes_share_one_team_on_postgres(tmp_path, fresh_database):
+    """Once: three processes added +5 to a worker's attempts for 15 attempts, and a worker of
+    capacity 2 ran five tasks at once."""
+    from multiprocess_workers import FLEET_TEAM
+
+    from orchestrator_graph.persistence import open_persistence
+    from orchestrator_graph.registry import load_history
+
+    env = {**os.environ, "OG_TEST_LOG": str(tmp_path / "log")}
+    env["PYTHONPATH"] = os.pathsep.join([TESTS, env.get("PYTHONPATH", "")])
+    script = str(Path(TESTS) / "multiprocess_workers.py")
+    fleet = [
+        subprocess.Popen(
+            [sys.executable, script, fresh_database, str(p), "25", "3"],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for p in range(4)
+    ]
+    for process in fleet:
+        _out, errors = process.communicate(timeout=280)
+        assert process.returncode == 0, errors[-2000:]
+    log = [e for e in read_log(tmp_path / "log") if e["event"] == "ended"]
+    assert len({e["run"] for e in log}) == 100
+    ran = Counter(e["worker"] for e in log)
+    assert sum(ran.values()) == 300  # 100 runs x 3 tasks, each approved at its first attempt
+    async with open_persistence(postgres_url=fresh_database) as (_saver, store):
+        history = await load_history(store, FLEET_TEAM)
+    assert {w: history[w]["sim"].attempts for w in FLEET_TEAM} == dict(ran)
+    assert {w: history[w]["sim"].successes for w in FLEET_TEAM} == dict(ran)
+    for worker, capacity in FLEET_TEAM.items():
+        spans = [(e["began"], e["at"]) for e in log if e["worker"] == worker]
+        assert most_at_once(spans) <= capacity, worker
