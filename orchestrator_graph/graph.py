@@ -76,6 +76,7 @@ from orchestrator_graph.registry import (
     load_history,
 )
 from orchestrator_graph.reporting import attempts_cost, build_report, run_record
+from orchestrator_graph.residency import check_residency
 from orchestrator_graph.roles import Roles
 from orchestrator_graph.schedule import (
     actual_slots,
@@ -341,8 +342,14 @@ def create_orchestrator(
         for tid, factor in (pad or {}).items():
             durations[tid] = durations.get(tid, 0.0) * factor
         analysis = analyse_plan(plan, durations)
-        schedule = plan_schedule(
-            plan, analysis, registry.workers(), history, now=now, finished=finished
+        schedule = plan_schedule(  # ``now`` is seconds into execution: it began at the epoch
+            plan,
+            analysis,
+            registry.workers(),
+            history,
+            now=now,
+            finished=finished,
+            epoch=time.time() - now,
         )
         return analysis, schedule
 
@@ -714,6 +721,7 @@ def _settle_plan(plan: Plan, context: Context) -> tuple[Plan, list[Conflict]]:
 def validate_for_team(plan: Plan, registry: Registry) -> None:
     """The plan's shape and skills, then its data flow on this team (``dag.check_data_flow``)."""
     validate_plan(plan, registry.skills())
+    check_residency(plan, registry.workers())
     check_data_flow(plan, registry.workers())
 
 

@@ -242,8 +242,14 @@ class Registry:
         return list(self._workers.values())
 
     def assignable(self) -> list[Worker]:
-        """Workers that take new tasks (when they have a free slot)."""
-        return [w for w in self._workers.values() if self.status(w.name) in ("available", "busy")]
+        """Workers that take new tasks (when they have a free slot): neither draining nor
+        offline, and within their working hours."""
+        now = self.clock()
+        return [
+            w
+            for w in self._workers.values()
+            if self.status(w.name) in ("available", "busy") and w.available(now)
+        ]
 
     def gone(self, names: Iterable[str]) -> set[str]:
         """Of ``names``, those whose running tasks must be taken back."""

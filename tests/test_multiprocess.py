@@ -258,3 +258,27 @@ async def test_four_orchestrator_processes_share_one_team_on_postgres(tmp_path, 
     for worker, capacity in FLEET_TEAM.items():
         spans = [(e["began"], e["at"]) for e in log if e["worker"] == worker]
         assert most_at_once(spans) <= capacity, worker
+
+
+async def test_concurrent_history_writers_lose_no_update(make_persistence):
+    """Two dispatches that loaded the same history each add attempts; saving whole stats let
+    the last writer's copy win (3 runs of 5 attempts added +5, not +15)."""
+    import uuid
+
+    from orchestrator_graph.history_log import HistoryWriter
+    from orchestrator_graph.registry import SkillStats, load_history
+
+    name = f"w{uuid.uuid4().hex[:8]}"  # the Postgres database is shared by the session
+    async with make_persistence() as (_saver, store):
+        writers = []
+        for _ in range(3):
+            loaded = await load_history(store, [name])
+            writers.append((HistoryWriter(store, loaded), loaded))
+        for round_ in range(5):
+            for writer, history in writers:
+                stats = history[name].setdefault("sim", SkillStats())
+                stats.add(approved=round_ % 2 == 0, score=0.5, seconds=1.0, effort=2.0)
+                await writer.save(history, {name})  # rewritten as it grows, never doubled
+        total = (await load_history(store, [name]))[name]["sim"]
+    assert (total.attempts, total.successes, total.timed) == (15, 9, 15)
+    assert total.quality_sum == pytest.approx(7.5) and total.slowness_sum == pytest.approx(7.5)

@@ -176,7 +176,7 @@ class TaskBoard:
         self.rank: dict[str, float] = {}
         self.unmet: dict[str, int] = {}
         self._kind = {
-            tid: (tuple(t.skills), tuple(sorted(t.min_levels.items())))
+            tid: (tuple(t.skills), tuple(sorted(t.min_levels.items())), tuple(t.residency))
             for tid, t in self.tasks.items()
         }
         self._able: dict[tuple[str, tuple[Any, ...]], bool] = {}
