@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from orchestrator_graph import Plan, PlanValidationError
 from orchestrator_graph.availability import WorkingHours
 from orchestrator_graph.cli import app
-from orchestrator_graph.graph import validate_for_team
+from orchestrator_graph.nodes.planner import validate_for_team
 from orchestrator_graph.registry import Registry
 from orchestrator_graph.schedule import load_schedule
 
