@@ -249,7 +249,12 @@ class MemoryHandle:
             return contextlib.nullcontext()
         from orchestrator_graph.interprocess import file_lock
 
-        Path(location).mkdir(parents=True, exist_ok=True)
+        try:
+            Path(location).mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise MemoryUnavailable(
+                f"plan memory at {location} cannot be opened: {type(err).__name__}: {err}"
+            ) from err
         return file_lock(Path(location) / "orchestrator-graph.lock")
 
     async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
