@@ -12,11 +12,8 @@ import heapq
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from langgraph.store.base import BaseStore
-
 from orchestrator_graph.availability import available_from
 from orchestrator_graph.dag import dependencies, downstream
-from orchestrator_graph.ledger import ROOT
 from orchestrator_graph.models import (
     Plan,
     PlanAnalysis,
@@ -28,22 +25,10 @@ from orchestrator_graph.models import (
     TaskRisk,
 )
 from orchestrator_graph.registry import PRIOR_RELIABILITY, History, duration_on, slowness
-from orchestrator_graph.workers import Worker
+from orchestrator_graph.workers import Worker, able_workers, task_kind
 
-SCHEDULES = (ROOT, "schedules")  # run id -> its planned Schedule (O(tasks): kept out of the state)
 UNASSIGNED = "(nobody)"
 RISKY = 0.6  # tasks at or above this risk get a backup worker, like critical-path ones
-
-
-async def save_schedule(store: BaseStore, run_id: str, schedule: Schedule) -> None:
-    await store.aput(
-        SCHEDULES, run_id, schedule.model_dump(mode="json", exclude_none=True), index=False
-    )
-
-
-async def load_schedule(store: BaseStore, run_id: str) -> Schedule | None:
-    item = await store.aget(SCHEDULES, run_id)
-    return Schedule.model_validate(item.value) if item else None
 
 
 def list_schedule(
@@ -67,7 +52,7 @@ def list_schedule(
     cost: dict[tuple[str, str], float] = {}  # the duration of each task on each able worker
     kinds: dict[tuple[Any, ...], list[tuple[Worker, float]]] = {}  # per kind of task: who, pace
     for t in tasks:
-        kind = (tuple(t.skills), tuple(sorted(t.min_levels.items())), tuple(t.residency))
+        kind = task_kind(t)
         if kind not in kinds:
             kinds[kind] = [(w, slowness(w, t.skills, history)) for w in workers if w.can_do(t)]
         able[t.id] = [w for w, _ in kinds[kind]]
@@ -202,8 +187,9 @@ def task_risks(
     planned = {s.task_id: s.worker for s in slots}
     out: dict[str, TaskRisk] = {}
     span = max(analysis.duration, 1e-9)
+    able_for = able_workers(plan.tasks, workers)
     for task in plan.tasks:
-        able = [w for w in workers if w.can_do(task)]
+        able = able_for[task.id]
         reliability = {w.name: _reliability(w, task, history) for w in able}
         unreliability = 1.0 - max(reliability.values(), default=0.0)
         timing = analysis.tasks[task.id]
