@@ -16,9 +16,9 @@ from typer.testing import CliRunner
 from orchestrator_graph import Plan, PlanValidationError
 from orchestrator_graph.availability import WorkingHours
 from orchestrator_graph.cli import app
+from orchestrator_graph.ledger import load_schedule
 from orchestrator_graph.nodes.planner import validate_for_team
 from orchestrator_graph.registry import Registry
-from orchestrator_graph.schedule import load_schedule
 
 
 def test_residency_violation_is_refused_at_plan_time_naming_task_and_region(tmp_path):
