@@ -85,12 +85,13 @@ class Able(Protocol):
 
 
 W = TypeVar("W", bound=Able)
-TaskKind = tuple[tuple[str, ...], tuple[tuple[str, float], ...]]
+TaskKind = tuple[tuple[str, ...], tuple[tuple[str, float], ...], tuple[str, ...]]
 
 
 def task_kind(task: Task) -> TaskKind:
-    """What decides who can do a task: its skills and the levels they need."""
-    return (tuple(task.skills), tuple(sorted(task.min_levels.items())))
+    """What decides who can do a task: its skills, the levels they need, and the regions it
+    may run in."""
+    return (tuple(task.skills), tuple(sorted(task.min_levels.items())), tuple(task.residency))
 
 
 def able_workers(tasks: Iterable[Task], workers: Sequence[W]) -> dict[str, list[W]]:

@@ -82,3 +82,7 @@ class BudgetExceeded(OrchestratorError):
 class BudgetSpent(OrchestratorError):
     """A run budget ran out between model calls outside the dispatcher (planning, mediation,
     synthesis); the thread stops at that node and resumes with a raised budget."""
+
+
+class ThreadBusy(OrchestratorError, RuntimeError):
+    """A thread another live process is running: one runner per thread (names the holder)."""

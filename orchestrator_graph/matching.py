@@ -19,11 +19,12 @@ if TYPE_CHECKING:
     from orchestrator_graph.workers import Worker
 
 Objective = Literal["balanced", "quality", "cost"]
-PARTS = ("skill", "quality", "load", "cost", "fairness", "speed", "urgency")
+PARTS = ("skill", "quality", "load", "cost", "fairness", "speed", "urgency", "affinity")
 
 # Weights of the score parts per objective; every part lies in [0, 1]. "speed" is the worker's
 # measured pace relative to the fastest able worker (neutral while paces are unknown);
-# "urgency" is the same pace, counted only for tasks the monitor made urgent (the run slipped).
+# "urgency" is the same pace, counted only for tasks the monitor made urgent (the run slipped);
+# "affinity" is 1 for a worker in a region the task prefers (``Task.affinity``).
 OBJECTIVES: dict[str, dict[str, float]] = {
     "balanced": {
         "skill": 0.35,
@@ -33,6 +34,7 @@ OBJECTIVES: dict[str, dict[str, float]] = {
         "fairness": 0.10,
         "speed": 0.15,
         "urgency": 0.4,
+        "affinity": 0.3,
     },
     "quality": {
         "skill": 0.40,
@@ -42,6 +44,7 @@ OBJECTIVES: dict[str, dict[str, float]] = {
         "fairness": 0.10,
         "speed": 0.05,
         "urgency": 0.4,
+        "affinity": 0.3,
     },
     "cost": {
         "skill": 0.20,
@@ -51,6 +54,7 @@ OBJECTIVES: dict[str, dict[str, float]] = {
         "fairness": 0.05,
         "speed": 0.05,
         "urgency": 0.4,
+        "affinity": 0.3,
     },
 }
 RETRY_PENALTY = 0.5  # a worker that already failed this task is the last resort
@@ -71,6 +75,7 @@ class Workforce:
     cost: np.ndarray  # W, cost per task
     assigned: np.ndarray  # W, tasks given so far in this run (for fairness)
     pace: np.ndarray | None = None  # W×S, effort units per second (measured, else declared)
+    regions: list[str] = field(default_factory=list)  # W
 
     @property
     def free(self) -> np.ndarray:
@@ -86,6 +91,7 @@ class Demand:
     failed_on: list[set[int]] = field(default_factory=list)  # per task: workers that failed it
     excluded: list[set[int]] = field(default_factory=list)  # per task: workers it may not use
     urgent: np.ndarray | None = None  # T bool: tasks that prefer the fastest worker
+    affinity: np.ndarray | None = None  # T×W: 1 where the worker is in a region it prefers
 
 
 @dataclass
@@ -143,6 +149,7 @@ def score(
         "fairness": fairness[None, :].astype(np.float32),
         "speed": np.zeros((1, w), dtype=np.float32),
         "urgency": np.zeros((1, w), dtype=np.float32),
+        "affinity": np.zeros((1, w), dtype=np.float32),
     }
     per_worker = sum(weights[k] * parts[k] for k in ("load", "cost", "fairness"))
     total = weights["skill"] * skill
@@ -154,6 +161,9 @@ def score(
         if demand.urgent is not None and demand.urgent.any():
             parts["urgency"] = parts["speed"] * demand.urgent[:, None]
             total += weights["urgency"] * parts["urgency"]
+    if demand.affinity is not None:
+        parts["affinity"] = demand.affinity.astype(np.float32)
+        total += weights.get("affinity", 0.0) * parts["affinity"]
     for row, failed in enumerate(demand.failed_on):
         if failed:
             total[row, sorted(failed)] -= RETRY_PENALTY
@@ -291,6 +301,17 @@ def jain(values: Sequence[float] | np.ndarray) -> float:
     return float(x.sum() ** 2 / (x.size * (x**2).sum()))
 
 
+def region_preferences(tasks: Sequence[Task], regions: Sequence[str]) -> np.ndarray | None:
+    """T×W: 1 where a task prefers the worker's region; ``None`` when no task has affinity."""
+    if not any(t.affinity for t in tasks):
+        return None
+    out = np.zeros((len(tasks), len(regions)), dtype=np.float32)
+    for row, task in enumerate(tasks):
+        if task.affinity:
+            out[row] = [r in task.affinity for r in regions]
+    return out
+
+
 class TeamMatcher:
     """Joint assignment of a batch of ready tasks over the assignable workers, with the team as
     arrays over the plan's skills: the static part rebuilt only when the registry changes,
@@ -329,6 +350,7 @@ class TeamMatcher:
                 cost=np.array([w.cost for w in workers], dtype=float),
                 assigned=np.zeros(len(workers)),
                 pace=np.ones((len(workers), len(self.skills))),
+                regions=[w.region for w in workers],
             )
         force = self._force
         assert force.pace is not None
@@ -353,12 +375,17 @@ class TeamMatcher:
             for skill in task.skills:
                 required[row, self.column[skill]] = task.min_levels.get(skill, 0.0)
         index = {name: i for i, name in enumerate(force.names)}
+        banned = [{index[n] for n in names if n in index} for names in excluded]
+        for row, task in enumerate(tasks):
+            if task.residency:  # a hard constraint: never a worker outside its regions
+                banned[row] |= {i for i, r in enumerate(force.regions) if r not in task.residency}
         demand = Demand(
             ids=[t.id for t in tasks],
             required=required,
             failed_on=[{index[n] for n in names if n in index} for names in failed_on],
-            excluded=[{index[n] for n in names if n in index} for names in excluded],
+            excluded=banned,
             urgent=np.array(urgent, dtype=bool),
+            affinity=region_preferences(tasks, force.regions),
         )
         scores = score(demand, force, self.objective)
         return explain(assign_jointly(scores, force.free), scores, demand, force, self.objective)

@@ -12,6 +12,7 @@ reported once per run with its reason, and the run goes on without memory."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -213,6 +214,7 @@ class MemoryHandle:
         embeddings: Embeddings | EmbeddingFunction[Documents] | None = None,
     ) -> None:
         self._memory = memory if isinstance(memory, PlanMemory) else None
+        self._given = self._memory is not None  # its folder is not known here
         self._location = memory if isinstance(memory, str) else None
         self.embeddings = embeddings
         self._lock = threading.Lock()
@@ -241,11 +243,32 @@ class MemoryHandle:
                 f"plan memory at {location} cannot be used: {type(err).__name__}: {err}"
             ) from err
 
+    def _between_processes(self) -> contextlib.AbstractContextManager[None]:
+        """Embedded Chroma is not safe for two processes at once (its first-use setup fails
+        with "table collections already exists" and the record is lost): processes on one
+        folder take turns. A Chroma server serialises writes itself."""
+        location = self.location
+        if self._given or location.startswith(("http://", "https://")):
+            return contextlib.nullcontext()
+        from orchestrator_graph.interprocess import file_lock
+
+        try:
+            Path(location).mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise MemoryUnavailable(
+                f"plan memory at {location} cannot be opened: {type(err).__name__}: {err}"
+            ) from err
+        return file_lock(Path(location) / "orchestrator-graph.lock")
+
     async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """A memory method in a worker thread; any failure becomes ``MemoryUnavailable``."""
 
         def run() -> Any:
-            memory = self.open()
+            with self._between_processes():
+                memory = self.open()
+                return use(memory)
+
+        def use(memory: PlanMemory) -> Any:
             try:
                 return getattr(memory, method)(*args, **kwargs)
             except MemoryUnavailable:

@@ -139,6 +139,13 @@ class Task(BaseModel):
         None, description="a cheaper version to run when the deadline is at risk"
     )
     replaces: str | None = Field(None, description="the failed task this one replaces (re-plan)")
+    residency: list[str] = Field(
+        default_factory=list,
+        description="regions it may run in, and only there (data residency); empty: anywhere",
+    )
+    affinity: list[str] = Field(
+        default_factory=list, description="regions it prefers to run in (a scored preference)"
+    )
 
 
 class Plan(BaseModel):

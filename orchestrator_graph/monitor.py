@@ -53,8 +53,8 @@ def eta(
         for tid, t in tasks.items()
         if records[tid].status not in ("approved", "failed", "skipped") and tid not in busy
     ]
-    slots = list_schedule(
-        left_tasks, deps, workers, history, now=now, ready_at=ready_at, free_at=free_at
+    slots = list_schedule(  # ``now`` is wall-clock time here: the epoch is 0
+        left_tasks, deps, workers, history, now=now, ready_at=ready_at, free_at=free_at, epoch=0.0
     )
     end = max([*(s.finish for s in slots), *ready_at.values()], default=now)
     return max(0.0, end - now)

@@ -7,12 +7,16 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.store.base import BaseStore
 
 from orchestrator_graph.errors import ConnectionFailed, DamagedStoreError, InputError
+
+if TYPE_CHECKING:
+    import aiosqlite
 
 HOME_ENV = "ORCHESTRATOR_GRAPH_HOME"
 POSTGRES_ENV = "ORCHESTRATOR_GRAPH_POSTGRES_URL"
@@ -71,17 +75,44 @@ async def open_persistence(
         async with _postgres(url) as pair:
             yield pair
         return
+    folder = data_dir(home)
+    _check_sqlite(folder)
+    async with _sqlite(folder) as pair:
+        yield pair
+
+
+BUSY_TIMEOUT = 60  # seconds a writer waits for another process's write to end
+
+
+async def _shared_connection(file: Path, **options: Any) -> aiosqlite.Connection:
+    """A connection other processes can share the file with: write-ahead log (readers never
+    block the writer) and a busy time-out (a writer waits its turn instead of failing)."""
+    import aiosqlite
+
+    conn = await aiosqlite.connect(file, timeout=BUSY_TIMEOUT, **options)
+    await conn.execute("PRAGMA journal_mode=WAL")
+    await conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT * 1000}")
+    return conn
+
+
+@asynccontextmanager
+async def _sqlite(folder: Path) -> AsyncIterator[tuple[BaseCheckpointSaver, BaseStore]]:
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
     from langgraph.store.sqlite.aio import AsyncSqliteStore
 
-    folder = data_dir(home)
-    _check_sqlite(folder)
-    async with (
-        AsyncSqliteSaver.from_conn_string(str(folder / "state.db")) as saver,
-        AsyncSqliteStore.from_conn_string(str(folder / "store.db")) as store,
-    ):
-        await saver.setup()
-        await store.setup()
+    from orchestrator_graph.interprocess import async_file_lock
+
+    async with contextlib.AsyncExitStack() as stack:
+        state = await _shared_connection(folder / "state.db")
+        stack.push_async_callback(state.close)
+        kept = await _shared_connection(folder / "store.db", isolation_level=None)
+        stack.push_async_callback(kept.close)
+        saver, store = AsyncSqliteSaver(state), AsyncSqliteStore(kept)
+        # The savers' migrations are not safe to run from two processes at once (one fails
+        # with "duplicate column name"): the first process sets up, the others find it done.
+        async with async_file_lock(folder / "setup.lock"):
+            await saver.setup()
+            await store.setup()
         yield saver, store
 
 
@@ -115,8 +146,11 @@ async def _postgres(url: str) -> AsyncIterator[tuple[BaseCheckpointSaver, BaseSt
         try:
             saver = await stack.enter_async_context(AsyncPostgresSaver.from_conn_string(url))
             store = await stack.enter_async_context(AsyncPostgresStore.from_conn_string(url))
-            await saver.setup()
-            await store.setup()
+            from orchestrator_graph.pg import setup_lock
+
+            async with setup_lock(url):
+                await saver.setup()
+                await store.setup()
         except psycopg.OperationalError as error:
             reason = " ".join(str(error).split())
             raise ConnectionFailed(f"cannot connect to Postgres at {where}: {reason}") from None

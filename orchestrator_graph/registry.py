@@ -96,19 +96,18 @@ History = dict[str, dict[str, SkillStats]]  # worker -> skill -> stats
 
 
 async def load_history(store: BaseStore, names: Iterable[str]) -> History:
+    """Each worker's stats: as saved whole (before the history log), plus every dispatch's
+    logged additions (``history_log``)."""
+    from orchestrator_graph.history_log import add_logged
+
     out: History = {}
     for name in names:
         item = await store.aget(HISTORY, name)
         out[name] = {
             s: SkillStats.model_validate(v) for s, v in (item.value if item else {}).items()
         }
+    await add_logged(store, out)
     return out
-
-
-async def save_history(store: BaseStore, history: History, names: Iterable[str]) -> None:
-    for name in names:
-        value = {s: stats.model_dump() for s, stats in history.get(name, {}).items()}
-        await store.aput(HISTORY, name, value, index=False)
 
 
 def slowness(worker: Worker, skills: Iterable[str], history: History) -> float:
@@ -248,8 +247,14 @@ class Registry:
         return list(self._workers.values())
 
     def assignable(self) -> list[Worker]:
-        """Workers that take new tasks (when they have a free slot)."""
-        return [w for w in self._workers.values() if self.status(w.name) in ("available", "busy")]
+        """Workers that take new tasks (when they have a free slot): neither draining nor
+        offline, and within their working hours."""
+        now = self.clock()
+        return [
+            w
+            for w in self._workers.values()
+            if self.status(w.name) in ("available", "busy") and w.available(now)
+        ]
 
     def gone(self, names: Iterable[str]) -> set[str]:
         """Of ``names``, those whose running tasks must be taken back."""

@@ -12,7 +12,8 @@ import heapq
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from orchestrator_graph.dag import able_workers, dependencies, downstream
+from orchestrator_graph.availability import available_from
+from orchestrator_graph.dag import able_workers, dependencies, downstream, task_kind
 from orchestrator_graph.models import (
     Plan,
     PlanAnalysis,
@@ -39,16 +40,19 @@ def list_schedule(
     now: float = 0.0,
     ready_at: Mapping[str, float] | None = None,
     free_at: Mapping[str, Sequence[float]] | None = None,
+    epoch: float | None = None,
 ) -> list[Slot]:
     """HEFT: tasks by upward rank (mean duration over the workers able to do them), each on the
     worker slot where it finishes earliest. Dependencies outside ``tasks`` finish at
-    ``ready_at`` (default: ``now``); ``free_at`` gives each worker's slots' free times."""
+    ``ready_at`` (default: ``now``); ``free_at`` gives each worker's slots' free times. With
+    ``epoch`` (the wall-clock time of schedule time 0), a task starts on a worker with working
+    hours only within them."""
     by_id = {t.id: t for t in tasks}
     able: dict[str, list[Worker]] = {}
     cost: dict[tuple[str, str], float] = {}  # the duration of each task on each able worker
     kinds: dict[tuple[Any, ...], list[tuple[Worker, float]]] = {}  # per kind of task: who, pace
     for t in tasks:
-        kind = (tuple(t.skills), tuple(sorted(t.min_levels.items())))
+        kind = task_kind(t)
         if kind not in kinds:
             kinds[kind] = [(w, slowness(w, t.skills, history)) for w in workers if w.can_do(t)]
         able[t.id] = [w for w, _ in kinds[kind]]
@@ -86,6 +90,8 @@ def list_schedule(
         for w in able[tid]:
             free = slots[w.name]
             start = max(free[0], data_ready)
+            if epoch is not None and w.hours is not None:
+                start = available_from(w, epoch + start) - epoch
             end = start + cost[tid, w.name]
             if best is None or (end, w.name) < (best[0], best[1]):
                 best = (end, w.name, 0, start)
@@ -128,6 +134,7 @@ def plan_schedule(
     *,
     now: float = 0.0,
     finished: Sequence[Slot] = (),
+    epoch: float | None = None,
 ) -> Schedule:
     """The planned schedule; when it misses the plan's deadline, the optional tasks to drop
     (lowest priority first, with what depends on them) until it fits; and each task's risk.
@@ -139,7 +146,7 @@ def plan_schedule(
     ready = {tid: s.finish for tid, s in done.items()}
     slots = [
         *done.values(),
-        *list_schedule(todo, deps, workers, history, now=now, ready_at=ready),
+        *list_schedule(todo, deps, workers, history, now=now, ready_at=ready, epoch=epoch),
     ]
     makespan = max((s.finish for s in slots), default=0.0)
     would_cut: list[str] = []
@@ -153,7 +160,7 @@ def plan_schedule(
                 continue
             would_cut += [task.id, *(t for t in below if t not in would_cut)]
             kept = [t for t in kept if t.id not in would_cut and t.id not in done]
-            left = list_schedule(kept, deps, workers, history, now=now, ready_at=ready)
+            left = list_schedule(kept, deps, workers, history, now=now, ready_at=ready, epoch=epoch)
             end = max((s.finish for s in left), default=now)
             if end <= plan.deadline:
                 break

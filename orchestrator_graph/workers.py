@@ -13,9 +13,11 @@ from langchain_core.runnables import Runnable
 from langgraph.pregel.protocol import PregelProtocol
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from orchestrator_graph.availability import WorkingHours
 from orchestrator_graph.events import Emit
 from orchestrator_graph.limits import MAX_CAPACITY
 from orchestrator_graph.models import Task
+from orchestrator_graph.residency import may_run_in
 
 
 class WorkerInput(BaseModel):
@@ -67,7 +69,10 @@ class Worker(BaseModel):
     )
     cost: float = Field(0.0, ge=0, description="cost per task")
     speed: float = Field(1.0, gt=0, description="expected speed: 2.0 = twice the estimate's pace")
-    region: str = ""
+    region: str = Field("", description="where it runs (matched by tasks' residency and affinity)")
+    hours: WorkingHours | None = Field(
+        None, description="when it takes work, in its time zone (default: always)"
+    )
     needs: list[str] = Field(
         default_factory=list,
         description="what its tasks need from the tasks they depend on (e.g. 'table'): a plan "
@@ -113,9 +118,17 @@ class Worker(BaseModel):
             self.__dict__["convention"] = _calling_convention(self.run)
 
     def can_do(self, task: Task) -> bool:
+        """Its skills at the levels the task needs, in a region the task may run in."""
+        return self.has_skills_for(task) and may_run_in(task, self.region)
+
+    def has_skills_for(self, task: Task) -> bool:
         return all(
             s in self.skills and self.skills[s] >= task.min_levels.get(s, 0.0) for s in task.skills
         )
+
+    def available(self, when: float) -> bool:
+        """Within its working hours at ``when`` (epoch seconds); always, without hours."""
+        return self.hours is None or self.hours.open_at(when)
 
     async def call(self, payload: WorkerInput, ctx: WorkerContext) -> Any:
         run = self.run

@@ -25,6 +25,7 @@ from orchestrator_graph.ledger import THREAD_OWNERS
 from orchestrator_graph.memory import RunRecord, TaskOutcome, failure_patterns
 from orchestrator_graph.persistence import open_persistence
 from orchestrator_graph.qa import run_gates
+from orchestrator_graph.thread_lease import thread_lease
 
 # --- resume and status after a crash between a node's writes and the next checkpoint --------
 
@@ -82,8 +83,15 @@ def test_resume_refuses_a_thread_its_process_still_runs(tmp_path):
 
     asyncio.run(owned_by_this_process())
     assert json.loads(cli("status", "t", "--json", home=tmp_path)[1])["status"] == "running"
-    code, _out, errors = cli("resume", "t", home=tmp_path)
-    assert code == 2 and f"is running in process {os.getpid()}" in errors
+
+    async def resume_while_leased() -> tuple[int, str, str]:
+        async with thread_lease("t", home=tmp_path):
+            return await asyncio.to_thread(cli, "resume", "t", home=tmp_path)
+
+    code, _out, errors = asyncio.run(resume_while_leased())
+    assert code == 2 and f"thread t is being run by pid {os.getpid()} on " in errors
+    code, out, errors = cli("resume", "t", "--json", home=tmp_path)  # the lease is free again
+    assert code == 0 and json.loads(out)["status"] == "done", errors
 
 
 def test_status_reads_the_live_snapshot_and_the_ledger(tmp_path):

@@ -143,6 +143,7 @@ def test_reasons_and_runner_up():
         "fairness",
         "speed",
         "urgency",
+        "affinity",
     }
     assert quality[0].parts["speed"] == 0  # no pace known: speed plays no part
     assert sum(quality[0].parts.values()) == pytest.approx(quality[0].score, abs=1e-3)

@@ -13,9 +13,9 @@ from langgraph.store.memory import InMemoryStore
 
 from orchestrator_graph import Plan, PlanValidationError, Task, Worker, create_orchestrator
 from orchestrator_graph.registry import (
-    HISTORY,
     Registry,
     discover_plugins,
+    load_history,
     load_roster,
 )
 from orchestrator_graph.simulation import SimulatedWork
@@ -289,8 +289,8 @@ async def test_history_persists_and_steers_the_next_run():
     assert first["status"] == "done"
     first_picks = [e["worker"] for e in events if e["kind"] == "task_started" and e["attempt"] == 1]
     assert "a-sloppy" in first_picks  # no history yet: an even split
-    sloppy = (await store.aget(HISTORY, "a-sloppy")).value["s"]
-    assert sloppy["attempts"] >= 1 and sloppy["successes"] == 0
+    sloppy = (await load_history(store, ["a-sloppy"]))["a-sloppy"]["s"]
+    assert sloppy.attempts >= 1 and sloppy.successes == 0
 
     second, events = await run(team, plan, store=store, context={"objective": "quality"})
     picks = [e["worker"] for e in events if e["kind"] == "task_started"]

@@ -42,10 +42,14 @@ async def drive(
     from orchestrator_graph.graph import create_orchestrator
     from orchestrator_graph.ledger import THREAD_OWNERS, THREAD_SETTINGS
     from orchestrator_graph.persistence import open_persistence
+    from orchestrator_graph.thread_lease import thread_lease
 
     console = Console(stderr=True)
     config: RunnableConfig = {"configurable": {"thread_id": thread}}
-    async with open_persistence(home, postgres) as (saver, store):
+    async with (
+        thread_lease(thread, home=home, postgres_url=postgres),
+        open_persistence(home, postgres) as (saver, store),
+    ):
         if not isinstance(payload, dict):  # resuming: the thread's own settings first
             saved = await store.aget(THREAD_SETTINGS, thread)
             settings = {**(saved.value if saved else {}), **settings}

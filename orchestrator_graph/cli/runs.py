@@ -36,7 +36,6 @@ from orchestrator_graph.cli.settings import (
     team_settings,
 )
 from orchestrator_graph.threads import (
-    alive,
     inspect_thread,
     task_rows,
     thread_status,
@@ -109,12 +108,7 @@ def resume(
         from langgraph.types import Command
 
         found = await inspect_thread(thread, home, postgres)
-        snapshot = found.snapshot
-        if alive(found.owner) and snapshot.values.get("report") is None:
-            raise CliError(
-                f"thread {thread} is running in process {found.owner['pid']}: "  # type: ignore[index]
-                "let it finish, or stop that process first"
-            )
+        snapshot = found.snapshot  # a thread another process runs is refused by its lease
         if not snapshot.next and snapshot.values.get("report") is not None:
             return finish(thread, snapshot, as_json)
         # No report yet: the run goes on from its last checkpoint, also when no node is

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrator_graph.availability import next_window
 from orchestrator_graph.context import Context
 from orchestrator_graph.dispatch.board import BoardRules, Launch, Running, TaskBoard
 from orchestrator_graph.dispatch.deadline import DeadlineKeeper
@@ -187,7 +188,11 @@ class DispatchRunner:
                 announce_queued(board, self.clock())
                 self._flush()
                 if not self.jobs:
-                    break
+                    opens = next_window(board, now)  # work waits for a worker's hours
+                    if opens is None:
+                        break
+                    await asyncio.sleep(max(0.0, opens - self.clock()))
+                    continue
                 for job in sorted(await self._wait(), key=lambda j: self.jobs[j].key):
                     self._finish(self.jobs.pop(job), *job.result())
                 if self.clock() - self.saved_at >= HISTORY_EVERY:

@@ -12,13 +12,15 @@ from orchestrator_graph.dispatch.board import Launch, TaskBoard, replay
 from orchestrator_graph.dispatch.runner import DispatchRunner, DispatchSettings
 from orchestrator_graph.env import Env
 from orchestrator_graph.errors import BudgetExceeded
+from orchestrator_graph.history_log import HistoryWriter
 from orchestrator_graph.ledger import Ledger, load_schedule, publish_status
 from orchestrator_graph.llm import run_deadline
 from orchestrator_graph.matching import TeamMatcher
 from orchestrator_graph.models import Plan, PlanAnalysis, Review, TaskResult
-from orchestrator_graph.registry import load_history, save_history
+from orchestrator_graph.registry import load_history
 from orchestrator_graph.reporting import build_report
 from orchestrator_graph.state import OrchestratorState, dump_records, records_of
+from orchestrator_graph.worker_leases import leased, leases_for
 
 if TYPE_CHECKING:
     from orchestrator_graph.nodes.services import Services
@@ -55,7 +57,7 @@ async def step(
     runner = DispatchRunner(
         board,
         settings,
-        run_attempt=run_attempt,
+        run_attempt=leased(run_attempt, leases_for(store), registry.get),
         emit=env.emit,
         matcher=TeamMatcher((s for t in plan.tasks for s in t.skills), context.objective),
         schedule=schedule,
@@ -64,7 +66,7 @@ async def step(
         run_id=run_id,
         began=services.attempts.began,
         publish=lambda snapshot: publish_status(store, snapshot),
-        save_history=lambda history, names: save_history(store, history, names),
+        save_history=HistoryWriter(store, history).save,
     )
     started = state.get("started_at")
     deadline = started + context.budget_seconds if started and context.budget_seconds else None

@@ -28,6 +28,7 @@ from orchestrator_graph.models import Conflict, Plan, PlanAnalysis, Review, Sche
 from orchestrator_graph.prompts import messages
 from orchestrator_graph.qa import review_plan
 from orchestrator_graph.registry import Registry
+from orchestrator_graph.residency import check_residency
 from orchestrator_graph.schemas import PlanDraft
 from orchestrator_graph.state import OrchestratorState
 from orchestrator_graph.usage import Tally, track_usage, usage_update
@@ -206,6 +207,7 @@ def settle_plan(plan: Plan, context: Context) -> tuple[Plan, list[Conflict]]:
 def validate_for_team(plan: Plan, registry: Registry) -> None:
     """The plan's shape and skills, then its data flow on this team (``dag.check_data_flow``)."""
     validate_plan(plan, registry.skills())
+    check_residency(plan, registry.workers())
     check_data_flow(plan, registry.workers())
 
 

@@ -3,6 +3,7 @@ registry, the model roles, the plan memory and the attempt runner."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -91,7 +92,9 @@ class Services:
         for tid, factor in (pad or {}).items():
             durations[tid] = durations.get(tid, 0.0) * factor
         analysis = analyse_plan(plan, durations)
-        schedule = plan_schedule(plan, analysis, workers, history, now=now, finished=finished)
+        schedule = plan_schedule(  # ``now`` is seconds into execution: it began at the epoch
+            plan, analysis, workers, history, now=now, finished=finished, epoch=time.time() - now
+        )
         return analysis, schedule
 
 
