@@ -18,6 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from orchestrator_graph import ops_cli as ops_commands
+from orchestrator_graph.compliance_cli import compliance as compliance_command
 from orchestrator_graph.context import LIMIT_KEYS, METHOD_NAMES, ROLES, Context
 from orchestrator_graph.errors import (
     BudgetSpent,
@@ -321,6 +322,7 @@ async def _drive(
     a thread started with are kept in the store and applied again (under new flags) on resume."""
     from orchestrator_graph.graph import create_orchestrator
     from orchestrator_graph.persistence import open_persistence
+    from orchestrator_graph.sandbox import trust_output_dir
 
     console = Console(stderr=True)
     config = {"configurable": {"thread_id": thread}}
@@ -329,6 +331,7 @@ async def _drive(
             saved = await store.aget(THREAD_SETTINGS, thread)
             settings = {**(saved.value if saved else {}), **settings}
         context = _context(settings)
+        trust_output_dir(context.output_dir)
         builder = create_orchestrator(workers=_team(settings), memory=memory_location(home))
         await store.aput(THREAD_SETTINGS, thread, settings, index=False)
         await store.aput(THREAD_OWNERS, thread, owner(), index=False)
@@ -935,6 +938,7 @@ def insights(
 
 
 ops_commands.register(app)  # metrics, alerts, doctor, dashboard (ops_cli.py)
+app.command("compliance")(compliance_command)  # compliance_cli.py
 
 
 def main() -> None:

@@ -69,3 +69,9 @@ class ProviderError(OrchestratorError):
 class BudgetSpent(OrchestratorError):
     """A run budget ran out between model calls outside the dispatcher (planning, mediation,
     synthesis); the thread stops at that node and resumes with a raised budget."""
+
+
+class DataPolicyError(InputError):
+    """Data the policy refuses (a private key in a request), or a task whose classification
+    does not allow the model or region chosen: names the task, the classification and what is
+    not allowed."""

@@ -68,6 +68,9 @@ from orchestrator_graph.models import (
 from orchestrator_graph.monitor import publish_status
 from orchestrator_graph.prompts import messages
 from orchestrator_graph.prompts import preload as preload_prompts
+from orchestrator_graph.protection.compliance import compliance_report
+from orchestrator_graph.protection.intake import admit, guard_plan
+from orchestrator_graph.protection.redact import default_redactor
 from orchestrator_graph.qa import review_plan
 from orchestrator_graph.registry import (
     Registry,
@@ -92,6 +95,7 @@ from orchestrator_graph.state import (
     records_of,
 )
 from orchestrator_graph.team import default_team
+from orchestrator_graph.textsafe import Block, block, fence, join
 from orchestrator_graph.usage import (
     Tally,
     load_spent,
@@ -131,6 +135,7 @@ def create_orchestrator(
             provider's) or a Chroma embedding function; default the offline MiniLM model.
     """
     preload_prompts()
+    default_redactor()  # its detectors load once, at build, not inside the first run
     registry = _registry(workers)
     roles = Roles(model, models)
     steps = AttemptSteps(registry, roles)
@@ -140,6 +145,7 @@ def create_orchestrator(
     async def recall_node(state: OrchestratorState, runtime: Runtime[Context]) -> dict[str, Any]:
         context = Context.coerce(runtime.context)
         request = check_request(state.get("request"))
+        admit(request, context.output_dir)
         run_id = uuid.uuid4().hex[:12]
         emit = stream_emitter(runtime.stream_writer)
         emit(
@@ -261,6 +267,14 @@ def create_orchestrator(
                 f"the plan gate rejected the {plan.source} plan: {verdict.feedback}"
             )
         plan, disputes = _settle_plan(plan, context)
+        plan = await guard_plan(
+            plan,
+            state["request"],
+            registry.workers(),
+            roles.labels(context),
+            store_of(runtime),
+            state["run_id"],
+        )
         able = {t.id: [w.name for w in registry.workers() if w.can_do(t)] for t in plan.tasks}
         patterns = [FailurePattern.model_validate(p) for p in state.get("patterns", [])]
         fixes = mitigations(plan.tasks, patterns, able)
@@ -474,8 +488,7 @@ def create_orchestrator(
         ]
         outputs = await ledger.outputs([rec.result_key or "" for _, rec in approved])
         blocks = [
-            f'<result task="{tid}">\n{_brief(outputs[rec.result_key or ""], rec.summary)}'
-            "\n</result>"
+            block("result", _brief(outputs[rec.result_key or ""], rec.summary), task=tid)
             for tid, rec in approved
         ]
         tasks = {t.id: t for t in plan.tasks}
@@ -502,7 +515,7 @@ def create_orchestrator(
                     messages(
                         "synthesizer",
                         request=state["request"],
-                        results="\n".join(blocks) or "none",
+                        results=join(blocks) or "none",
                         facts=json.dumps(facts, default=str),
                         disputed=", ".join(disputed) or "none",
                     ),
@@ -620,7 +633,9 @@ def create_orchestrator(
                 note = f"remembered in {memories.location}"
             except MemoryUnavailable as err:
                 note = f"{err}; this run was not remembered"
-        report = report.model_copy(update={"memory": note})
+        checked = await compliance_report(store_of(runtime), state["run_id"], state.get("plan"))
+        report = report.model_copy(update={"memory": note, "compliance": checked.model_dump()})
+        report = default_redactor().value(report)  # printed, streamed and served as it is
         stream_emitter(runtime.stream_writer)(
             Event(
                 kind="learned",
@@ -741,17 +756,17 @@ def _facts(output: Any) -> dict[str, Any]:
     return to_store(facts) if isinstance(facts, dict) else {}
 
 
-def _brief(output: Any, summary: str) -> str:
+def _brief(output: Any, summary: str) -> Block:
     """What the synthesizer sees of a result: its summary, its small fields (never raw rows),
     and a Markdown document it wrote (a report), whole up to ``MAX_MARKDOWN`` characters."""
     if not isinstance(output, dict):
-        return json.dumps(output, default=str)[:1500]
+        return Block(fence(json.dumps(output, default=str)[:1500]))
     small = {k: v for k, v in output.items() if k not in ("rows", "markdown", "summary")}
-    brief = f"{summary}\n{json.dumps(small, default=str)[:1500]}"
+    brief = fence(f"{summary}\n{json.dumps(small, default=str)[:1500]}")
     markdown = output.get("markdown")
     if isinstance(markdown, str) and markdown.strip():
-        brief += f"\n<markdown>\n{markdown[:MAX_MARKDOWN]}\n</markdown>"
-    return brief
+        brief += "\n" + block("markdown", markdown[:MAX_MARKDOWN])
+    return Block(brief)
 
 
 MAX_MARKDOWN = 20_000

@@ -66,10 +66,12 @@ async def open_persistence(
 ) -> AsyncIterator[tuple[BaseCheckpointSaver, BaseStore]]:
     """``(checkpointer, store)``: Postgres when a URL is given (or set in the environment),
     otherwise ``state.db`` and ``store.db`` in the data directory."""
+    from orchestrator_graph.protection.persist import protect_saver, protect_store
+
     url = postgres_url or os.environ.get(POSTGRES_ENV)
     if url:
-        async with _postgres(url) as pair:
-            yield pair
+        async with _postgres(url) as (saver, store):
+            yield protect_saver(saver), protect_store(store)
         return
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
     from langgraph.store.sqlite.aio import AsyncSqliteStore
@@ -82,7 +84,7 @@ async def open_persistence(
     ):
         await saver.setup()
         await store.setup()
-        yield saver, store
+        yield protect_saver(saver), protect_store(store)
 
 
 CONNECT_TIMEOUT = 10  # seconds

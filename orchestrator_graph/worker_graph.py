@@ -26,13 +26,13 @@ from orchestrator_graph.events import Emit, Event, stream_emitter
 from orchestrator_graph.ledger import Ledger
 from orchestrator_graph.llm import calling
 from orchestrator_graph.models import Review, Task, TaskResult
+from orchestrator_graph.protection.persist import protect_store
 from orchestrator_graph.qa import gate_result
 from orchestrator_graph.registry import Registry
 from orchestrator_graph.roles import Roles
+from orchestrator_graph.sandbox import output_dir
 from orchestrator_graph.usage import track_usage
 from orchestrator_graph.workers import WorkerContext, WorkerInput
-
-DEFAULT_OUTPUT_DIR = "orchestrator-output"
 
 # The dispatcher calls this checkpointer-less subgraph with durability="exit" (see graph.py);
 # langgraph warns that durability then has no effect, which is the point.
@@ -63,7 +63,7 @@ _fallback_store = InMemoryStore()
 def store_of(runtime: Runtime[Any]) -> Any:
     """The graph's store; without one (compiled with no store) an in-process store, so the graph
     still runs, but finished attempts then survive only as long as the process."""
-    return runtime.store if runtime.store is not None else _fallback_store
+    return protect_store(runtime.store if runtime.store is not None else _fallback_store)
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ class AttemptSteps:
         )
         ctx = WorkerContext(
             model=self.roles.model("worker", context),
-            output_dir=context.output_dir or DEFAULT_OUTPUT_DIR,
+            output_dir=str(output_dir(context.output_dir)),
             emit=env.emit,
         )
         started = time.time()

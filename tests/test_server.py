@@ -11,12 +11,19 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    with langgraph_dev(tmp_path_factory.mktemp("server")) as url:
+def outputs(tmp_path_factory):
+    """The deployment's output root: clients may write only inside it."""
+    return tmp_path_factory.mktemp("outputs")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, outputs):
+    env = {"ORCHESTRATOR_GRAPH_OUTPUT_ROOT": str(outputs)}
+    with langgraph_dev(tmp_path_factory.mktemp("server"), env=env) as url:
         yield url
 
 
-async def test_thread_run_stream_state_and_history(server, tmp_path):
+async def test_thread_run_stream_state_and_history(server, outputs):
     from langgraph_sdk import get_client
 
     client = get_client(url=server)
@@ -26,7 +33,7 @@ async def test_thread_run_stream_state_and_history(server, tmp_path):
         thread["thread_id"],
         "orchestrator",
         input={"request": EXAMPLE},
-        context={"output_dir": str(tmp_path), "worker_subgraph": True},
+        context={"output_dir": "stream", "worker_subgraph": True},
         stream_mode=["custom", "updates"],
         stream_subgraphs=True,
     ):
@@ -42,7 +49,7 @@ async def test_thread_run_stream_state_and_history(server, tmp_path):
     report = state["values"]["report"]
     assert report["status"] == "done", (report["reason"], report["final_review"])
     assert len(report["tasks"]) == 6
-    assert (tmp_path / f"{report['run_id']}-report.md").is_file()
+    assert (outputs / "stream" / f"{report['run_id']}-report.md").is_file()
     assert state["values"]["status"]["counts"] == {"approved": 6}
     live = await client.store.get_item(["orchestrator_graph", "status"], report["run_id"])
     assert live["value"]["run_id"] == report["run_id"] and live["value"]["eta"] == 0
