@@ -145,7 +145,7 @@ def create_orchestrator(
     async def recall_node(state: OrchestratorState, runtime: Runtime[Context]) -> dict[str, Any]:
         context = Context.coerce(runtime.context)
         request = check_request(state.get("request"))
-        admit(request, context.output_dir)
+        await admit(request, context.output_dir)
         run_id = uuid.uuid4().hex[:12]
         emit = stream_emitter(runtime.stream_writer)
         emit(

@@ -18,7 +18,7 @@ INPUT_ROOTS_ENV = "ORCHESTRATOR_GRAPH_INPUT_ROOTS"  # os.pathsep-separated folde
 OUTPUT_ROOT_ENV = "ORCHESTRATOR_GRAPH_OUTPUT_ROOT"
 DEFAULT_OUTPUT_ROOT = "orchestrator-output"
 SAMPLES = Path(__file__).resolve().parent / "samples"
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_UNSAFE = re.compile(r"(?:[^A-Za-z0-9._-]|\.{2,})+")
 
 
 class SandboxError(InputError):

@@ -108,8 +108,11 @@ async def report(payload: WorkerInput, ctx: WorkerContext) -> dict[str, Any]:
     """A titled Markdown report of the upstream analysis and validation, written to a file."""
     title = str(payload.task.inputs.get("title") or payload.task.title)
     markdown = report_markdown(title, payload.upstream)
-    target = output_file(ctx.output_dir, payload.run_id, payload.task.id, suffix=".md")
-    path = await asyncio.to_thread(tools.write_text, target, markdown)
+    path = await asyncio.to_thread(
+        lambda: tools.write_text(
+            output_file(ctx.output_dir, payload.run_id, payload.task.id, suffix=".md"), markdown
+        )
+    )
     facts = {"path": str(path), "title": title, "drawn_from": list(payload.upstream)}
     return {
         "markdown": markdown,

@@ -116,7 +116,7 @@ class AttemptSteps:
         )
         ctx = WorkerContext(
             model=self.roles.model("worker", context),
-            output_dir=str(output_dir(context.output_dir)),
+            output_dir=str(await asyncio.to_thread(output_dir, context.output_dir)),
             emit=env.emit,
         )
         started = time.time()

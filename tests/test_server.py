@@ -144,3 +144,37 @@ async def test_a_remote_worker_served_by_langgraph_dev(server):
     table = tools.load_table(str(tools.SAMPLES / "sales.csv"))
     expected = tools.describe(tools.combine([table]), "region")
     assert got["groups"] == expected["groups"] and got["statistics"] == expected["statistics"]
+
+
+async def test_clients_cannot_choose_an_output_folder_outside_the_deployments_root(
+    server, outputs, tmp_path
+):
+    """A client's ``output_dir`` (absolute elsewhere, climbing with '..', or a link inside the
+    root that points out) refuses the run at its start; nothing is written outside the root."""
+    from langgraph_sdk import get_client
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (outputs / "escape").symlink_to(elsewhere)
+    client = get_client(url=server)
+    for chosen in (str(elsewhere), "../" + elsewhere.name, "escape"):
+        thread = await client.threads.create()
+        run = await client.runs.create(
+            thread["thread_id"],
+            "orchestrator",
+            input={"request": EXAMPLE},
+            context={"output_dir": chosen, "use_memory": False},
+        )
+        joined = await client.runs.join(thread["thread_id"], run["run_id"])
+        done = await client.runs.get(thread["thread_id"], run["run_id"])
+        assert done["status"] == "error", chosen
+        error = joined["__error__"]
+        assert error["error"] == "SandboxError" and error["message"].startswith(
+            f"output_dir {chosen!r}"
+        )
+        assert ("'..' is not allowed" if ".." in chosen else "is outside the output root") in (
+            error["message"]
+        )
+        state = await client.threads.get_state(thread["thread_id"])
+        assert not state["values"].get("report") and state["tasks"][0]["name"] == "recall"
+    assert list(elsewhere.iterdir()) == []

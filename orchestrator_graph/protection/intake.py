@@ -4,6 +4,7 @@ written on its tasks, and what was found and checked is recorded for the complia
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Iterable, Mapping
@@ -22,11 +23,11 @@ from orchestrator_graph.sandbox import output_dir
 CHECKS = "checks"  # key prefix of policy-check records in the run's compliance namespace
 
 
-def admit(request: str, output_folder: str) -> None:
+async def admit(request: str, output_folder: str) -> None:
     """Refuse a run at its start: a request holding a kind the policy refuses, or an output
-    folder outside the deployment's output root."""
+    folder outside the deployment's output root (resolving it touches the disk: a thread)."""
     default_redactor().refuse(request, "the request")
-    output_dir(output_folder)
+    await asyncio.to_thread(output_dir, output_folder)
 
 
 async def guard_plan(

@@ -82,12 +82,12 @@ class DataPolicy(BaseModel):
 def load_policy(path: str | os.PathLike[str] | None = None) -> DataPolicy:
     """The policy at ``path``, else the file named by ``ORCHESTRATOR_GRAPH_POLICY``, else the
     default; a file that cannot be read or does not fit the format is refused in one line."""
-    chosen = Path(path or os.environ.get(POLICY_ENV) or DEFAULT_POLICY).expanduser()
-    return _load(str(chosen.resolve()))
+    return _load(str(path or os.environ.get(POLICY_ENV) or DEFAULT_POLICY))
 
 
 @cache
-def _load(path: str) -> DataPolicy:
+def _load(given: str) -> DataPolicy:
+    path = str(Path(given).expanduser().resolve())
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except OSError as error:

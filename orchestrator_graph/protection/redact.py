@@ -123,14 +123,19 @@ _PROCESS_KEY = secrets.token_bytes(32)
 
 
 def redaction_key() -> bytes:
+    return _key(os.environ.get(KEY_ENV, ""), os.environ.get("ORCHESTRATOR_GRAPH_HOME", ""))
+
+
+@cache
+def _key(given: str, home: str) -> bytes:
     """The fingerprint key: ``ORCHESTRATOR_GRAPH_REDACTION_KEY``, else a random key kept in
     ``redaction.key`` (mode 0600) in the data folder named by ``ORCHESTRATOR_GRAPH_HOME``, made
     on first use, else one for this process (a value is then counted once per process)."""
-    if env := os.environ.get(KEY_ENV):
-        return env.encode()
-    from orchestrator_graph.persistence import HOME_ENV, data_dir
+    if given:
+        return given.encode()
+    from orchestrator_graph.persistence import data_dir
 
-    if not os.environ.get(HOME_ENV):
+    if not home:
         return _PROCESS_KEY
     path = data_dir() / "redaction.key"
     if not path.exists():
