@@ -27,6 +27,7 @@ from orchestrator_graph.ledger import Ledger
 from orchestrator_graph.llm import calling
 from orchestrator_graph.models import Review, Task, TaskResult
 from orchestrator_graph.protection.persist import protect_store
+from orchestrator_graph.protection.redact import default_redactor
 from orchestrator_graph.qa import gate_result
 from orchestrator_graph.registry import Registry
 from orchestrator_graph.roles import Roles
@@ -134,6 +135,7 @@ class AttemptSteps:
             error = f"{type(err).__name__}: {err}"
             frames = traceback.extract_tb(err.__traceback__)[-1:]
             error += "".join(f" (at {f.filename}:{f.lineno})" for f in frames)
+            error = default_redactor().text(error)  # it may echo a key; it is stored and shown
         summary = output.get("summary", "") if isinstance(output, dict) else ""
         result = TaskResult(
             task_id=task.id,
