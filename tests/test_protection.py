@@ -221,3 +221,13 @@ def test_compliance_command(tmp_path):
     assert report["outcome"] == "pass" and set(report["classifications"].values()) == {"internal"}
     assert json.loads(ran.stdout)["compliance"]["redactions"] == report["redactions"]
     assert not Path(tmp_path, "state.db").read_bytes().count(b"536-22-1234")
+
+
+def test_the_readme_policy_file_is_valid(tmp_path):
+    from test_readme import file_block
+
+    path = tmp_path / "policy.yaml"
+    path.write_text(file_block("policy.yaml"))
+    policy = load_policy(path)
+    assert policy.action("card") == "mask" and policy.action("api_key") == "refuse"
+    assert policy.classification.handlers("restricted").allows_model("offline")
