@@ -139,21 +139,11 @@ async def test_confidential_tasks_go_only_to_allowed_regions(tmp_path, monkeypat
     policy = tmp_path / "policy.yaml"
     policy.write_text("classification:\n  levels:\n    confidential: {regions: [eu-*]}\n")
     monkeypatch.setenv("ORCHESTRATOR_GRAPH_POLICY", str(policy))
-    team = [
+    team = [  # (name, level, region, capacity, cost)
         Worker(
-            name="us",
-            skills={"analysis": 1.0},
-            region="us-east",
-            capacity=4,
-            run=lambda p: {"value": 1},
-        ),
-        Worker(
-            name="eu",
-            skills={"analysis": 0.5},
-            region="eu-west",
-            cost=5.0,
-            run=lambda p: {"value": 1},
-        ),
+            name=n, skills={"analysis": lv}, region=r, capacity=c, cost=cost, run=lambda p: {"v": 1}
+        )
+        for n, lv, r, c, cost in [("us", 1.0, "us-east", 4, 0.0), ("eu", 0.5, "eu-west", 1, 5.0)]
     ]
     tasks = [Task(id=f"t{i}", title="t", skills=["analysis"]) for i in range(4)]
     plan = Plan(classification="confidential", tasks=tasks)
