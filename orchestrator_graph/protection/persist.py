@@ -1,7 +1,7 @@
 """The choke points where run data is persisted, wrapped so nothing reaches disk unredacted.
 
-- ``ProtectedSerde`` wraps a checkpointer's serializer: every checkpoint and pending write is
-  redacted before it is serialised (``protect_saver``).
+- ``protect_saver`` wraps a checkpointer's ``put`` and ``put_writes``: every checkpoint, its
+  metadata and every pending write is redacted before the saver sees it.
 - ``ProtectedStore`` wraps a ``BaseStore``: every put (ledger, status, history, schedules) is
   redacted; what was found in a run's namespaces is recorded, by keyed fingerprint, under
   ``COMPLIANCE + (run_id,)`` for the compliance report. The graph's nodes get their store
@@ -23,23 +23,30 @@ from orchestrator_graph.protection.redact import Redactor, default_redactor
 COMPLIANCE = (ROOT, "compliance")  # + (run_id,): fingerprint -> what was found and where
 
 
-class ProtectedSerde:
-    def __init__(self, inner: Any, redactor: Redactor) -> None:
-        self.inner, self.redactor = inner, redactor
-
-    def dumps_typed(self, obj: Any) -> tuple[str, bytes]:
-        return self.inner.dumps_typed(self.redactor.value(obj))
-
-    def loads_typed(self, data: tuple[str, bytes]) -> Any:
-        return self.inner.loads_typed(data)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-
 def protect_saver(saver: BaseCheckpointSaver, redactor: Redactor | None = None) -> Any:
-    if not isinstance(saver.serde, ProtectedSerde):
-        saver.serde = ProtectedSerde(saver.serde, redactor or default_redactor())
+    """The saver with every checkpoint, its metadata and every pending write redacted before
+    it is stored. Wrapping ``put``/``put_writes`` (not the serializer) matters: the Postgres
+    saver keeps a checkpoint's plain values (the request, …) inline as JSON, unserialised."""
+    if getattr(saver, "_redacted_by", None) is not None:
+        return saver
+    r = redactor or default_redactor()
+    put, aput, put_writes, aput_writes = saver.put, saver.aput, saver.put_writes, saver.aput_writes
+
+    def put_(config: Any, checkpoint: Any, metadata: Any, versions: Any) -> Any:
+        return put(config, r.value(checkpoint), r.value(metadata), versions)
+
+    async def aput_(config: Any, checkpoint: Any, metadata: Any, versions: Any) -> Any:
+        return await aput(config, r.value(checkpoint), r.value(metadata), versions)
+
+    def put_writes_(config: Any, writes: Any, task_id: str, task_path: str = "") -> Any:
+        return put_writes(config, r.value(list(writes)), task_id, task_path)
+
+    async def aput_writes_(config: Any, writes: Any, task_id: str, task_path: str = "") -> Any:
+        return await aput_writes(config, r.value(list(writes)), task_id, task_path)
+
+    saver.put, saver.aput = put_, aput_  # type: ignore[method-assign]
+    saver.put_writes, saver.aput_writes = put_writes_, aput_writes_  # type: ignore[method-assign]
+    saver._redacted_by = r  # type: ignore[attr-defined]
     return saver
 
 
