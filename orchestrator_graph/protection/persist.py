@@ -5,7 +5,7 @@
 - ``ProtectedStore`` wraps a ``BaseStore``: every put (ledger, status, history, schedules) is
   redacted; what was found in a run's namespaces is recorded, by keyed fingerprint, under
   ``COMPLIANCE + (run_id,)`` for the compliance report. The graph's nodes get their store
-  through ``worker_graph.store_of``, which wraps it, so this holds under ``langgraph dev`` too.
+  through ``ledger.store_of``, which wraps it, so this holds under ``langgraph dev`` too.
 """
 
 from __future__ import annotations
