@@ -229,3 +229,29 @@ def test_the_readme_policy_file_is_valid(tmp_path):
     policy = load_policy(path)
     assert policy.action("card") == "mask" and policy.action("api_key") == "refuse"
     assert policy.classification.handlers("restricted").allows_model("offline")
+
+
+async def test_the_protected_store_keeps_the_sqlite_stores_batching(tmp_path):
+    """Puts cancelled mid-flight (the dispatcher cancels the writers of attempts it hedged or
+    stopped): sent straight to the SQLite store's ``abatch``, a cancel between its ``BEGIN``
+    and ``COMMIT`` left the connection inside a transaction, and every later write failed with
+    "cannot start a transaction within a transaction" (the crash-resume job did). Through the
+    store's own queue, as without the wrapper, a cancelled caller cancels nothing there."""
+    import asyncio
+
+    from orchestrator_graph.persistence import open_persistence
+
+    namespace = ("orchestrator_graph", "runs", "r1", "attempts")
+    async with open_persistence(tmp_path) as (_saver, store):
+        for round_ in range(20):
+            writes = [
+                asyncio.create_task(store.aput(namespace, f"t{i}#{round_}", {"n": f"u{i}@x.org"}))
+                for i in range(10)
+            ]
+            await asyncio.sleep(0.0005 * (round_ % 5))
+            for write in writes[::2]:
+                write.cancel()
+            await asyncio.gather(*writes, return_exceptions=True)
+        await store.aput(namespace, "after", {"note": "mail z@example.org"})
+        after = await store.aget(namespace, "after")
+    assert after is not None and after.value == {"note": "mail [REDACTED:email]"}

@@ -61,7 +61,7 @@ async def guard_plan(
             found = []
             redactor.value(task.inputs, found)
             ops += compliance_ops(redactor, run_id, f"plan/{task.id}/inputs", found)
-        await store.abatch(ops)
+        await asyncio.gather(*(store.aput(o.namespace, o.key, o.value, index=False) for o in ops))
     return classify(plan, redactor.policy)
 
 

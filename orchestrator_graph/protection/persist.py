@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from typing import Any
 
@@ -80,35 +81,89 @@ def compliance_ops(redactor: Redactor, run: str, where: str, found: list[Finding
 
 
 class ProtectedStore(BaseStore):
+    """Every put redacted; reads, and the batching of the store it wraps, left as they are. The
+    SQLite and Postgres stores queue ``aget``/``aput``/``asearch`` into one batch at a time:
+    turning each put into a call of their ``abatch`` would run transactions side by side on one
+    connection, so puts go to their ``aput`` and reads to their own methods."""
+
     def __init__(self, inner: BaseStore, redactor: Redactor) -> None:
         self.inner, self.redactor = inner, redactor
         self.supports_ttl = inner.supports_ttl
         self.ttl_config = inner.ttl_config
 
-    def _protect(self, ops: Iterable[Op]) -> tuple[list[Op], int]:
+    def _redact(self, namespace: tuple[str, ...], key: str, value: Any) -> tuple[Any, list[PutOp]]:
+        if value is None or namespace[:2] == COMPLIANCE:
+            return value, []
+        found: list[Finding] = []
+        clean = self.redactor.value(value, found)
+        run = run_of(namespace, key)
+        if not (found and run):
+            return clean, []
+        where = namespace[3:] if namespace[1] == "runs" else namespace[1:2]
+        return clean, compliance_ops(self.redactor, run, "/".join((*where, key)), found)
+
+    def _protect(self, ops: Iterable[Op]) -> tuple[list[Op], list[PutOp]]:
         out: list[Op] = []
-        records: list[Op] = []
+        records: list[PutOp] = []
         for op in ops:
-            if isinstance(op, PutOp) and op.value is not None and op.namespace[:2] != COMPLIANCE:
-                found: list[Finding] = []
-                value = self.redactor.value(op.value, found)
+            if isinstance(op, PutOp):
+                value, more = self._redact(op.namespace, op.key, op.value)
                 op = op._replace(value=value) if value is not op.value else op
-                run = run_of(op.namespace, op.key)
-                if found and run:
-                    where = op.namespace[3:] if op.namespace[1] == "runs" else op.namespace[1:2]
-                    records += compliance_ops(self.redactor, run, "/".join((*where, op.key)), found)
+                records += more
             out.append(op)
-        return out + records, len(records)
+        return out, records
 
     def batch(self, ops: Iterable[Op]) -> list[Result]:
-        ops, extra = self._protect(ops)
-        results = self.inner.batch(ops)
-        return results[: len(results) - extra]
+        protected, records = self._protect(ops)
+        return self.inner.batch([*protected, *records])[: len(protected)]
 
     async def abatch(self, ops: Iterable[Op]) -> list[Result]:
-        ops, extra = self._protect(ops)
-        results = await self.inner.abatch(ops)
-        return results[: len(results) - extra]
+        protected, records = self._protect(ops)
+        results = await self.inner.abatch(protected)
+        await self._arecord(records)
+        return results
+
+    async def _arecord(self, records: list[PutOp]) -> None:
+        await asyncio.gather(
+            *(self.inner.aput(r.namespace, r.key, r.value, index=False) for r in records)
+        )
+
+    def put(self, namespace: tuple[str, ...], key: str, value: Any, *args: Any, **kw: Any) -> None:
+        clean, records = self._redact(namespace, key, value)
+        self.inner.put(namespace, key, clean, *args, **kw)
+        for r in records:
+            self.inner.put(r.namespace, r.key, r.value, index=False)
+
+    async def aput(
+        self, namespace: tuple[str, ...], key: str, value: Any, *args: Any, **kw: Any
+    ) -> None:
+        clean, records = self._redact(namespace, key, value)
+        await self.inner.aput(namespace, key, clean, *args, **kw)
+        await self._arecord(records)
+
+    def get(self, *args: Any, **kw: Any) -> Any:
+        return self.inner.get(*args, **kw)
+
+    async def aget(self, *args: Any, **kw: Any) -> Any:
+        return await self.inner.aget(*args, **kw)
+
+    def search(self, *args: Any, **kw: Any) -> Any:
+        return self.inner.search(*args, **kw)
+
+    async def asearch(self, *args: Any, **kw: Any) -> Any:
+        return await self.inner.asearch(*args, **kw)
+
+    def delete(self, *args: Any, **kw: Any) -> None:
+        self.inner.delete(*args, **kw)
+
+    async def adelete(self, *args: Any, **kw: Any) -> None:
+        await self.inner.adelete(*args, **kw)
+
+    def list_namespaces(self, *args: Any, **kw: Any) -> Any:
+        return self.inner.list_namespaces(*args, **kw)
+
+    async def alist_namespaces(self, *args: Any, **kw: Any) -> Any:
+        return await self.inner.alist_namespaces(*args, **kw)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
