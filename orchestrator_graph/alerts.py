@@ -55,7 +55,7 @@ class Alert(BaseModel):
 def _alert(name: str, severity: str, summary: str, value: float, **labels: str | None) -> Alert:
     return Alert(
         name=name,
-        severity=severity,  # type: ignore[arg-type]
+        severity=severity,
         summary=summary,
         value=round(value, 4),
         runbook=f"{RUNBOOKS}/{name}.md",
@@ -83,7 +83,7 @@ def run_stalled(views: Sequence[RunView], t: Thresholds, now: float) -> list[Ale
 
 
 def worker_failing(views: Sequence[RunView], t: Thresholds, now: float) -> list[Alert]:
-    total, failed = Counter(), Counter()
+    total, failed = Counter[str](), Counter[str]()
     for a in (a for v in views for a in v.attempts):
         total[a.worker] += 1
         failed[a.worker] += a.failed

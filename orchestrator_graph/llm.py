@@ -26,7 +26,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.runnables import Runnable
 from pydantic import BaseModel
 
-from orchestrator_graph.errors import BudgetSpent, OrchestratorError, ProviderError
+from orchestrator_graph.errors import BudgetSpent, ProviderError, StructuredOutputError
 from orchestrator_graph.prompts import render
 from orchestrator_graph.providers import (
     FALLBACK,
@@ -46,10 +46,6 @@ M = TypeVar("M", bound=BaseModel)
 ModelSpec = str | BaseChatModel
 
 OFFLINE = "offline"
-
-
-class StructuredOutputError(OrchestratorError, RuntimeError):
-    """The model did not produce a valid answer within the allowed re-asks."""
 
 
 @dataclass(frozen=True)
@@ -210,7 +206,7 @@ def _bind(model: BaseChatModel, schema: type[BaseModel], method: str) -> Runnabl
     name, sent = schema.__name__, sent_schema(schema)
     about = (schema.__doc__ or name).strip().splitlines()[0]
     if method == "function_calling":
-        tool = {"name": name, "description": about, "parameters": sent}
+        tool: dict[str, Any] = {"name": name, "description": about, "parameters": sent}
         if openai_like(model):
             tool["strict"] = True
         return model.bind_tools([{"type": "function", "function": tool}], tool_choice=name)

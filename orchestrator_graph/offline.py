@@ -105,7 +105,7 @@ def _pipeline(
         upstream = ["process"]
     finished: list[str] = []
     if "validation" in wanted:
-        checks = [{"kind": "has_keys", "keys": ["issues", "checked_rows"]}]
+        checks: list[dict[str, Any]] = [{"kind": "has_keys", "keys": ["issues", "checked_rows"]}]
         checks += _agree("checked_rows", upstream, "process")
         tasks.append(_task("validate", "Validate the rows", "validation", upstream, {}, checks))
         upstream, finished = ["validate"], ["validate"]
@@ -320,7 +320,8 @@ def _from_schema(schema: dict[str, Any]) -> Any:
     if kind == "object":
         props = schema.get("properties", {})
         return {k: _from_schema(v) for k, v in props.items() if k in schema.get("required", props)}
-    return {"string": TAG, "integer": 0, "number": 0.0, "boolean": False, "array": []}.get(kind)
+    empty = {"string": TAG, "integer": 0, "number": 0.0, "boolean": False, "array": []}
+    return empty.get(str(kind))
 
 
 def _response_format_reply(prompt: str, fmt: dict[str, Any], responders: dict) -> str:
@@ -358,7 +359,7 @@ class OfflineChatModel(BaseChatModel):
         *,
         tool_choice: str | None = None,
         **kwargs: Any,
-    ):  # type: ignore[override]
+    ):
         formatted = [convert_to_openai_tool(t) for t in tools]
         return self.bind(tools=formatted, tool_choice=tool_choice, **kwargs)
 

@@ -12,17 +12,13 @@ import os
 import re
 from pathlib import Path
 
-from orchestrator_graph.errors import InputError
+from orchestrator_graph.errors import SandboxError
 
 INPUT_ROOTS_ENV = "ORCHESTRATOR_GRAPH_INPUT_ROOTS"  # os.pathsep-separated folders
 OUTPUT_ROOT_ENV = "ORCHESTRATOR_GRAPH_OUTPUT_ROOT"
 DEFAULT_OUTPUT_ROOT = "orchestrator-output"
 SAMPLES = Path(__file__).resolve().parent / "samples"
 _UNSAFE = re.compile(r"(?:[^A-Za-z0-9._-]|\.{2,})+")
-
-
-class SandboxError(InputError):
-    """A path outside the roots the deployment allows: names the path and the roots."""
 
 
 def input_roots() -> list[Path]:

@@ -10,7 +10,8 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
 
 from orchestrator_graph import create_orchestrator
-from orchestrator_graph.sandbox import SandboxError, output_dir, resolve_input, safe_name
+from orchestrator_graph.errors import SandboxError
+from orchestrator_graph.sandbox import output_dir, resolve_input, safe_name
 from orchestrator_graph.tools import load_table
 
 

@@ -9,10 +9,10 @@ from typing import Any, Literal
 from langgraph.store.base import BaseStore
 from pydantic import BaseModel, Field
 
+from orchestrator_graph.ledger import COMPLIANCE
 from orchestrator_graph.models import Plan
 from orchestrator_graph.protection.classification import level_of
 from orchestrator_graph.protection.intake import CHECKS
-from orchestrator_graph.protection.persist import COMPLIANCE
 from orchestrator_graph.protection.policy import load_policy
 
 PAGE = 1000

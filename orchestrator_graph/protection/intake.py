@@ -13,10 +13,11 @@ from typing import Any
 from langgraph.store.base import BaseStore, PutOp
 
 from orchestrator_graph.errors import DataPolicyError
+from orchestrator_graph.ledger import COMPLIANCE
 from orchestrator_graph.models import Plan
 from orchestrator_graph.protection.classification import check_plan, classify
 from orchestrator_graph.protection.detect import Finding
-from orchestrator_graph.protection.persist import COMPLIANCE, compliance_ops
+from orchestrator_graph.protection.persist import compliance_ops
 from orchestrator_graph.protection.redact import default_redactor
 from orchestrator_graph.sandbox import output_dir
 

@@ -17,11 +17,9 @@ from typing import Any
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.store.base import BaseStore, Op, PutOp, Result
 
-from orchestrator_graph.ledger import ROOT
+from orchestrator_graph.ledger import COMPLIANCE, ROOT, SCHEDULES, STATUS
 from orchestrator_graph.protection.detect import Finding
 from orchestrator_graph.protection.redact import Redactor, default_redactor
-
-COMPLIANCE = (ROOT, "compliance")  # + (run_id,): fingerprint -> what was found and where
 
 
 def protect_saver(saver: BaseCheckpointSaver, redactor: Redactor | None = None) -> Any:
@@ -56,7 +54,7 @@ def run_of(namespace: tuple[str, ...], key: str) -> str | None:
     namespace keyed by run id (the live status, the planned schedule)."""
     if namespace[:2] == (ROOT, "runs") and len(namespace) > 2:
         return namespace[2]
-    if namespace in ((ROOT, "status"), (ROOT, "schedules")):
+    if namespace in (STATUS, SCHEDULES):
         return key
     return None
 

@@ -1,4 +1,4 @@
-"""``orchestrator-graph compliance THREAD``: the run's compliance report (``cli`` registers it)."""
+"""``orchestrator-graph compliance THREAD``: the run's compliance report."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from orchestrator_graph.ops_cli import AsJson, Home, Postgres
+from orchestrator_graph.cli.common import AsJson, Home, Postgres, app, guard
 
 
+@app.command()
 def compliance(
     thread: Annotated[str, typer.Argument(help="the thread whose run to report on")],
     home: Home = None,
@@ -21,7 +22,6 @@ def compliance(
 ) -> None:
     """Classifications, redactions and policy checks of a thread's run; exit 1 if a check
     failed."""
-    from orchestrator_graph.cli import _guard
 
     async def go() -> int:
         from orchestrator_graph.errors import InputError
@@ -41,7 +41,7 @@ def compliance(
             _show(report)
         return 0 if report.outcome == "pass" else 1
 
-    _guard(go(), as_json)
+    guard(go(), as_json)
 
 
 def _show(report: object) -> None:
