@@ -12,7 +12,7 @@ import heapq
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from orchestrator_graph.dag import dependencies, downstream
+from orchestrator_graph.dag import able_workers, dependencies, downstream
 from orchestrator_graph.models import (
     Plan,
     PlanAnalysis,
@@ -180,8 +180,9 @@ def task_risks(
     planned = {s.task_id: s.worker for s in slots}
     out: dict[str, TaskRisk] = {}
     span = max(analysis.duration, 1e-9)
+    able_for = able_workers(plan.tasks, workers)
     for task in plan.tasks:
-        able = [w for w in workers if w.can_do(task)]
+        able = able_for[task.id]
         reliability = {w.name: _reliability(w, task, history) for w in able}
         unreliability = 1.0 - max(reliability.values(), default=0.0)
         timing = analysis.tasks[task.id]

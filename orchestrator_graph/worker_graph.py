@@ -29,7 +29,7 @@ from orchestrator_graph.registry import Registry
 from orchestrator_graph.roles import Roles
 from orchestrator_graph.sandbox import output_dir
 from orchestrator_graph.usage import track_usage
-from orchestrator_graph.workers import WorkerContext, WorkerInput
+from orchestrator_graph.workers import RunHandle, WorkerContext, WorkerInput
 
 DURABILITY_KEY = "__pregel_durability"  # langgraph._internal._constants.CONFIG_KEY_DURABILITY
 
@@ -120,6 +120,7 @@ class AttemptSteps:
             model=self.roles.model("worker", context),
             output_dir=str(await asyncio.to_thread(output_dir, context.output_dir)),
             emit=env.emit,
+            run=RunHandle(env.thread_id, env.store, env.checkpointer, context),
         )
         started = time.time()
         self.began[(run_id, task.id, attempt)] = started

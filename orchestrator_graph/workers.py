@@ -36,6 +36,17 @@ class WorkerContext:
     model: BaseChatModel
     output_dir: str
     emit: Emit
+    run: RunHandle | None = None
+    """The parent run's thread, store, checkpointer and settings (a team lead starts its child
+    orchestrator on them); None when the worker is called outside a run."""
+
+
+@dataclass(frozen=True)
+class RunHandle:
+    thread_id: str
+    store: Any
+    checkpointer: Any
+    context: Any
 
 
 class Worker(BaseModel):

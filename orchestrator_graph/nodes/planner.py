@@ -12,6 +12,7 @@ from orchestrator_graph.consensus import settle_priority
 from orchestrator_graph.context import Context
 from orchestrator_graph.dag import (
     PlanRejectedError,
+    able_workers,
     analyse_plan,
     check_data_flow,
     validate_plan,
@@ -20,7 +21,7 @@ from orchestrator_graph.dag import (
 from orchestrator_graph.dispatch.board import with_redundancy
 from orchestrator_graph.env import Env
 from orchestrator_graph.events import Event
-from orchestrator_graph.ledger import save_schedule, save_spent
+from orchestrator_graph.ledger import save_schedule, spent_kept
 from orchestrator_graph.llm import ask_structured, calling
 from orchestrator_graph.memory import FailurePattern, mitigations
 from orchestrator_graph.models import Conflict, Plan, PlanAnalysis, Review, Schedule, TaskRecord
@@ -45,7 +46,9 @@ async def step(services: Services, state: OrchestratorState, env: Env) -> dict[s
     plan = await guard_plan(
         plan, state["request"], registry.workers(), models, env.store, state["run_id"]
     )
-    able = {t.id: [w.name for w in registry.workers() if w.can_do(t)] for t in plan.tasks}
+    able = {
+        t: [w.name for w in ws] for t, ws in able_workers(plan.tasks, registry.workers()).items()
+    }
     patterns = [FailurePattern.model_validate(p) for p in state.get("patterns", [])]
     fixes = mitigations(plan.tasks, patterns, able)
     plan = plan.model_copy(
@@ -161,11 +164,8 @@ class Planning:
         profile = self.services.roles.profile(role, self.env.context, self.state)
         with track_usage() as usage, calling(profile):
             self.tallies[role].append(usage)
-            try:
+            async with spent_kept(self.env.store, self.state["run_id"], self.tallies):
                 return await call
-            except Exception:
-                await save_spent(self.env.store, self.state["run_id"], self.tallies)
-                raise
 
 
 def planned_event(plan: Plan, analysis: PlanAnalysis, schedule: Schedule) -> Event:
