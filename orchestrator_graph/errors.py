@@ -86,3 +86,14 @@ class BudgetSpent(OrchestratorError):
 
 class ThreadBusy(OrchestratorError, RuntimeError):
     """A thread another live process is running: one runner per thread (names the holder)."""
+
+
+class DataPolicyError(InputError):
+    """Data the policy refuses (a private key in a request), or a task whose classification
+    does not allow the model or region chosen: names the task, the classification and what is
+    not allowed."""
+
+
+class SandboxError(InputError):
+    """A path outside the roots the deployment allows (``sandbox``): names the path and the
+    roots."""

@@ -56,4 +56,9 @@ def stream_emitter(writer: Callable[[Any], None] | None) -> Emit:
     """Events go out as plain dicts with ``"event": "orchestrator"`` so consumers can filter."""
     if writer is None:
         return lambda event: None
-    return lambda event: writer({"event": "orchestrator", **event.model_dump(mode="json")})
+    from orchestrator_graph.protection.redact import default_redactor
+
+    redactor = default_redactor()  # events reach logs, streams and the server's clients
+    return lambda event: writer(
+        {"event": "orchestrator", **redactor.value(event.model_dump(mode="json"))}
+    )

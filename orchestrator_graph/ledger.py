@@ -29,6 +29,7 @@ SPENT = (ROOT, "spent")  # + run id: usage of nodes that failed after calling mo
 THREAD_OWNERS = (ROOT, "cli_owners")  # thread id -> the process driving it now
 THREAD_SETTINGS = (ROOT, "cli_threads")  # thread id -> the CLI settings it was started with
 DOCTOR = (ROOT, "doctor")  # the deployment check's write probe
+COMPLIANCE = (ROOT, "compliance")  # + run id: value fingerprint or check -> what was found/checked
 
 
 def attempts_namespace(run_id: str) -> tuple[str, ...]:
@@ -49,14 +50,21 @@ _process_store: list[BaseStore] = []
 
 
 def store_of(runtime: Runtime[Any]) -> BaseStore:
-    """The graph's store. A graph compiled without one warns once, loudly, and keeps its ledger in
-    one store of this process (created then, never at import)."""
+    """The graph's store, behind the data policy (``protection.persist``: every put redacted).
+    A graph compiled without one warns once, loudly, and keeps its ledger in one store of this
+    process (created then, never at import)."""
+    from orchestrator_graph.protection.persist import protect_store  # it imports this module
+
+    return protect_store(_store(runtime))
+
+
+def _store(runtime: Runtime[Any]) -> BaseStore:
     if runtime.store is not None:
         return runtime.store
     if not _process_store:
         from langgraph.store.memory import InMemoryStore
 
-        warnings.warn(NO_STORE, RuntimeWarning, stacklevel=2)
+        warnings.warn(NO_STORE, RuntimeWarning, stacklevel=3)
         _process_store.append(InMemoryStore())
     return _process_store[0]
 

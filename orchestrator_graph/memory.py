@@ -114,7 +114,11 @@ class PlanMemory:
 
     def remember(self, record: RunRecord) -> None:
         """The request is what gets embedded; the record itself is the stored document, so
-        listing runs reads only the small metadata."""
+        listing runs reads only the small metadata. Redacted first: the memory is persisted and
+        its records go into later runs' planner prompts."""
+        from orchestrator_graph.protection.redact import default_redactor
+
+        record = default_redactor().value(record)
         self.collection.upsert(
             ids=[record.run_id],
             embeddings=self.embedder([record.request]),

@@ -98,6 +98,9 @@ class Simplification(BaseModel):
     note: str = Field("", description="what the simpler version leaves out")
 
 
+Classification = Literal["public", "internal", "confidential", "restricted"]
+
+
 class Task(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
@@ -146,6 +149,9 @@ class Task(BaseModel):
     affinity: list[str] = Field(
         default_factory=list, description="regions it prefers to run in (a scored preference)"
     )
+    classification: Classification | None = Field(
+        None, description="public, internal, confidential or restricted (default: the plan's)"
+    )
 
 
 class Plan(BaseModel):
@@ -158,6 +164,9 @@ class Plan(BaseModel):
     qa_policy: QAPolicy | None = Field(None, description="for tasks without their own")
     stakeholders: dict[str, float] = Field(
         default_factory=dict, description="stakeholder -> weight in priority disputes (default 1)"
+    )
+    classification: Classification | None = Field(
+        None, description="the tasks' data classification (default: the data policy's)"
     )
 
 
@@ -466,6 +475,9 @@ class RunReport(BaseModel):
     bottlenecks: list[Bottleneck] = Field(default_factory=list)
     replans: list[Replan] = Field(default_factory=list)
     memory: str = Field("", description="where the run was remembered, or why it was not")
+    compliance: dict[str, Any] | None = Field(
+        None, description="classifications, redactions and policy checks (protection.compliance)"
+    )
     mitigations: dict[str, Any] = Field(
         default_factory=dict, description="what past failure patterns changed in the plan"
     )

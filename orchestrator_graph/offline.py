@@ -10,6 +10,7 @@ demos and tests, not intelligence. Every answer it writes starts with ``[offline
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -194,7 +195,10 @@ def _deliverable(prompt: str, _schema: dict[str, Any]) -> dict[str, Any]:
     workers' notes; titled after the report, if there is one."""
     request = tagged(prompt, "request")
     reports, others = [], []
-    for tid, block in re.findall(r"<result task=\"([^\"]+)\">\s*(.*?)\s*</result>", prompt, re.S):
+    for quoted, block in re.findall(
+        r"<result task=\"([^\"]+)\">\s*(.*?)\s*</result>", prompt, re.S
+    ):
+        tid = html.unescape(quoted)
         markdown = tagged(block, "markdown")
         if markdown:
             reports.append({"heading": tid, "body": markdown})  # its title becomes the title

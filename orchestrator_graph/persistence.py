@@ -70,15 +70,17 @@ async def open_persistence(
 ) -> AsyncIterator[tuple[BaseCheckpointSaver, BaseStore]]:
     """``(checkpointer, store)``: Postgres when a URL is given (or set in the environment),
     otherwise ``state.db`` and ``store.db`` in the data directory."""
+    from orchestrator_graph.protection.persist import protect_saver, protect_store
+
     url = postgres_url or os.environ.get(POSTGRES_ENV)
     if url:
-        async with _postgres(url) as pair:
-            yield pair
+        async with _postgres(url) as (saver, store):
+            yield protect_saver(saver), protect_store(store)
         return
     folder = data_dir(home)
     _check_sqlite(folder)
-    async with _sqlite(folder) as pair:
-        yield pair
+    async with _sqlite(folder) as (saver, store):
+        yield protect_saver(saver), protect_store(store)
 
 
 BUSY_TIMEOUT = 60  # seconds a writer waits for another process's write to end

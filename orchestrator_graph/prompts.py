@@ -9,6 +9,8 @@ from string import Template
 
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
+from orchestrator_graph.textsafe import fence
+
 _SOURCE_TREE = Path(__file__).resolve().parent.parent / "prompts"
 
 
@@ -39,10 +41,12 @@ def preload() -> None:
 
 
 def render(name: str, **values: object) -> str:
-    """Fill a prompt's ``$placeholders``; a missing value is an error, not a blank."""
+    """Fill a prompt's ``$placeholders``; a missing value is an error, not a blank. Every value
+    is fenced (``textsafe.fence``) unless the code built it as a ``Block``: data in a prompt
+    cannot open or close one of its tagged blocks."""
     template = load_prompt(name)
     try:
-        return template.substitute({k: str(v) for k, v in values.items()})
+        return template.substitute({k: fence(v) for k, v in values.items()})
     except KeyError as err:
         raise KeyError(f"prompt {name!r} needs a value for {err.args[0]!r}") from None
 

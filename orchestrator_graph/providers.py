@@ -121,13 +121,16 @@ _SECRETS = [
 
 
 def redact(text: str) -> str:
-    """Provider text with API keys, bearer tokens and key=value secrets replaced."""
+    """Provider text with API keys, bearer tokens and key=value secrets replaced, then what the
+    data policy finds (``protection``): the message is stored in checkpoints and reports."""
+    from orchestrator_graph.protection.redact import default_redactor
+
     for pattern in _SECRETS:
         text = pattern.sub(
             lambda m: (m.group(1) if m.re.groups else "") + "[redacted]",
             text,
         )
-    return text
+    return default_redactor().text(text)
 
 
 # --- errors ----------------------------------------------------------------------------------

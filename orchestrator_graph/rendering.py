@@ -11,24 +11,23 @@ from typing import Any
 
 from rich.markup import escape
 
+from orchestrator_graph.textsafe import fence, md_line
+
 __all__ = ["ChangeFilter", "deliverable_markdown", "escape", "event_line"]
 
 
 def deliverable_markdown(deliverable: dict[str, Any]) -> str:
     """The synthesizer's deliverable as one Markdown document: title, summary, sections. A
     section body that is already Markdown (a report) keeps its own headings, one level down."""
-    lines = [f"# {_one_line(deliverable.get('title') or 'Result')}", ""]
+    lines = [f"# {md_line(deliverable.get('title') or 'Result')}", ""]
     if summary := (deliverable.get("summary") or "").strip():
-        lines += [summary, ""]
+        lines += [fence(summary), ""]
     for section in deliverable.get("sections") or []:
-        lines += [f"## {_one_line(section.get('heading', ''))}", "", _demote(section["body"]), ""]
+        body = fence(_demote(section["body"]))  # Markdown stays Markdown; HTML tags become text
+        lines += [f"## {md_line(section.get('heading', ''))}", "", body, ""]
     if disputed := deliverable.get("disputed"):
-        lines += ["## Disputed", "", ", ".join(map(str, disputed)), ""]
+        lines += ["## Disputed", "", md_line(", ".join(map(str, disputed))), ""]
     return "\n".join(lines).rstrip() + "\n"
-
-
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
 
 
 def _demote(body: str) -> str:

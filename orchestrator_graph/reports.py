@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from orchestrator_graph.textsafe import md_cell, md_line
+
 MAX_FINDINGS = 50  # rows of the findings table; the rest are counted
 
 
@@ -22,15 +24,11 @@ def number(value: Any) -> str:
 def table(header: list[str], rows: list[list[Any]], numeric: set[int]) -> list[str]:
     """A Markdown table; the columns in ``numeric`` are right-aligned and formatted."""
     align = ["---:" if i in numeric else "---" for i in range(len(header))]
-    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"]
+    lines = ["| " + " | ".join(map(md_cell, header)) + " |", "| " + " | ".join(align) + " |"]
     for row in rows:
-        cells = [number(v) if i in numeric else _cell(v) for i, v in enumerate(row)]
+        cells = [md_cell(number(v)) if i in numeric else md_cell(v) for i, v in enumerate(row)]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
-
-
-def _cell(value: Any) -> str:
-    return str("" if value is None else value).replace("|", "\\|").replace("\n", " ")
 
 
 def report_markdown(title: str, upstream: dict[str, Any]) -> str:
@@ -38,7 +36,8 @@ def report_markdown(title: str, upstream: dict[str, Any]) -> str:
     came from, the workers' notes, and the tasks it drew on."""
     analysis = next((o for o in upstream.values() if _has(o, "statistics")), None)
     validation = next((o for o in upstream.values() if _has(o, "issues")), None)
-    lines = [f"# {title}", "", "## Summary", "", _summary(analysis, validation), ""]
+    lines = [f"# {md_line(title)}", "", "## Summary", "", md_line(_summary(analysis, validation))]
+    lines.append("")
     if analysis and analysis.get("groups"):
         lines += _groups(analysis)
     if analysis and analysis.get("statistics"):
@@ -54,8 +53,9 @@ def report_markdown(title: str, upstream: dict[str, Any]) -> str:
     lines += _data(analysis, validation)
     notes = [(t, o.get("summary")) for t, o in upstream.items() if isinstance(o, dict)]
     if any(note for _t, note in notes):
-        lines += ["## Notes", ""] + [f"- **{t}**: {note}" for t, note in notes if note] + [""]
-    lines.append(f"Drawn from the approved results of: {', '.join(upstream)}.")
+        lines += ["## Notes", ""]
+        lines += [f"- **{md_line(t)}**: {md_line(note)}" for t, note in notes if note] + [""]
+    lines.append(f"Drawn from the approved results of: {md_line(', '.join(upstream))}.")
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -86,7 +86,7 @@ def _groups(analysis: dict[str, Any]) -> list[str]:
     header = [group, lead, *others, "rows"]
     rows = [[g, v.get(lead), *(v.get(m) for m in others), v.get("rows")] for g, v in groups.items()]
     totals = ["**total**", *(sum(r[i] or 0 for r in rows) for i in range(1, len(header)))]
-    lines = [f"## {lead.capitalize()} by {group}", ""]
+    lines = [f"## {md_line(lead.capitalize())} by {md_line(group)}", ""]
     lines += table(header, [*rows, totals], set(range(1, len(header))))
     return [*lines, ""]
 
@@ -106,7 +106,7 @@ def _findings(validation: dict[str, Any]) -> list[str]:
 def _data(analysis: dict[str, Any] | None, validation: dict[str, Any] | None) -> list[str]:
     source = (validation or analysis or {}).get("source", "")
     names = [Path(p.strip()).name for p in source.split(",") if p.strip()]
-    items = [f"- Sources: {', '.join(names)}"] if names else []
+    items = [f"- Sources: {md_line(', '.join(names))}"] if names else []
     if validation:
         dropped = validation.get("dropped", 0)
         items.append(f"- Cleaning dropped {_rows(dropped)} (empty or duplicate)")
@@ -116,7 +116,7 @@ def _data(analysis: dict[str, Any] | None, validation: dict[str, Any] | None) ->
             f"{_rows(validation.get('held_back', 0))} held back"
         )
     if analysis and analysis.get("measures"):
-        items.append(f"- Measures analysed: {', '.join(analysis['measures'])}")
+        items.append(f"- Measures analysed: {md_line(', '.join(analysis['measures']))}")
     return ["## Data", "", *items, ""] if items else []
 
 

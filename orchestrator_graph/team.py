@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 from typing import Any
 
 from langchain_core.messages import HumanMessage, SystemMessage
@@ -14,6 +13,7 @@ from orchestrator_graph import tools
 from orchestrator_graph.llm import ask_structured
 from orchestrator_graph.prompts import render
 from orchestrator_graph.reports import report_markdown
+from orchestrator_graph.sandbox import output_file
 from orchestrator_graph.schemas import WorkerNote
 from orchestrator_graph.workers import Worker, WorkerContext, WorkerInput
 
@@ -109,7 +109,9 @@ async def report(payload: WorkerInput, ctx: WorkerContext) -> dict[str, Any]:
     title = str(payload.task.inputs.get("title") or payload.task.title)
     markdown = report_markdown(title, payload.upstream)
     path = await asyncio.to_thread(
-        tools.write_text, Path(ctx.output_dir) / f"{payload.run_id}-{payload.task.id}.md", markdown
+        lambda: tools.write_text(
+            output_file(ctx.output_dir, payload.run_id, payload.task.id, suffix=".md"), markdown
+        )
     )
     facts = {"path": str(path), "title": title, "drawn_from": list(payload.upstream)}
     return {

@@ -5,29 +5,23 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import re
 import statistics
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-SAMPLES = Path(__file__).resolve().parent / "samples"
+from orchestrator_graph.sandbox import SAMPLES, resolve_input
+
+__all__ = ["SAMPLES"]
 
 Table = dict[str, Any]  # {"source": str, "columns": [str], "rows": [dict]}
 
 
 def resolve_path(path: str) -> Path:
-    """A path as given, else relative to the bundled samples."""
-    candidate = Path(path).expanduser()
-    if candidate.is_file():
-        return candidate
-    bundled = SAMPLES / candidate.name
-    if bundled.is_file():
-        return bundled
-    raise FileNotFoundError(
-        f"no such data file: {path!r} (looked in the working directory and "
-        f"in the bundled samples {SAMPLES})"
-    )
+    """The file inside the input roots (``sandbox.resolve_input``), else a bundled sample."""
+    return resolve_input(path)
 
 
 def load_table(path: str) -> Table:
@@ -207,8 +201,11 @@ def validate_rows(table: Table) -> dict[str, Any]:
 
 
 def write_text(path: Path, text: str) -> Path:
-    """Write a file (making its folder); returns the absolute path. Blocking: call in a thread."""
-    path = path.resolve()
+    """Write a new file or replace a regular one (making its folder), never through a symbolic
+    link; returns the absolute path. Blocking: call in a thread."""
+    path = path.absolute()
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
     return path

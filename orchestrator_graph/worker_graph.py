@@ -23,13 +23,14 @@ from orchestrator_graph.events import Event
 from orchestrator_graph.ledger import Ledger
 from orchestrator_graph.llm import calling
 from orchestrator_graph.models import Review, Task, TaskResult
+from orchestrator_graph.protection.redact import default_redactor
 from orchestrator_graph.qa import gate_result
 from orchestrator_graph.registry import Registry
 from orchestrator_graph.roles import Roles
+from orchestrator_graph.sandbox import output_dir
 from orchestrator_graph.usage import track_usage
 from orchestrator_graph.workers import RunHandle, WorkerContext, WorkerInput
 
-DEFAULT_OUTPUT_DIR = "orchestrator-output"
 DURABILITY_KEY = "__pregel_durability"  # langgraph._internal._constants.CONFIG_KEY_DURABILITY
 
 
@@ -117,7 +118,7 @@ class AttemptSteps:
         )
         ctx = WorkerContext(
             model=self.roles.model("worker", context),
-            output_dir=context.output_dir or DEFAULT_OUTPUT_DIR,
+            output_dir=str(await asyncio.to_thread(output_dir, context.output_dir)),
             emit=env.emit,
             run=RunHandle(env.thread_id, env.store, env.checkpointer, context),
         )
@@ -136,6 +137,7 @@ class AttemptSteps:
             error = f"{type(err).__name__}: {err}"
             frames = traceback.extract_tb(err.__traceback__)[-1:]
             error += "".join(f" (at {f.filename}:{f.lineno})" for f in frames)
+            error = default_redactor().text(error)  # it may echo a key; it is stored and shown
         summary = output.get("summary", "") if isinstance(output, dict) else ""
         result = TaskResult(
             task_id=task.id,

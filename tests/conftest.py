@@ -26,6 +26,17 @@ def own_plan_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
+@pytest.fixture(autouse=True)
+def own_sandbox_roots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test may read from the working directory and its own temp folder, and write only
+    inside its temp folder (the deployment's roots: ``orchestrator_graph.sandbox``)."""
+    monkeypatch.setenv(
+        "ORCHESTRATOR_GRAPH_INPUT_ROOTS", os.pathsep.join([os.getcwd(), str(tmp_path)])
+    )
+    monkeypatch.setenv("ORCHESTRATOR_GRAPH_OUTPUT_ROOT", str(tmp_path))
+    return tmp_path
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A database of this test session's own, dropped at the end."""

@@ -34,8 +34,11 @@ def answers(url: str) -> bool:
 
 
 @contextmanager
-def langgraph_dev(folder: Path, ready: str = "/ok") -> Iterator[str]:
-    """The server's URL once ``ready`` answers 200; ``folder`` holds its log and data."""
+def langgraph_dev(
+    folder: Path, ready: str = "/ok", env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """The server's URL once ``ready`` answers 200; ``folder`` holds its log and data; ``env``
+    adds to (or overrides) the environment the server starts with."""
     logs, port = folder / "server.log", free_port()
     env = {
         **os.environ,
@@ -46,6 +49,7 @@ def langgraph_dev(folder: Path, ready: str = "/ok") -> Iterator[str]:
         "ORCHESTRATOR_GRAPH_HOME": str(folder / "data"),
         "ORCHESTRATOR_GRAPH_CHROMA": str(folder / "data" / "chroma"),
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        **(env or {}),
     }
     cli = Path(sys.executable).with_name("langgraph")
     args = ["dev", "--no-browser", "--no-reload", "--host", "127.0.0.1", "--port", str(port)]

@@ -11,12 +11,19 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    with langgraph_dev(tmp_path_factory.mktemp("server")) as url:
+def outputs(tmp_path_factory):
+    """The deployment's output root: clients may write only inside it."""
+    return tmp_path_factory.mktemp("outputs")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, outputs):
+    env = {"ORCHESTRATOR_GRAPH_OUTPUT_ROOT": str(outputs)}
+    with langgraph_dev(tmp_path_factory.mktemp("server"), env=env) as url:
         yield url
 
 
-async def test_thread_run_stream_state_and_history(server, tmp_path):
+async def test_thread_run_stream_state_and_history(server, outputs):
     from langgraph_sdk import get_client
 
     client = get_client(url=server)
@@ -26,7 +33,7 @@ async def test_thread_run_stream_state_and_history(server, tmp_path):
         thread["thread_id"],
         "orchestrator",
         input={"request": EXAMPLE},
-        context={"output_dir": str(tmp_path), "worker_subgraph": True},
+        context={"output_dir": "stream", "worker_subgraph": True},
         stream_mode=["custom", "updates"],
         stream_subgraphs=True,
     ):
@@ -42,7 +49,7 @@ async def test_thread_run_stream_state_and_history(server, tmp_path):
     report = state["values"]["report"]
     assert report["status"] == "done", (report["reason"], report["final_review"])
     assert len(report["tasks"]) == 6
-    assert (tmp_path / f"{report['run_id']}-report.md").is_file()
+    assert (outputs / "stream" / f"{report['run_id']}-report.md").is_file()
     assert state["values"]["status"]["counts"] == {"approved": 6}
     live = await client.store.get_item(["orchestrator_graph", "status"], report["run_id"])
     assert live["value"]["run_id"] == report["run_id"] and live["value"]["eta"] == 0
@@ -137,3 +144,37 @@ async def test_a_remote_worker_served_by_langgraph_dev(server):
     table = tools.load_table(str(tools.SAMPLES / "sales.csv"))
     expected = tools.describe(tools.combine([table]), "region")
     assert got["groups"] == expected["groups"] and got["statistics"] == expected["statistics"]
+
+
+async def test_clients_cannot_choose_an_output_folder_outside_the_deployments_root(
+    server, outputs, tmp_path
+):
+    """A client's ``output_dir`` (absolute elsewhere, climbing with '..', or a link inside the
+    root that points out) refuses the run at its start; nothing is written outside the root."""
+    from langgraph_sdk import get_client
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (outputs / "escape").symlink_to(elsewhere)
+    client = get_client(url=server)
+    for chosen in (str(elsewhere), "../" + elsewhere.name, "escape"):
+        thread = await client.threads.create()
+        run = await client.runs.create(
+            thread["thread_id"],
+            "orchestrator",
+            input={"request": EXAMPLE},
+            context={"output_dir": chosen, "use_memory": False},
+        )
+        joined = await client.runs.join(thread["thread_id"], run["run_id"])
+        done = await client.runs.get(thread["thread_id"], run["run_id"])
+        assert done["status"] == "error", chosen
+        error = joined["__error__"]
+        assert error["error"] == "SandboxError" and error["message"].startswith(
+            f"output_dir {chosen!r}"
+        )
+        assert ("'..' is not allowed" if ".." in chosen else "is outside the output root") in (
+            error["message"]
+        )
+        state = await client.threads.get_state(thread["thread_id"])
+        assert not state["values"].get("report") and state["tasks"][0]["name"] == "recall"
+    assert list(elsewhere.iterdir()) == []

@@ -42,6 +42,7 @@ async def drive(
     from orchestrator_graph.graph import create_orchestrator
     from orchestrator_graph.ledger import THREAD_OWNERS, THREAD_SETTINGS
     from orchestrator_graph.persistence import open_persistence
+    from orchestrator_graph.sandbox import trust_output_dir
     from orchestrator_graph.thread_lease import thread_lease
 
     console = Console(stderr=True)
@@ -54,6 +55,7 @@ async def drive(
             saved = await store.aget(THREAD_SETTINGS, thread)
             settings = {**(saved.value if saved else {}), **settings}
         context = checked_context(settings)
+        trust_output_dir(context.output_dir)
         builder = create_orchestrator(workers=team_of(settings), memory=memory_location(home))
         await store.aput(THREAD_SETTINGS, thread, settings, index=False)
         await store.aput(THREAD_OWNERS, thread, owner(), index=False)

@@ -52,6 +52,7 @@ from orchestrator_graph.models import (
     TaskResult,
 )
 from orchestrator_graph.monitor import Monitor
+from orchestrator_graph.protection.classification import barred, check_assignment
 from orchestrator_graph.registry import History, SkillStats
 
 RunAttempt = Callable[[Launch], Awaitable[tuple[TaskResult, Review]]]
@@ -321,12 +322,13 @@ class DispatchRunner:
             force,
             [board.tasks[t] for t in tids],
             [board.failed_on[t] for t in tids],
-            [excluded(board, t) for t in tids],
+            [excluded(board, t) | barred(board.tasks[t], workers) for t in tids],
             [t in board.urgent for t in tids],
         )
 
     def _start(self, tid: str, worker: str, why: dict[str, Any]) -> None:
         task = self.board.tasks[tid]
+        check_assignment(task, self.board.registry.get(worker))
         expected = self.paces.duration(task, worker)
         launch, run = self.board.start(tid, worker, self.clock(), expected, why)
         job = asyncio.ensure_future(self.run_attempt(launch))

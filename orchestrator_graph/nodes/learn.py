@@ -11,6 +11,8 @@ from orchestrator_graph.events import Event
 from orchestrator_graph.ledger import Ledger, load_schedule, load_spent
 from orchestrator_graph.memory import MemoryUnavailable
 from orchestrator_graph.models import Review, TaskResult
+from orchestrator_graph.protection.compliance import compliance_report
+from orchestrator_graph.protection.redact import default_redactor
 from orchestrator_graph.reporting import attempts_cost, build_report, run_record
 from orchestrator_graph.schedule import actual_slots
 from orchestrator_graph.state import OrchestratorState, records_of
@@ -41,7 +43,9 @@ async def step(services: Services, state: OrchestratorState, env: Env) -> dict[s
             note = f"remembered in {services.memory.location}"
         except MemoryUnavailable as err:
             note = f"{err}; this run was not remembered"
-    report = report.model_copy(update={"memory": note})
+    checked = await compliance_report(store, run_id, state.get("plan"))
+    report = report.model_copy(update={"memory": note, "compliance": checked.model_dump()})
+    report = default_redactor().value(report)  # printed, streamed and served as it is
     env.emit(
         Event(
             kind="learned",

@@ -26,6 +26,7 @@ from orchestrator_graph.llm import ask_structured, calling
 from orchestrator_graph.memory import FailurePattern, mitigations
 from orchestrator_graph.models import Conflict, Plan, PlanAnalysis, Review, Schedule, TaskRecord
 from orchestrator_graph.prompts import messages
+from orchestrator_graph.protection.intake import guard_plan
 from orchestrator_graph.qa import review_plan
 from orchestrator_graph.registry import Registry
 from orchestrator_graph.residency import check_residency
@@ -42,6 +43,10 @@ async def step(services: Services, state: OrchestratorState, env: Env) -> dict[s
     plan, verdict = await planning.gated()
     plan, disputes = settle_plan(plan, env.context)
     registry = services.registry
+    models = services.roles.labels(env.context)
+    plan = await guard_plan(
+        plan, state["request"], registry.workers(), models, env.store, state["run_id"]
+    )
     able = {
         t: [w.name for w in ws] for t, ws in able_workers(plan.tasks, registry.workers()).items()
     }

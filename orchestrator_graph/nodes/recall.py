@@ -20,6 +20,7 @@ from orchestrator_graph.memory import (
     failure_patterns,
     reusable,
 )
+from orchestrator_graph.protection.intake import admit
 from orchestrator_graph.state import OrchestratorState
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ FRESH_RUN: dict[str, dict[str, Any] | list[Any]] = {
 async def step(services: Services, state: OrchestratorState, env: Env) -> dict[str, Any]:
     context = env.context
     request = check_request(state.get("request"))
+    await admit(request, context.output_dir)
     run_id = uuid.uuid4().hex[:12]
     env.emit(
         Event(kind="run_started", node="recall", message=request[:200], data={"run_id": run_id})

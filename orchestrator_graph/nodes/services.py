@@ -22,6 +22,7 @@ from orchestrator_graph.llm import ModelSpec
 from orchestrator_graph.memory import MemoryHandle, PlanMemory
 from orchestrator_graph.models import Plan, PlanAnalysis, Schedule, Slot
 from orchestrator_graph.prompts import preload as preload_prompts
+from orchestrator_graph.protection.redact import default_redactor
 from orchestrator_graph.registry import Registry, expected_durations, load_history
 from orchestrator_graph.roles import Roles
 from orchestrator_graph.schedule import plan_schedule
@@ -55,6 +56,7 @@ class Services:
         embeddings: Embeddings | EmbeddingFunction[Documents] | None,
     ) -> Services:
         preload_prompts()  # a missing prompt fails here, at build time, not mid-run
+        default_redactor()  # the data policy and its detectors load here too, not in a run
         registry = team_registry(workers)
         roles = Roles(model, models)
         return cls(registry, roles, MemoryHandle(memory, embeddings), AttemptSteps(registry, roles))

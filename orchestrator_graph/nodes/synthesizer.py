@@ -15,6 +15,7 @@ from orchestrator_graph.models import Deliverable, Plan, TaskRecord
 from orchestrator_graph.prompts import messages
 from orchestrator_graph.schemas import DeliverableDraft
 from orchestrator_graph.state import OrchestratorState, records_of
+from orchestrator_graph.textsafe import Block, block, fence, join
 from orchestrator_graph.usage import track_usage, usage_update
 
 if TYPE_CHECKING:
@@ -38,10 +39,7 @@ async def step(services: Services, state: OrchestratorState, env: Env) -> dict[s
     found = {tid: outputs[rec.result_key or ""] for tid, rec in approved}
     claims = _claims(services, plan, approved, found)
     facts, disputed, conflicts = settle_facts(claims, context.mechanism("contradicting_facts"))
-    blocks = [
-        f'<result task="{tid}">\n{_brief(found[tid], rec.summary)}\n</result>'
-        for tid, rec in approved
-    ]
+    blocks = [block("result", _brief(found[tid], rec.summary), task=tid) for tid, rec in approved]
     with track_usage() as usage, calling(services.roles.profile("synthesizer", context, state)):
         async with spent_kept(env.store, state["run_id"], {"synthesizer": [usage]}):
             draft = await ask_structured(
@@ -50,7 +48,7 @@ async def step(services: Services, state: OrchestratorState, env: Env) -> dict[s
                 messages(
                     "synthesizer",
                     request=state["request"],
-                    results="\n".join(blocks) or "none",
+                    results=join(blocks) or "none",
                     facts=json.dumps(facts, default=str),
                     disputed=", ".join(disputed) or "none",
                 ),
@@ -117,14 +115,14 @@ def _facts(output: Any) -> dict[str, Any]:
     return to_store(facts) if isinstance(facts, dict) else {}
 
 
-def _brief(output: Any, summary: str) -> str:
+def _brief(output: Any, summary: str) -> Block:
     """What the synthesizer sees of a result: its summary, its small fields (never raw rows),
     and a Markdown document it wrote (a report), whole up to ``MAX_MARKDOWN`` characters."""
     if not isinstance(output, dict):
-        return json.dumps(output, default=str)[:1500]
+        return Block(fence(json.dumps(output, default=str)[:1500]))
     small = {k: v for k, v in output.items() if k not in ("rows", "markdown", "summary")}
-    brief = f"{summary}\n{json.dumps(small, default=str)[:1500]}"
+    brief = fence(f"{summary}\n{json.dumps(small, default=str)[:1500]}")
     markdown = output.get("markdown")
     if isinstance(markdown, str) and markdown.strip():
-        brief += f"\n<markdown>\n{markdown[:MAX_MARKDOWN]}\n</markdown>"
-    return brief
+        brief += "\n" + block("markdown", markdown[:MAX_MARKDOWN])
+    return Block(brief)

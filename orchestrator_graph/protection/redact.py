@@ -1,0 +1,155 @@
+"""Redaction: values with what the policy finds replaced, and a record of what was replaced.
+
+``Redactor.value`` walks the shapes that reach checkpoints and stores (dicts, lists, tuples,
+pydantic models such as chat messages, dataclasses) and returns the same object when nothing
+was found, so the common case copies nothing."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import hmac
+import os
+import secrets
+from functools import cache
+from typing import Any
+
+from pydantic import BaseModel
+
+from orchestrator_graph.errors import DataPolicyError
+from orchestrator_graph.protection.detect import Detector, Finding
+from orchestrator_graph.protection.policy import DataPolicy, load_policy
+
+KEY_ENV = "ORCHESTRATOR_GRAPH_REDACTION_KEY"
+SEEN_TEXT, SEEN_ITEMS = 4096, 100_000  # texts remembered: length and how many
+
+
+class Redactor:
+    def __init__(self, policy: DataPolicy, key: bytes) -> None:
+        self.policy, self.detector, self.key = policy, Detector(policy), key
+        # Checkpoints repeat most of the state at every step: scan each text once.
+        self._seen: dict[str, tuple[str, list[Finding]]] = {}
+
+    def fingerprint(self, finding: Finding) -> str:
+        """Keyed, so the record of a redaction cannot be turned back into the value by trying
+        every SSN; the same value gives the same fingerprint, so it is counted once."""
+        message = f"{finding.kind}\0{finding.value}".encode()
+        return hmac.new(self.key, message, hashlib.sha256).hexdigest()[:20]
+
+    def replacement(self, finding: Finding) -> str:
+        if self.policy.action(finding.kind) == "mask":
+            tail = "".join(c for c in finding.value if c.isalnum())[-4:]
+            return f"[MASKED:{finding.kind}:…{tail}]"
+        return f"[REDACTED:{finding.kind}]"
+
+    def text(self, text: str, found: list[Finding] | None = None) -> str:
+        """``text`` with every finding replaced (longest first, so no part of one survives);
+        the findings are appended to ``found``."""
+        known = self._seen.get(text)
+        if known is None:
+            findings = self.detector.find(text)
+            clean = text
+            for finding in sorted(findings, key=lambda f: -len(f.value)):
+                clean = clean.replace(finding.value, self.replacement(finding))
+            known = (clean if findings else text, findings)
+            if len(text) <= SEEN_TEXT and len(self._seen) < SEEN_ITEMS:
+                self._seen[text] = known
+        if found is not None:
+            found += known[1]
+        return known[0]
+
+    def value(self, value: Any, found: list[Finding] | None = None, depth: int = 0) -> Any:
+        if isinstance(value, str):
+            return self.text(value, found)
+        if depth > 64 or value is None or isinstance(value, (bool, int, float, bytes)):
+            return value
+        if isinstance(value, dict):
+            out = {
+                self.value(k, found, depth + 1): self.value(v, found, depth + 1)
+                for k, v in value.items()
+            }
+            return value if _same(out.items(), value.items()) else type(value)(out)
+        if isinstance(value, (list, tuple)):
+            items = [self.value(v, found, depth + 1) for v in value]
+            if all(a is b for a, b in zip(items, value, strict=True)):
+                return value
+            return type(value)(items) if not hasattr(value, "_fields") else type(value)(*items)
+        if isinstance(value, BaseModel):
+            return self._model(value, found, depth)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return self._dataclass(value, found, depth)
+        return value
+
+    def _model(self, value: BaseModel, found: list[Finding] | None, depth: int) -> Any:
+        names = list(type(value).model_fields)
+        changed = {}
+        for name in names:
+            old = getattr(value, name, None)
+            new = self.value(old, found, depth + 1)
+            if new is not old:
+                changed[name] = new
+        return value.model_copy(update=changed) if changed else value
+
+    def _dataclass(self, value: Any, found: list[Finding] | None, depth: int) -> Any:
+        changed = {}
+        for f in dataclasses.fields(value):
+            if not f.init:
+                continue
+            old = getattr(value, f.name)
+            new = self.value(old, found, depth + 1)
+            if new is not old:
+                changed[f.name] = new
+        return dataclasses.replace(value, **changed) if changed else value
+
+    def refuse(self, text: str, where: str) -> None:
+        """Raise when ``text`` holds a kind the policy refuses (checked where data comes in)."""
+        for finding in self.detector.find(text):
+            if self.policy.action(finding.kind) == "refuse":
+                raise DataPolicyError(
+                    f"{where}: holds {_kind(finding)}, which the data policy "
+                    f"({self.policy.source or 'default'}) refuses; remove it and try again"
+                )
+
+
+def _kind(finding: Finding) -> str:
+    return finding.kind if finding.detail in ("pattern", finding.kind) else finding.detail
+
+
+def _same(new: Any, old: Any) -> bool:
+    return all(a[0] is b[0] and a[1] is b[1] for a, b in zip(new, old, strict=True))
+
+
+_PROCESS_KEY = secrets.token_bytes(32)
+
+
+def redaction_key() -> bytes:
+    return _key(os.environ.get(KEY_ENV, ""), os.environ.get("ORCHESTRATOR_GRAPH_HOME", ""))
+
+
+@cache
+def _key(given: str, home: str) -> bytes:
+    """The fingerprint key: ``ORCHESTRATOR_GRAPH_REDACTION_KEY``, else a random key kept in
+    ``redaction.key`` (mode 0600) in the data folder named by ``ORCHESTRATOR_GRAPH_HOME``, made
+    on first use, else one for this process (a value is then counted once per process)."""
+    if given:
+        return given.encode()
+    from orchestrator_graph.persistence import data_dir
+
+    if not home:
+        return _PROCESS_KEY
+    path = data_dir() / "redaction.key"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32))
+    return path.read_text().strip().encode()
+
+
+@cache
+def _redactor(policy_path: str, key: bytes) -> Redactor:
+    return Redactor(load_policy(policy_path or None), key)
+
+
+def default_redactor() -> Redactor:
+    """The process's redactor: the policy named by the environment (or the default)."""
+    return _redactor(os.environ.get("ORCHESTRATOR_GRAPH_POLICY", ""), redaction_key())
