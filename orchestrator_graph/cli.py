@@ -324,10 +324,15 @@ async def _drive(
 
     console = Console(stderr=True)
     config = {"configurable": {"thread_id": thread}}
+    from orchestrator_graph.run_audit import chain_drive, enter
+
+    identity = enter(payload, home)
     async with open_persistence(home, postgres) as (saver, store):
         if not isinstance(payload, dict):  # resuming: the thread's own settings first
             saved = await store.aget(THREAD_SETTINGS, thread)
             settings = {**(saved.value if saved else {}), **settings}
+        settings["identity"] = identity.model_dump()
+        before = await store.aget(THREAD_OWNERS, thread)
         context = _context(settings)
         builder = create_orchestrator(workers=_team(settings), memory=memory_location(home))
         await store.aput(THREAD_SETTINGS, thread, settings, index=False)
@@ -372,6 +377,7 @@ async def _drive(
         finally:
             await store.adelete(THREAD_OWNERS, thread)
         snapshot = await graph.aget_state(config)
+        await chain_drive(store, snapshot.values, payload, identity, before and before.value)
     return _finish(thread, snapshot, as_json)
 
 
@@ -769,9 +775,19 @@ def plan_command(
 
 @app.command()
 def audit(
-    thread: str, home: Home = None, postgres: Postgres = None, as_json: AsJson = False
+    thread: str,
+    home: Home = None,
+    postgres: Postgres = None,
+    as_json: AsJson = False,
+    verify: Annotated[
+        bool, typer.Option("--verify", help="check the keyed hash chain; exit 1 if broken")
+    ] = False,
+    export: Annotated[
+        Path | None, typer.Option(help="write the chained audit log to FILE as JSON Lines")
+    ] = None,
 ) -> None:
-    """Every verdict and action of a thread's run, in order."""
+    """Every verdict and action of a thread's run, in order; --verify checks the tamper-evident
+    log (exit 1 naming the first broken entry), --export writes it as JSON Lines."""
 
     async def go() -> int:
         from orchestrator_graph.audit import audit_trail
@@ -779,6 +795,10 @@ def audit(
 
         found = await inspect_thread(thread, home, postgres)
         check_ledger(thread, found)
+        if verify or export:
+            from orchestrator_graph.audit_cli import check_chain
+
+            return await check_chain(found.snapshot.values, home, postgres, export, as_json)
         async with open_persistence(home, postgres) as (_saver, store):
             trail = await audit_trail(store, found.snapshot.values)
         if as_json:

@@ -69,3 +69,7 @@ class ProviderError(OrchestratorError):
 class BudgetSpent(OrchestratorError):
     """A run budget ran out between model calls outside the dispatcher (planning, mediation,
     synthesis); the thread stops at that node and resumes with a raised budget."""
+
+
+class AccessDenied(OrchestratorError, PermissionError):
+    """An identity acting beyond its roles or tenant, or no identity where one is required."""

@@ -20,6 +20,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Command, Overwrite, interrupt
 
+from orchestrator_graph.auditlog import chain_state
 from orchestrator_graph.consensus import (
     FactClaim,
     expertise_weight,
@@ -621,6 +622,7 @@ def create_orchestrator(
             except MemoryUnavailable as err:
                 note = f"{err}; this run was not remembered"
         report = report.model_copy(update={"memory": note})
+        await chain_state(store_of(runtime), {**state, "report": report.model_dump(mode="json")})
         stream_emitter(runtime.stream_writer)(
             Event(
                 kind="learned",

@@ -54,7 +54,7 @@ def attempt_key(task_id: str, attempt: int) -> str:
 
 class Ledger:
     def __init__(self, store: BaseStore, run_id: str) -> None:
-        self.store = store
+        self.store, self.run_id = store, run_id
         self.namespace = (ROOT, "runs", run_id, "attempts")
 
     async def record(self, result: TaskResult, review: Review) -> str:
@@ -69,6 +69,9 @@ class Ledger:
             },
             index=False,
         )
+        from orchestrator_graph.auditlog import record_attempt
+
+        await record_attempt(self.store, self.run_id, result, review)
         return key
 
     async def attempts(self) -> list[tuple[TaskResult, Review]]:

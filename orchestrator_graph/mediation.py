@@ -15,6 +15,7 @@ from langgraph.types import Command, interrupt
 
 from orchestrator_graph.context import Context
 from orchestrator_graph.events import Event, stream_emitter
+from orchestrator_graph.identity import Identity, acting, actor_name
 from orchestrator_graph.ledger import Ledger, attempt_key
 from orchestrator_graph.llm import StructuredOutputError, ask_structured, calling
 from orchestrator_graph.models import (
@@ -205,7 +206,9 @@ class Mediation:
                 question["candidates"] = esc.candidates
             while True:  # an unusable answer is asked again, naming what was wrong
                 try:
-                    return _human_decision(esc, interrupt(question))
+                    answer = interrupt(question)
+                    who = acting(context, runtime)
+                    return _human_decision(esc, answer, actor_name(context, runtime), who)
                 except ValueError as err:
                     question = {**question, "error": str(err)}
         if self.roles.configured("mediator", context):  # a string or an object: the model's
@@ -405,7 +408,14 @@ def _partial(esc: Escalation, why: str) -> Decision:
     )
 
 
-def _human_decision(esc: Escalation, answer: Any) -> Decision:
+def _human_decision(
+    esc: Escalation, answer: Any, actor: str = "human", identity: Identity | None = None
+) -> Decision:
+    if identity is not None and not identity.may("answer"):
+        raise ValueError(
+            f"escalation of task {esc.task_id!r}: {identity.name} (roles "
+            f"{', '.join(identity.roles)}) may not answer escalations; an approver or admin must"
+        )
     if isinstance(answer, str):
         answer = {"action": answer}
     if not isinstance(answer, dict) or answer.get("action") not in ("accept", "retry", "skip"):
@@ -424,6 +434,7 @@ def _human_decision(esc: Escalation, answer: Any) -> Decision:
         task_id=esc.task_id,
         action=answer["action"],
         by="human",
+        actor=actor,
         attempt=attempt,
         reason=str(answer.get("reason") or "decided by a human"),
     )

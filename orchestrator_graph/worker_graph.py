@@ -63,7 +63,9 @@ _fallback_store = InMemoryStore()
 def store_of(runtime: Runtime[Any]) -> Any:
     """The graph's store; without one (compiled with no store) an in-process store, so the graph
     still runs, but finished attempts then survive only as long as the process."""
-    return runtime.store if runtime.store is not None else _fallback_store
+    from orchestrator_graph.tenancy import for_run
+
+    return for_run(runtime.store if runtime.store is not None else _fallback_store, runtime)
 
 
 @dataclass(frozen=True)

@@ -34,8 +34,11 @@ def answers(url: str) -> bool:
 
 
 @contextmanager
-def langgraph_dev(folder: Path, ready: str = "/ok") -> Iterator[str]:
-    """The server's URL once ``ready`` answers 200; ``folder`` holds its log and data."""
+def langgraph_dev(
+    folder: Path, ready: str = "/ok", config: str = "langgraph.noauth.json", **env_vars: str
+) -> Iterator[str]:
+    """The server's URL once ``ready`` answers 200; ``folder`` holds its log and data. Served
+    with the explicit no-auth config unless ``config`` names the deployment's own."""
     logs, port = folder / "server.log", free_port()
     env = {
         **os.environ,
@@ -46,12 +49,13 @@ def langgraph_dev(folder: Path, ready: str = "/ok") -> Iterator[str]:
         "ORCHESTRATOR_GRAPH_HOME": str(folder / "data"),
         "ORCHESTRATOR_GRAPH_CHROMA": str(folder / "data" / "chroma"),
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        **env_vars,
     }
     cli = Path(sys.executable).with_name("langgraph")
     args = ["dev", "--no-browser", "--no-reload", "--host", "127.0.0.1", "--port", str(port)]
     with logs.open("w") as log:
         proc = subprocess.Popen(
-            [str(cli), *args, "--config", str(ROOT / "langgraph.json")],
+            [str(cli), *args, "--config", str(ROOT / config)],
             cwd=ROOT,
             env=env,
             stdout=log,
