@@ -93,6 +93,7 @@ from orchestrator_graph.state import (
     records_of,
 )
 from orchestrator_graph.team import default_team
+from orchestrator_graph.tenancy import tenant_of
 from orchestrator_graph.usage import (
     Tally,
     load_spent,
@@ -151,8 +152,10 @@ def create_orchestrator(
         note = "memory off for this run" if not context.use_memory else ""
         if context.use_memory:
             try:
-                found = await memories.call("recall", request, k=context.recall_k)
-                recent = await memories.call("records", limit=50)
+                found = await memories.call(
+                    "recall", request, k=context.recall_k, tenant=tenant_of(runtime)
+                )
+                recent = await memories.call("records", limit=50, tenant=tenant_of(runtime))
                 patterns = failure_patterns([*recent, *(r.record for r in found)])
             except MemoryUnavailable as err:
                 note = f"{err}; this run goes on without memory"
@@ -617,7 +620,11 @@ def create_orchestrator(
         note = state.get("memory_note") or ""
         if context.use_memory and not note:
             try:
-                await memories.call("remember", run_record(state, report, attempts, registry))
+                await memories.call(
+                    "remember",
+                    run_record(state, report, attempts, registry),
+                    tenant=tenant_of(runtime),
+                )
                 note = f"remembered in {memories.location}"
             except MemoryUnavailable as err:
                 note = f"{err}; this run was not remembered"

@@ -109,9 +109,9 @@ class PlanMemory:
             metadata={"hnsw:space": "cosine"},
         )
 
-    def remember(self, record: RunRecord) -> None:
+    def remember(self, record: RunRecord, tenant: str | None = None) -> None:
         """The request is what gets embedded; the record itself is the stored document, so
-        listing runs reads only the small metadata."""
+        listing runs reads only the small metadata. A tenant's runs are recalled by it alone."""
         self.collection.upsert(
             ids=[record.run_id],
             embeddings=self.embedder([record.request]),
@@ -122,12 +122,17 @@ class PlanMemory:
                     "status": record.status,
                     "quality": record.quality,
                     "at": record.at,
+                    **({"tenant": tenant} if tenant else {}),
                 }
             ],
         )
 
     def recall(
-        self, request: str, k: int = 3, min_similarity: float = MIN_SIMILARITY
+        self,
+        request: str,
+        k: int = 3,
+        min_similarity: float = MIN_SIMILARITY,
+        tenant: str | None = None,
     ) -> list[Recalled]:
         """The ``k`` most similar past runs (cosine similarity of the requests' embeddings),
         best first; none below ``min_similarity``."""
@@ -138,6 +143,7 @@ class PlanMemory:
             query_embeddings=self.embedder([request]),
             n_results=min(k, count),
             include=["documents", "distances"],
+            where={"tenant": tenant} if tenant else None,
         )
         out = []
         for doc, distance in zip(found["documents"][0], found["distances"][0], strict=True):
@@ -148,9 +154,10 @@ class PlanMemory:
                 )
         return sorted(out, key=lambda r: (-r.similarity, -r.record.quality, r.record.run_id))
 
-    def records(self, limit: int = 200) -> list[RunRecord]:
+    def records(self, limit: int = 200, tenant: str | None = None) -> list[RunRecord]:
         """The most recent runs, newest first (only their records are read in full)."""
-        index = self.collection.get(include=["metadatas"])
+        where = {"tenant": tenant} if tenant else None
+        index = self.collection.get(include=["metadatas"], where=where)
         newest = sorted(
             zip(index["ids"], index["metadatas"], strict=True),
             key=lambda pair: -float(pair[1]["at"]),  # type: ignore[arg-type]

@@ -59,6 +59,13 @@ def _allow(ctx: Auth.types.AuthContext, action: Action, what: str) -> Identity:
     return identity
 
 
+def _stamp(value: dict[str, Any], tenant: str) -> None:
+    """The tenant into the metadata the server stores (in place: it keeps its own reference)."""
+    if value.get("metadata") is None:
+        value["metadata"] = {}
+    value["metadata"]["tenant"] = tenant
+
+
 @auth.on
 async def refuse_the_rest(ctx: Auth.types.AuthContext, value: Any) -> bool:
     """Anything no handler below allows (crons, assistants' changes, ...) is for admins."""
@@ -69,8 +76,7 @@ async def refuse_the_rest(ctx: Auth.types.AuthContext, value: Any) -> bool:
 @auth.on.threads.create
 async def create_thread(ctx: Auth.types.AuthContext, value: dict[str, Any]) -> dict[str, str]:
     identity = _allow(ctx, "start", "create threads")
-    value.setdefault("metadata", {})
-    value["metadata"] = {**(value["metadata"] or {}), "tenant": identity.tenant}
+    _stamp(value, identity.tenant)
     return {"tenant": identity.tenant}
 
 
@@ -85,7 +91,7 @@ async def update_thread(ctx: Auth.types.AuthContext, value: dict[str, Any]) -> d
     action: Action = "cancel" if value.get("action") else "resume"
     identity = _allow(ctx, action, "change threads")
     if value.get("metadata") is not None:
-        value["metadata"] = {**value["metadata"], "tenant": identity.tenant}
+        _stamp(value, identity.tenant)
     return {"tenant": identity.tenant}
 
 
@@ -101,7 +107,7 @@ async def create_run(ctx: Auth.types.AuthContext, value: dict[str, Any]) -> dict
     command = (value.get("kwargs") or {}).get("command") or {}
     answering = command.get("resume") is not None
     identity = _allow(ctx, "answer" if answering else "start", "run or resume threads")
-    value["metadata"] = {**(value.get("metadata") or {}), "tenant": identity.tenant}
+    _stamp(value, identity.tenant)
     return {"tenant": identity.tenant}
 
 

@@ -86,14 +86,21 @@ class TenantStore(BaseStore):
 _views: weakref.WeakKeyDictionary[BaseStore, dict[str, TenantStore]] = weakref.WeakKeyDictionary()
 
 
+def tenant_of(runtime: Any) -> str | None:
+    """The tenant of a run the server authenticated; None for local and no-auth runs."""
+    from orchestrator_graph.identity import acting
+
+    if getattr(getattr(runtime, "server_info", None), "user", None) is None:
+        return None
+    identity = acting(runtime=runtime)
+    return identity.tenant if identity is not None else None
+
+
 def for_run(store: Any, runtime: Any) -> Any:
     """The store a run writes to: its tenant's when the server authenticated the run's user
     (one view per store and tenant, so the audit chain's per-store lock holds)."""
-    from orchestrator_graph.identity import acting
-
-    user = getattr(getattr(runtime, "server_info", None), "user", None)
-    identity = acting(runtime=runtime) if user is not None else None
-    if identity is None:
+    tenant = tenant_of(runtime)
+    if tenant is None:
         return store
     views = _views.setdefault(store, {})
-    return views.setdefault(identity.tenant, TenantStore(store, identity.tenant))
+    return views.setdefault(tenant, TenantStore(store, tenant))

@@ -161,7 +161,7 @@ async def run_cancel(c, w):
 
 async def resume(c, w):
     return await c.runs.wait(
-        w["escalated"][w["who"]],
+        w["escalated"].get(w["who"], w["escalated"]["anonymous"]),
         "orchestrator",
         context={"escalation": "human"},
         command={"resume": {"action": "skip", "reason": "checked"}},
@@ -229,8 +229,9 @@ async def test_identity_by_operation_matrix(server, world, who):
 async def test_tenant_b_sees_only_its_own(server, world):
     b = client(server, "tenant B")
     threads = await b.threads.search(limit=100)
-    assert [t["thread_id"] for t in threads] == [world["b_thread"]]
-    assert {t["metadata"]["tenant"] for t in threads} == {"globex"}
+    assert world["b_thread"] in [t["thread_id"] for t in threads]
+    assert {t["metadata"]["tenant"] for t in threads} == {"globex"}, threads
+    assert leaks(threads, world) == []
     assert await b.store.get_item(["orchestrator_graph", "status"], world["a_run"]) is None
     a = client(server, "viewer")
     status = await a.store.get_item(["orchestrator_graph", "status"], world["a_run"])
