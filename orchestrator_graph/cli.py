@@ -957,6 +957,15 @@ def insights(
 ops_commands.register(app)  # metrics, alerts, doctor, dashboard (ops_cli.py)
 
 
+def _register_admin() -> None:
+    from orchestrator_graph.admin_cli import register
+
+    register(app, _guard, Home, Postgres)
+
+
+_register_admin()
+
+
 def main() -> None:
     app(prog_name="orchestrator-graph")
 
