@@ -47,3 +47,60 @@ def register(app: typer.Typer, guard: Any, home_opt: Any, postgres_opt: Any) -> 
             return 0
 
         guard(go())
+
+    @app.command("purge")
+    def purge_command(
+        thread: Annotated[str | None, typer.Argument(help="the thread to remove")] = None,
+        older_than: Annotated[
+            float | None,
+            typer.Option(help="instead: every thread whose last step is older than DAYS days"),
+        ] = None,
+        home: home_opt = None,
+        postgres: postgres_opt = None,
+    ) -> None:
+        """Remove runs (checkpoints, ledger, status, memory, audit payloads); admin only. The
+        audit chain stays and still verifies."""
+
+        async def go() -> int:
+            import json
+
+            from orchestrator_graph.errors import InputError
+
+            if (thread is None) == (older_than is None):
+                raise InputError("give a THREAD or --older-than DAYS (one of them)")
+            if older_than is not None and not older_than >= 0:
+                raise InputError(f"--older-than {older_than}: a number of days, 0 or more")
+            found = await purge_threads(thread, older_than, home, postgres)
+            print(json.dumps([p.model_dump() for p in found], indent=2))
+            return 0
+
+        guard(go())
+
+
+async def purge_threads(
+    thread: str | None, older_than: float | None, home: str | None, postgres: str | None
+) -> list[Any]:
+    from orchestrator_graph.auditlog import ACTIVE_KEY, audit_key
+    from orchestrator_graph.cli import memory_location
+    from orchestrator_graph.graph import create_orchestrator
+    from orchestrator_graph.memory import MemoryHandle
+    from orchestrator_graph.persistence import open_persistence
+    from orchestrator_graph.purge import purge_thread, run_of, stale_threads
+
+    identity = local_identity()
+    identity.require("purge", "runs")
+    ACTIVE_KEY.set(audit_key(home))
+    memory = MemoryHandle(memory_location(home))
+    async with open_persistence(home, postgres) as (saver, store):
+        graph = create_orchestrator().compile(checkpointer=saver, store=store)
+        threads = [thread] if thread else await stale_threads(saver, older_than * 86400)
+        out = []
+        for name in threads:
+            state = await graph.aget_state({"configurable": {"thread_id": name}})
+            if thread and not state.values:
+                from orchestrator_graph.errors import InputError
+
+                raise InputError(f"thread {name}: no such thread in this data folder")
+            run_id = run_of(state.values)
+            out.append(await purge_thread(saver, store, name, run_id, memory, identity))
+        return out

@@ -27,6 +27,7 @@ from orchestrator_graph.errors import (
 )
 from orchestrator_graph.threads import (
     THREAD_OWNERS,
+    THREAD_SETTINGS,
     alive,
     check_ledger,
     inspect_thread,
@@ -304,9 +305,6 @@ class Display:
             self.progress.update(self.bar, completed=ev["data"].get("approved", 0))
         if not self.live and self.printed.changed((ev["node"], kind, tid or ""), line):
             self.console.print(line, markup=False, highlight=False)
-
-
-THREAD_SETTINGS = ("orchestrator_graph", "cli_threads")
 
 
 async def _drive(

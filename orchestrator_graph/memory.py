@@ -171,6 +171,13 @@ class PlanMemory:
     def count(self) -> int:
         return self.collection.count()
 
+    def forget(self, run_id: str) -> int:
+        """Remove a run's record (retention); how many were removed."""
+        found = self.collection.get(ids=[run_id], include=[])["ids"]
+        if found:
+            self.collection.delete(ids=found)
+        return len(found)
+
 
 def default_location() -> str:
     home = os.environ.get(HOME_ENV) or ".orchestrator-graph"

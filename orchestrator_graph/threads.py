@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from orchestrator_graph.models import Schedule, Slot, StatusSnapshot
 
 THREAD_OWNERS = ("orchestrator_graph", "cli_owners")  # which process drives a thread now
+THREAD_SETTINGS = ("orchestrator_graph", "cli_threads")  # the settings a thread started with
 
 
 def owner() -> dict[str, Any]:
