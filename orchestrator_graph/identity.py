@@ -156,15 +156,20 @@ def local_identity() -> Identity:
     return authenticate(os.environ.get(API_KEY_ENV), os.environ.get(TOKEN_ENV))
 
 
-def acting(context: Any = None, runtime: Any = None) -> Identity | None:
-    """The identity behind a run: the server's authenticated user, else the run context's."""
+def server_identity(runtime: Any) -> Identity | None:
+    """The user the server authenticated for a run (``server_auth``); None elsewhere."""
     user = getattr(getattr(runtime, "server_info", None), "user", None)
-    if user is not None and _get(user, "tenant"):
-        return Identity(
-            name=_get(user, "identity"),
-            tenant=_get(user, "tenant"),
-            roles=list(_get(user, "roles") or []),
-        )
+    if user is None or not _get(user, "tenant"):
+        return None
+    return Identity(
+        name=_get(user, "identity"),
+        tenant=_get(user, "tenant"),
+        roles=list(_get(user, "roles") or []),
+    )
+
+
+def acting(context: Any = None) -> Identity | None:
+    """The identity behind a run: the run context's (on the server, the signed-in user's)."""
     raw = getattr(context, "identity", None)
     return Identity.model_validate(raw) if raw else None
 
@@ -176,7 +181,7 @@ def _get(user: Any, name: str) -> Any:
         return getattr(user, name, None)
 
 
-def actor_name(context: Any = None, runtime: Any = None) -> str:
+def actor_name(context: Any = None) -> str:
     """Who answered or acted in a run, for the record: the identity, else ``local:USER``."""
-    identity = acting(context, runtime)
+    identity = acting(context)
     return identity.name if identity is not None else f"local:{getpass.getuser()}"

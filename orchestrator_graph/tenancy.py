@@ -88,11 +88,9 @@ _views: weakref.WeakKeyDictionary[BaseStore, dict[str, TenantStore]] = weakref.W
 
 def tenant_of(runtime: Any) -> str | None:
     """The tenant of a run the server authenticated; None for local and no-auth runs."""
-    from orchestrator_graph.identity import acting
+    from orchestrator_graph.identity import server_identity
 
-    if getattr(getattr(runtime, "server_info", None), "user", None) is None:
-        return None
-    identity = acting(runtime=runtime)
+    identity = server_identity(runtime)
     return identity.tenant if identity is not None else None
 
 

@@ -1,0 +1,37 @@
+"""What a node or an attempt step needs from the run, read once from LangGraph's runtime: the
+run's settings (``Context``, coerced from a parent's context or a dict), the store, the events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from langgraph.runtime import Runtime
+from langgraph.store.base import BaseStore
+
+from orchestrator_graph.context import Context
+from orchestrator_graph.events import Emit, stream_emitter
+from orchestrator_graph.ledger import store_of
+
+
+@dataclass(frozen=True)
+class Env:
+    context: Context
+    store: BaseStore
+    emit: Emit
+    tenant: str | None = None  # the server's authenticated tenant; None for local runs
+
+    @classmethod
+    def of(cls, runtime: Runtime[Any]) -> Env:
+        from orchestrator_graph.identity import server_identity
+
+        context = Context.coerce(runtime.context)
+        user = server_identity(runtime)
+        if user is not None:  # on the server, who acts is who signed in, not what the client says
+            context = replace(context, identity=user.model_dump())
+        return cls(
+            context,
+            store_of(runtime),
+            stream_emitter(runtime.stream_writer),
+            user.tenant if user is not None else None,
+        )
