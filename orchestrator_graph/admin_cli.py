@@ -17,36 +17,14 @@ def register(app: typer.Typer, guard: Any, home_opt: Any, postgres_opt: Any) -> 
         postgres: postgres_opt = None,
     ) -> None:
         """A consistent snapshot of checkpoints, store and plan memory, with checksums."""
-
-        async def go() -> int:
-            from orchestrator_graph.backup import backup
-            from orchestrator_graph.cli import memory_location
-            from orchestrator_graph.persistence import data_dir
-
-            local_identity().require("backup", "the data")
-            manifest = backup(out, data_dir(home), postgres, Path(memory_location(home)))
-            Console(stderr=True).print(f"backed up {len(manifest.files)} files to {out}")
-            return 0
-
-        guard(go())
+        guard(_archive("backed up", out, home, postgres))
 
     @app.command("restore")
     def restore_command(
         archive: Path, home: home_opt = None, postgres: postgres_opt = None
     ) -> None:
         """Restore a backup into a fresh data folder (and an empty database with --postgres)."""
-
-        async def go() -> int:
-            from orchestrator_graph.backup import restore
-            from orchestrator_graph.cli import memory_location
-            from orchestrator_graph.persistence import data_dir
-
-            local_identity().require("backup", "the data")
-            manifest = restore(archive, data_dir(home), postgres, Path(memory_location(home)))
-            Console(stderr=True).print(f"restored {len(manifest.files)} files from {archive}")
-            return 0
-
-        guard(go())
+        guard(_archive("restored", archive, home, postgres))
 
     @app.command("purge")
     def purge_command(
@@ -75,6 +53,19 @@ def register(app: typer.Typer, guard: Any, home_opt: Any, postgres_opt: Any) -> 
             return 0
 
         guard(go())
+
+
+async def _archive(done: str, archive: Path, home: str | None, postgres: str | None) -> int:
+    """``backup`` to, or ``restore`` from, ``archive``: the data folder, database and memory."""
+    from orchestrator_graph.backup import backup, restore
+    from orchestrator_graph.cli import memory_location
+    from orchestrator_graph.persistence import data_dir
+
+    local_identity().require("backup", "the data")
+    act = backup if done == "backed up" else restore
+    manifest = act(archive, data_dir(home), postgres, Path(memory_location(home)))
+    Console(stderr=True).print(f"{done} {len(manifest.files)} files ({archive})")
+    return 0
 
 
 async def purge_threads(

@@ -27,6 +27,7 @@ from pydantic import BaseModel, Field
 
 from orchestrator_graph.errors import InputError
 from orchestrator_graph.ledger import ROOT
+from orchestrator_graph.persistence import HOME_ENV, data_dir
 
 KEY_ENV = "ORCHESTRATOR_GRAPH_AUDIT_KEY"  # the key itself (hex or text)
 KEY_FILE_ENV = "ORCHESTRATOR_GRAPH_AUDIT_KEY_FILE"  # or a file holding it
@@ -77,7 +78,6 @@ def audit_key(home: str | os.PathLike[str] | None = None, *, create: bool = True
     if value := os.environ.get(KEY_ENV):
         return value.encode()
     named = os.environ.get(KEY_FILE_ENV)
-    from orchestrator_graph.persistence import data_dir
 
     path = Path(named) if named else data_dir(home) / KEY_FILE
     if path.is_file():
@@ -262,10 +262,24 @@ def attempt_event(result: Mapping[str, Any], review: Mapping[str, Any]) -> tuple
     return (f"attempt:{key}", result["worker"], f"attempt {review['verdict']}", payload)
 
 
+_keys: dict[tuple[str | None, ...], bytes] = {}
+
+
+async def run_key() -> bytes:
+    """The key a run chains with: the caller's (``ACTIVE_KEY``), else ``audit_key()`` read once
+    per process and setting, off the event loop (the server refuses blocking file access)."""
+    if key := ACTIVE_KEY.get():
+        return key
+    setting = (os.environ.get(KEY_ENV), os.environ.get(KEY_FILE_ENV), os.environ.get(HOME_ENV))
+    if setting not in _keys:
+        _keys[setting] = await asyncio.to_thread(audit_key)
+    return _keys[setting]
+
+
 async def record_attempt(store: BaseStore, run_id: str, result: Any, review: Any) -> None:
     """The ledger's hook: a finished attempt is chained the moment it is recorded."""
     event = attempt_event(result.model_dump(mode="json"), review.model_dump(mode="json"))
-    await AuditLog(store, run_id, ACTIVE_KEY.get() or audit_key()).append([event])
+    await AuditLog(store, run_id, await run_key()).append([event])
 
 
 async def export_jsonl(store: BaseStore, run_id: str, key: bytes) -> str:
@@ -282,5 +296,5 @@ async def chain_state(store: BaseStore, values: Mapping[str, Any], key: bytes | 
     if report := values.get("report"):
         summary = {"status": report.get("status"), "reason": report.get("reason")}
         events.append(("finished", "orchestrator", f"run {report.get('status')}", summary))
-    log = AuditLog(store, run_id, key or ACTIVE_KEY.get() or audit_key())
+    log = AuditLog(store, run_id, key or await run_key())
     return len(await log.append(events))

@@ -148,6 +148,11 @@ def authenticate(api_key: str | None = None, token: str | None = None) -> Identi
     raise AccessDenied("unknown API key" if api_key else "no credentials given")
 
 
+@cache
+def _os_user() -> str:
+    return getpass.getuser()
+
+
 def local_identity() -> Identity:
     """The CLI's identity: the configured key or token when identities are configured;
     otherwise the single-user local mode, where whoever can read the data folder owns it."""
@@ -184,4 +189,4 @@ def _get(user: Any, name: str) -> Any:
 def actor_name(context: Any = None) -> str:
     """Who answered or acted in a run, for the record: the identity, else ``local:USER``."""
     identity = acting(context)
-    return identity.name if identity is not None else f"local:{getpass.getuser()}"
+    return identity.name if identity is not None else f"local:{_os_user()}"

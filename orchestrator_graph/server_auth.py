@@ -9,6 +9,7 @@ status and history (``tenancy.TenantStore``)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from langgraph_sdk import Auth
@@ -30,7 +31,8 @@ async def get_identity(authorization: str | None, headers: dict[bytes, bytes]) -
             raise Auth.exceptions.HTTPException(401, detail="use 'Authorization: Bearer TOKEN'")
         token = credentials.strip()
     try:
-        identity = authenticate(api_key, token)
+        # the identities file is read off the event loop (the server refuses blocking calls)
+        identity = await asyncio.to_thread(authenticate, api_key, token)
     except AccessDenied as error:
         raise Auth.exceptions.HTTPException(401, detail=str(error)) from None
     return {

@@ -152,3 +152,50 @@ def test_the_wrong_key_fails_from_the_first_entry(finished):
         ORCHESTRATOR_GRAPH_AUDIT_KEY="another-key-0123456789",
     )
     assert checked.returncode == 1 and json.loads(checked.stdout)["broken"]["seq"] == 1
+
+
+def test_a_crash_and_the_resume_are_chained_with_who_resumed(tmp_path):
+    """A thread whose driving process died (its owner record names a pid that is gone) is
+    resumed: the chain records the crash found, the resume with the answer and who gave it."""
+    import socket
+    import subprocess
+    import sys
+
+    plan = {
+        "tasks": [
+            {
+                "id": "load",
+                "title": "load",
+                "skills": ["data_collection"],
+                "inputs": {"path": "gone.csv"},
+            }
+        ]
+    }
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    args = ("run", "x", "--plan", "plan.json", "--thread", "c1", "--escalation", "human")
+    assert cli(*args, home=tmp_path, **env()).returncode == 3
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead = {"pid": int(gone.stdout), "host": socket.gethostname(), "since": 1.0}
+    with sqlite3.connect(tmp_path / "store.db") as db:
+        db.execute(
+            "INSERT INTO store (prefix, key, value, created_at, updated_at) VALUES "
+            "('orchestrator_graph.cli_owners', 'c1', ?, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+            (json.dumps(dead),),
+        )
+    done = cli("resume", "c1", "--answer", "skip", home=tmp_path, **env())
+    assert done.returncode == 1, done.stderr
+    out = tmp_path / "audit.jsonl"
+    checked = cli("audit", "c1", "--verify", "--export", str(out), home=tmp_path, **env())
+    assert checked.returncode == 0, checked.stderr
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    by_action = {r["action"]: r for r in records}
+    assert by_action["crash found"]["payload"]["pid"] == dead["pid"]
+    assert by_action["resumed"]["payload"]["answer"] == "skip"
+    assert by_action["resumed"]["actor"].startswith("local:")
+    decision = by_action["decision skip"]
+    assert decision["actor"] == by_action["resumed"]["actor"]
