@@ -14,12 +14,11 @@ from orchestrator_graph.threads import alive
 
 
 def cli_action(payload: Any) -> Action:
-    """A new run needs ``start``; an answer to an escalation ``answer``; any other ``resume``."""
+    """A new run needs ``start``; an answer to an escalation or a budget stop (``continue``)
+    ``answer``, as on the server; going on after a crash ``resume``."""
     if isinstance(payload, dict):
         return "start"
-    resume = getattr(payload, "resume", None)
-    answering = resume is not None and resume != "continue"
-    return "answer" if answering else "resume"
+    return "answer" if getattr(payload, "resume", None) is not None else "resume"
 
 
 def enter(payload: Any, home: str | None) -> Identity:
@@ -46,7 +45,8 @@ async def chain_drive(
     at = time.time()
     events: list[tuple[str, str, str, dict[str, Any]]] = []
     if before and alive(before) is False:
-        events.append((f"crash:{before['pid']}:{before['since']}", "system", "crash found", before))
+        crash = f"crash:{before.get('pid')}:{before.get('since')}"
+        events.append((crash, "system", "crash found", before))
     if not isinstance(payload, dict):
         resume = getattr(payload, "resume", None)
         detail = {"answer": resume, "by": identity.model_dump()}
