@@ -58,7 +58,7 @@ def register(app: typer.Typer, guard: Any, home_opt: Any, postgres_opt: Any) -> 
 async def _archive(done: str, archive: Path, home: str | None, postgres: str | None) -> int:
     """``backup`` to, or ``restore`` from, ``archive``: the data folder, database and memory."""
     from orchestrator_graph.backup import backup, restore
-    from orchestrator_graph.cli import memory_location
+    from orchestrator_graph.cli.driving import memory_location
     from orchestrator_graph.persistence import data_dir
 
     local_identity().require("backup", "the data")
@@ -72,7 +72,7 @@ async def purge_threads(
     thread: str | None, older_than: float | None, home: str | None, postgres: str | None
 ) -> list[Any]:
     from orchestrator_graph.auditlog import ACTIVE_KEY, audit_key
-    from orchestrator_graph.cli import memory_location
+    from orchestrator_graph.cli.driving import memory_location
     from orchestrator_graph.graph import create_orchestrator
     from orchestrator_graph.memory import MemoryHandle
     from orchestrator_graph.persistence import open_persistence

@@ -66,7 +66,7 @@ def create_orchestrator(
     models: Mapping[str, ModelSpec] | None = None,
     memory: PlanMemory | str | None = None,
     embeddings: Embeddings | EmbeddingFunction[Documents] | None = None,
-) -> StateGraph:
+) -> StateGraph[OrchestratorState, Context, InputState, OutputState]:
     """The orchestrator as an uncompiled ``StateGraph``: compile it with your saver and store.
 
     Args:
@@ -95,7 +95,8 @@ def create_orchestrator(
         output_schema=OutputState,
     )
     for name, module in NODES.items():
-        builder.add_node(
+        # langgraph's node protocols take the runtime as a keyword; it passes it by name.
+        builder.add_node(  # type: ignore[call-overload]
             name, services.node(module.step), destinations=getattr(module, "GOES_TO", None)
         )
     for start, end in EDGES:

@@ -11,7 +11,7 @@ import traceback
 from typing import Any, NotRequired
 
 from langgraph.graph import END, START, StateGraph
-from langgraph.pregel import Pregel
+from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 from typing_extensions import TypedDict
 
@@ -184,7 +184,7 @@ class AttemptSteps:
         )
         return result, await self.review(run_id, task, result, upstream, env)
 
-    def graph(self) -> Pregel:
+    def graph(self) -> CompiledStateGraph[AttemptState, Context, AttemptState, AttemptOutput]:
         async def execute(state: AttemptState, runtime: Runtime[Context]) -> dict[str, Any]:
             result, upstream = await self.execute(
                 state["run_id"],
