@@ -6,8 +6,6 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from orchestrator_graph.identity import local_identity
-
 
 def register(app: typer.Typer, guard: Any, home_opt: Any, postgres_opt: Any) -> None:
     @app.command("backup")
@@ -59,6 +57,7 @@ async def _archive(done: str, archive: Path, home: str | None, postgres: str | N
     """``backup`` to, or ``restore`` from, ``archive``: the data folder, database and memory."""
     from orchestrator_graph.backup import backup, restore
     from orchestrator_graph.cli.driving import memory_location
+    from orchestrator_graph.identity import local_identity
     from orchestrator_graph.persistence import data_dir
 
     local_identity().require("backup", "the data")
@@ -74,6 +73,7 @@ async def purge_threads(
     from orchestrator_graph.auditlog import ACTIVE_KEY, audit_key
     from orchestrator_graph.cli.driving import memory_location
     from orchestrator_graph.graph import create_orchestrator
+    from orchestrator_graph.identity import local_identity
     from orchestrator_graph.memory import MemoryHandle
     from orchestrator_graph.persistence import open_persistence
     from orchestrator_graph.purge import purge_thread, run_of, stale_threads
