@@ -20,7 +20,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from orchestrator_graph.errors import ConnectionFailed, InputError
-from orchestrator_graph.threads import THREAD_OWNERS
+from orchestrator_graph.ledger import THREAD_OWNERS
 
 FORMAT = 1
 DATABASES = ("state.db", "store.db")

@@ -13,12 +13,15 @@ from pydantic import BaseModel
 
 from orchestrator_graph.auditlog import ACTIVE_KEY, AuditLog, audit_key
 from orchestrator_graph.identity import Identity
-from orchestrator_graph.ledger import ROOT
+from orchestrator_graph.ledger import (
+    ROOT,
+    SCHEDULES,
+    SPENT,
+    STATUS,
+    THREAD_OWNERS,
+    THREAD_SETTINGS,
+)
 from orchestrator_graph.memory import MemoryHandle
-from orchestrator_graph.monitor import STATUS
-from orchestrator_graph.schedule import SCHEDULES
-from orchestrator_graph.threads import THREAD_OWNERS, THREAD_SETTINGS
-from orchestrator_graph.usage import SPENT
 
 
 class Purged(BaseModel):
