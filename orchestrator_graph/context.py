@@ -153,6 +153,13 @@ class Context:
             "the same two steps inline, events still name task, worker and attempt"
         },
     )
+    identity: dict[str, Any] | None = field(
+        default=None,
+        metadata={
+            "description": "who runs this (name, tenant, roles): recorded as the actor and "
+            "checked against its roles; on the server the authenticated user takes its place"
+        },
+    )
     use_memory: bool = field(default=True, metadata={"description": "recall and learn past runs"})
     reuse_threshold: float = field(
         default=0.9,

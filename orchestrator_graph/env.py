@@ -3,7 +3,7 @@ run's settings (``Context``, coerced from a parent's context or a dict), the sto
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from langgraph.config import get_config
@@ -24,17 +24,25 @@ class Env:
     thread_id: str = ""
     checkpointer: Any = None
     """The run's thread and checkpointer: a team lead starts its child orchestrator on them."""
+    tenant: str | None = None  # the server's authenticated tenant; None for local runs
 
     @classmethod
     def of(cls, runtime: Runtime[Any]) -> Env:
+        from orchestrator_graph.identity import server_identity
+
         try:
             configurable = get_config().get("configurable", {})
         except RuntimeError:  # a step called directly, outside a graph
             configurable = {}
+        context = Context.coerce(runtime.context)
+        user = server_identity(runtime)
+        if user is not None:  # on the server, who acts is who signed in, not what the client says
+            context = replace(context, identity=user.model_dump())
         return cls(
-            Context.coerce(runtime.context),
+            context,
             store_of(runtime),
             stream_emitter(runtime.stream_writer),
             str(configurable.get("thread_id") or ""),
             configurable.get(CONFIG_KEY_CHECKPOINTER),
+            user.tenant if user is not None else None,
         )

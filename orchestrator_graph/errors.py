@@ -97,3 +97,7 @@ class DataPolicyError(InputError):
 class SandboxError(InputError):
     """A path outside the roots the deployment allows (``sandbox``): names the path and the
     roots."""
+
+
+class AccessDenied(OrchestratorError, PermissionError):
+    """An identity acting beyond its roles or tenant, or no identity where one is required."""

@@ -50,23 +50,26 @@ _process_store: list[BaseStore] = []
 
 
 def store_of(runtime: Runtime[Any]) -> BaseStore:
-    """The graph's store, behind the data policy (``protection.persist``: every put redacted).
-    A graph compiled without one warns once, loudly, and keeps its ledger in one store of this
-    process (created then, never at import)."""
+    """The graph's store, behind the data policy (``protection.persist``: every put redacted)
+    and scoped to the signed-in tenant on the server (``tenancy``). A graph compiled without one
+    warns once, loudly, and keeps its ledger in one store of this process (created then, never
+    at import)."""
     from orchestrator_graph.protection.persist import protect_store  # it imports this module
 
     return protect_store(_store(runtime))
 
 
 def _store(runtime: Runtime[Any]) -> BaseStore:
+    from orchestrator_graph.tenancy import for_run
+
     if runtime.store is not None:
-        return runtime.store
+        return for_run(runtime.store, runtime)
     if not _process_store:
         from langgraph.store.memory import InMemoryStore
 
         warnings.warn(NO_STORE, RuntimeWarning, stacklevel=3)
         _process_store.append(InMemoryStore())
-    return _process_store[0]
+    return for_run(_process_store[0], runtime)
 
 
 def to_store(value: Any) -> Any:
@@ -104,7 +107,7 @@ def attempt_key(task_id: str, attempt: int) -> str:
 
 class Ledger:
     def __init__(self, store: BaseStore, run_id: str) -> None:
-        self.store = store
+        self.store, self.run_id = store, run_id
         self.namespace = attempts_namespace(run_id)
 
     async def record(self, result: TaskResult, review: Review) -> str:
@@ -119,6 +122,9 @@ class Ledger:
             },
             index=False,
         )
+        from orchestrator_graph.auditlog import record_attempt
+
+        await record_attempt(self.store, self.run_id, result, review)
         return key
 
     async def attempts(self) -> list[tuple[TaskResult, Review]]:

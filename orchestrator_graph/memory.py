@@ -112,10 +112,11 @@ class PlanMemory:
             metadata={"hnsw:space": "cosine"},
         )
 
-    def remember(self, record: RunRecord) -> None:
+    def remember(self, record: RunRecord, tenant: str | None = None) -> None:
         """The request is what gets embedded; the record itself is the stored document, so
-        listing runs reads only the small metadata. Redacted first: the memory is persisted and
-        its records go into later runs' planner prompts."""
+        listing runs reads only the small metadata. A tenant's runs are recalled by it alone.
+        Redacted first: the memory is persisted and its records go into later runs' planner
+        prompts."""
         from orchestrator_graph.protection.redact import default_redactor
 
         record = default_redactor().value(record)
@@ -129,12 +130,17 @@ class PlanMemory:
                     "status": record.status,
                     "quality": record.quality,
                     "at": record.at,
+                    **({"tenant": tenant} if tenant else {}),
                 }
             ],
         )
 
     def recall(
-        self, request: str, k: int = 3, min_similarity: float = MIN_SIMILARITY
+        self,
+        request: str,
+        k: int = 3,
+        min_similarity: float = MIN_SIMILARITY,
+        tenant: str | None = None,
     ) -> list[Recalled]:
         """The ``k`` most similar past runs (cosine similarity of the requests' embeddings),
         best first; none below ``min_similarity``."""
@@ -145,6 +151,7 @@ class PlanMemory:
             query_embeddings=self.embedder([request]),
             n_results=min(k, count),
             include=["documents", "distances"],
+            where={"tenant": tenant} if tenant else None,
         )
         out = []
         documents, distances = found["documents"] or [[]], found["distances"] or [[]]
@@ -156,9 +163,10 @@ class PlanMemory:
                 )
         return sorted(out, key=lambda r: (-r.similarity, -r.record.quality, r.record.run_id))
 
-    def records(self, limit: int = 200) -> list[RunRecord]:
+    def records(self, limit: int = 200, tenant: str | None = None) -> list[RunRecord]:
         """The most recent runs, newest first (only their records are read in full)."""
-        index = self.collection.get(include=["metadatas"])
+        where: Any = {"tenant": tenant} if tenant else None  # chromadb's Where
+        index = self.collection.get(include=["metadatas"], where=where)
         newest = sorted(
             zip(index["ids"], index["metadatas"] or [], strict=True),
             key=lambda pair: -float(pair[1]["at"]),  # type: ignore[arg-type]
@@ -171,6 +179,13 @@ class PlanMemory:
 
     def count(self) -> int:
         return self.collection.count()
+
+    def forget(self, run_id: str) -> int:
+        """Remove a run's record (retention); how many were removed."""
+        found = self.collection.get(ids=[run_id], include=[])["ids"]
+        if found:
+            self.collection.delete(ids=found)
+        return len(found)
 
 
 def default_location() -> str:

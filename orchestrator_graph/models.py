@@ -283,6 +283,7 @@ class Decision(BaseModel):
     task_id: str
     action: Literal["accept", "retry", "skip", "replan"]
     by: Literal["policy", "human", "model", "judge", "mediator"]
+    actor: str | None = Field(None, description="the identity that answered, for a human's")
     reason: str
     attempt: int | None = None
     at: float = Field(default_factory=time.time)

@@ -35,10 +35,14 @@ def answers(url: str) -> bool:
 
 @contextmanager
 def langgraph_dev(
-    folder: Path, ready: str = "/ok", env: dict[str, str] | None = None
+    folder: Path,
+    ready: str = "/ok",
+    env: dict[str, str] | None = None,
+    config: str = "langgraph.noauth.json",
 ) -> Iterator[str]:
     """The server's URL once ``ready`` answers 200; ``folder`` holds its log and data; ``env``
-    adds to (or overrides) the environment the server starts with."""
+    adds to (or overrides) the environment the server starts with. Served with the explicit
+    no-auth config unless ``config`` names the deployment's own."""
     logs, port = folder / "server.log", free_port()
     env = {
         **os.environ,
@@ -55,7 +59,7 @@ def langgraph_dev(
     args = ["dev", "--no-browser", "--no-reload", "--host", "127.0.0.1", "--port", str(port)]
     with logs.open("w") as log:
         proc = subprocess.Popen(
-            [str(cli), *args, "--config", str(ROOT / "langgraph.json")],
+            [str(cli), *args, "--config", str(ROOT / config)],
             cwd=ROOT,
             env=env,
             stdout=log,

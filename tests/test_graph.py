@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import getpass
 import time
 from typing import Any
 
@@ -211,6 +212,7 @@ async def test_retry_with_feedback_then_human_escalation_and_resume():
         "task_id": "x",
         "action": "skip",
         "by": "human",
+        "actor": f"local:{getpass.getuser()}",  # no identity in the context: the OS user
         "reason": "not needed",
         "attempt": None,
     }

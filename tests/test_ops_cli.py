@@ -58,7 +58,10 @@ def test_metrics_alerts_and_doctor_on_a_data_folder(tmp_path):
     checks = {c["name"]: c for c in json.loads(doctor.stdout)}
     assert [checks[n]["status"] for n in ("database", "store", "chroma", "disk")] == ["ok"] * 4
     assert "1 recent runs" in checks["chroma"]["detail"]  # the example run was remembered
-    assert checks["auth"]["status"] == "warn" and "not configured" in checks["auth"]["detail"]
+    assert checks["auth"]["status"] == "ok" and "server_auth.py:auth" in checks["auth"]["detail"]
+    local = cli("doctor", "--json", "--config", str(ROOT / "langgraph.noauth.json"), home=tmp_path)
+    auth = next(c for c in json.loads(local.stdout) if c["name"] == "auth")
+    assert auth["status"] == "warn" and "not configured" in auth["detail"]
     assert checks["model:planner"]["status"] == "warn" and checks["model:planner"]["fix"]
 
     down = f"postgresql://og:secret@127.0.0.1:{free_port()}/og"

@@ -76,6 +76,8 @@ def test_every_shell_command_runs_or_is_known(tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ORCHESTRATOR_GRAPH_HOME", str(tmp_path / "data"))
+    # the plan memory in each data folder, as on a machine: `restore --home` fills a fresh one
+    monkeypatch.delenv("ORCHESTRATOR_GRAPH_CHROMA", raising=False)
     (tmp_path / "plan.yaml").write_text(file_block("plan.yaml"))
     (tmp_path / "team.yaml").write_text(file_block("team.yaml"))
     runner = CliRunner()

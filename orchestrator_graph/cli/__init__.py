@@ -9,12 +9,14 @@ it. Heavy modules load inside the commands that need them, so ``--help`` stays f
 
 from __future__ import annotations
 
+from orchestrator_graph import admin_cli
 from orchestrator_graph.cli import compliance, ops, planning, runs
-from orchestrator_graph.cli.common import EXAMPLE, app
+from orchestrator_graph.cli.common import EXAMPLE, Home, Postgres, app, guard
 
 __all__ = ["EXAMPLE", "app", "compliance", "main", "ops", "planning", "runs"]
 
 ops.register(app)  # metrics, alerts, doctor, dashboard
+admin_cli.register(app, guard, Home, Postgres)  # backup, restore, purge
 
 
 def main() -> None:

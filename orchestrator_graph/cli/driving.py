@@ -42,11 +42,13 @@ async def drive(
     from orchestrator_graph.graph import create_orchestrator
     from orchestrator_graph.ledger import THREAD_OWNERS, THREAD_SETTINGS
     from orchestrator_graph.persistence import open_persistence
+    from orchestrator_graph.run_audit import chain_drive, enter
     from orchestrator_graph.sandbox import trust_output_dir
     from orchestrator_graph.thread_lease import thread_lease
 
     console = Console(stderr=True)
     config: RunnableConfig = {"configurable": {"thread_id": thread}}
+    identity = enter(payload, home)
     async with (
         thread_lease(thread, home=home, postgres_url=postgres),
         open_persistence(home, postgres) as (saver, store),
@@ -54,6 +56,8 @@ async def drive(
         if not isinstance(payload, dict):  # resuming: the thread's own settings first
             saved = await store.aget(THREAD_SETTINGS, thread)
             settings = {**(saved.value if saved else {}), **settings}
+        settings["identity"] = identity.model_dump()
+        before = await store.aget(THREAD_OWNERS, thread)
         context = checked_context(settings)
         trust_output_dir(context.output_dir)
         builder = create_orchestrator(workers=team_of(settings), memory=memory_location(home))
@@ -98,6 +102,9 @@ async def drive(
         finally:
             await store.adelete(THREAD_OWNERS, thread)
         snapshot = await graph.aget_state(config)
+        await chain_drive(
+            store, snapshot.values, payload, identity, before.value if before else None
+        )
     return finish(thread, snapshot, as_json)
 
 

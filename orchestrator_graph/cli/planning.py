@@ -105,9 +105,19 @@ def plan_command(
 
 @app.command()
 def audit(
-    thread: str, home: Home = None, postgres: Postgres = None, as_json: AsJson = False
+    thread: str,
+    home: Home = None,
+    postgres: Postgres = None,
+    as_json: AsJson = False,
+    verify: Annotated[
+        bool, typer.Option("--verify", help="check the keyed hash chain; exit 1 if broken")
+    ] = False,
+    export: Annotated[
+        Path | None, typer.Option(help="write the chained audit log to FILE as JSON Lines")
+    ] = None,
 ) -> None:
-    """Every verdict and action of a thread's run, in order."""
+    """Every verdict and action of a thread's run, in order; --verify checks the tamper-evident
+    log (exit 1 naming the first broken entry), --export writes it as JSON Lines."""
 
     async def go() -> int:
         from orchestrator_graph.audit import audit_trail
@@ -115,6 +125,10 @@ def audit(
 
         found = await inspect_thread(thread, home, postgres)
         check_ledger(thread, found)
+        if verify or export:
+            from orchestrator_graph.audit_cli import check_chain
+
+            return await check_chain(found.snapshot.values, home, postgres, export, as_json)
         async with open_persistence(home, postgres) as (_saver, store):
             trail = await audit_trail(store, found.snapshot.values)
         if as_json:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from orchestrator_graph.auditlog import chain_state
 from orchestrator_graph.env import Env
 from orchestrator_graph.events import Event
 from orchestrator_graph.ledger import Ledger, load_schedule, load_spent
@@ -39,13 +40,16 @@ async def step(services: Services, state: OrchestratorState, env: Env) -> dict[s
     note = state.get("memory_note") or ""
     if context.use_memory and not note:
         try:
-            await services.memory.call("remember", run_record(state, report, attempts, registry))
+            await services.memory.call(
+                "remember", run_record(state, report, attempts, registry), tenant=env.tenant
+            )
             note = f"remembered in {services.memory.location}"
         except MemoryUnavailable as err:
             note = f"{err}; this run was not remembered"
     checked = await compliance_report(store, run_id, state.get("plan"))
     report = report.model_copy(update={"memory": note, "compliance": checked.model_dump()})
     report = default_redactor().value(report)  # printed, streamed and served as it is
+    await chain_state(store, {**state, "report": report.model_dump(mode="json")})
     env.emit(
         Event(
             kind="learned",

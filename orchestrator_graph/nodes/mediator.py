@@ -18,6 +18,7 @@ from orchestrator_graph.context import Context
 from orchestrator_graph.env import Env
 from orchestrator_graph.errors import StructuredOutputError
 from orchestrator_graph.events import Event
+from orchestrator_graph.identity import Identity, acting, actor_name
 from orchestrator_graph.ledger import Ledger, attempt_key, load_schedule, save_schedule, spent_kept
 from orchestrator_graph.llm import ask_structured, calling
 from orchestrator_graph.models import Decision, Escalation, Plan, Replan, TaskRecord, TaskResult
@@ -232,7 +233,9 @@ class Mediation:
                 question["candidates"] = esc.candidates
             while True:  # an unusable answer is asked again, naming what was wrong
                 try:
-                    return _human_decision(esc, interrupt(question))
+                    answer = interrupt(question)
+                    who = acting(context)
+                    return _human_decision(esc, answer, actor_name(context), who)
                 except ValueError as err:
                     question = {**question, "error": str(err)}
         if self.roles.configured("mediator", context):  # a string or an object: the model's
@@ -432,7 +435,14 @@ def _partial(esc: Escalation, why: str) -> Decision:
     )
 
 
-def _human_decision(esc: Escalation, answer: Any) -> Decision:
+def _human_decision(
+    esc: Escalation, answer: Any, actor: str = "human", identity: Identity | None = None
+) -> Decision:
+    if identity is not None and not identity.may("answer"):
+        raise ValueError(
+            f"escalation of task {esc.task_id!r}: {identity.name} (roles "
+            f"{', '.join(identity.roles)}) may not answer escalations; an approver or admin must"
+        )
     if isinstance(answer, str):
         answer = {"action": answer}
     if not isinstance(answer, dict) or answer.get("action") not in ("accept", "retry", "skip"):
@@ -451,6 +461,7 @@ def _human_decision(esc: Escalation, answer: Any) -> Decision:
         task_id=esc.task_id,
         action=answer["action"],
         by="human",
+        actor=actor,
         attempt=attempt,
         reason=str(answer.get("reason") or "decided by a human"),
     )

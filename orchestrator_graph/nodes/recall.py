@@ -52,8 +52,10 @@ async def step(services: Services, state: OrchestratorState, env: Env) -> dict[s
     note = "memory off for this run" if not context.use_memory else ""
     if context.use_memory:
         try:
-            found = await services.memory.call("recall", request, k=context.recall_k)
-            recent = await services.memory.call("records", limit=50)
+            found = await services.memory.call(
+                "recall", request, k=context.recall_k, tenant=env.tenant
+            )
+            recent = await services.memory.call("records", limit=50, tenant=env.tenant)
             patterns = failure_patterns([*recent, *(r.record for r in found)])
         except MemoryUnavailable as err:
             note = f"{err}; this run goes on without memory"

@@ -1,0 +1,300 @@
+"""The tamper-evident audit log of a run: append-only entries in the store, each chained to the
+one before by an HMAC whose key is held outside the database (a key file or an environment
+variable), so that changing, deleting, inserting, reordering or re-chaining entries without the
+key is detected by ``verify``.
+
+Each entry's MAC covers its sequence number, the previous entry's MAC and the SHA-256 of its
+payload (what happened, who did it, why). Purging a run removes the payloads and keeps the
+digests, so the chain of a purged run still verifies."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import time
+import weakref
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from langgraph.store.base import BaseStore
+from pydantic import BaseModel, Field
+
+from orchestrator_graph.errors import InputError
+from orchestrator_graph.ledger import ROOT
+from orchestrator_graph.persistence import HOME_ENV, data_dir
+
+KEY_ENV = "ORCHESTRATOR_GRAPH_AUDIT_KEY"  # the key itself (hex or text)
+KEY_FILE_ENV = "ORCHESTRATOR_GRAPH_AUDIT_KEY_FILE"  # or a file holding it
+KEY_FILE = "audit.key"  # the default: beside the data folder, never inside a database
+GENESIS = "0" * 64
+PAGE = 10_000
+# The key a process's runs chain with, when its caller knows the data folder (the CLI's --home).
+ACTIVE_KEY: contextvars.ContextVar[bytes | None] = contextvars.ContextVar("audit_key", default=None)
+
+
+class AuditRecord(BaseModel):
+    """One link of the chain as stored. ``payload`` is None once the run has been purged."""
+
+    seq: int
+    at: float = Field(default_factory=time.time)
+    event: str = Field(description="a stable id: the same event is never chained twice")
+    actor: str
+    action: str
+    payload: dict[str, Any] | None = None
+    digest: str = Field(description="SHA-256 of the canonical payload")
+    prev: str
+    mac: str
+
+
+class Broken(BaseModel):
+    """The first entry of a chain that does not verify, and why."""
+
+    seq: int
+    reason: str
+
+
+class Verification(BaseModel):
+    run_id: str
+    entries: int
+    ok: bool
+    broken: Broken | None = None
+    purged: int = 0
+
+
+def canonical(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str).encode()
+
+
+def audit_key(home: str | os.PathLike[str] | None = None, *, create: bool = True) -> bytes:
+    """The HMAC key: ``$ORCHESTRATOR_GRAPH_AUDIT_KEY``, else the file named by
+    ``$ORCHESTRATOR_GRAPH_AUDIT_KEY_FILE``, else ``audit.key`` in the data folder (made, mode
+    0600, the first time when ``create``)."""
+    if value := os.environ.get(KEY_ENV):
+        return value.encode()
+    named = os.environ.get(KEY_FILE_ENV)
+
+    path = Path(named) if named else data_dir(home) / KEY_FILE
+    if path.is_file():
+        key = path.read_bytes().strip()
+        if len(key) < 16:
+            raise InputError(f"audit key {path}: {len(key)} bytes; it needs at least 16")
+        return key
+    if named or not create:
+        raise InputError(f"audit key {path}: no such file; set {KEY_ENV} or {KEY_FILE_ENV}")
+    draft = path.with_name(f".{KEY_FILE}.{os.getpid()}")
+    draft.write_text(secrets.token_hex(32))
+    draft.chmod(0o600)
+    try:
+        os.link(draft, path)  # atomic: a process that loses the race reads the winner's key
+    except FileExistsError:
+        pass
+    finally:
+        draft.unlink()
+    return path.read_bytes().strip()
+
+
+def _mac(key: bytes, seq: int, event: str, actor: str, action: str, digest: str, prev: str) -> str:
+    header = canonical([seq, event, actor, action, digest, prev])
+    return hmac.new(key, header, hashlib.sha256).hexdigest()
+
+
+def namespace(run_id: str) -> tuple[str, ...]:
+    return (ROOT, "audit", run_id)
+
+
+class _Head:
+    """The end of one run's chain as this process last wrote it, so an append reads the chain
+    from the store only once per process."""
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.loaded = False
+        self.seq, self.mac, self.seen = 0, GENESIS, set[str]()
+
+    def load(self, records: list[AuditRecord]) -> None:
+        self.seq = records[-1].seq if records else 0
+        self.mac = records[-1].mac if records else GENESIS
+        self.seen = {r.event for r in records}
+        self.loaded = True
+
+
+# per event loop (a lock belongs to one loop), per store, per run
+_heads: weakref.WeakKeyDictionary[Any, weakref.WeakKeyDictionary[BaseStore, dict[str, _Head]]]
+_heads = weakref.WeakKeyDictionary()
+
+
+class AuditLog:
+    """Appends to and reads one run's chain. Appends in one process are serialised per run;
+    one process drives a thread at a time (``threads.owner``), so the chain has one writer."""
+
+    def __init__(self, store: BaseStore, run_id: str, key: bytes) -> None:
+        self.store, self.run_id, self.key = store, run_id, key
+        self.namespace = namespace(run_id)
+
+    async def records(self) -> list[AuditRecord]:
+        out: list[AuditRecord] = []
+        offset = 0
+        while True:
+            page = await self.store.asearch(self.namespace, limit=PAGE, offset=offset)
+            out.extend(AuditRecord.model_validate(i.value) for i in page)
+            if len(page) < PAGE:
+                break
+            offset += PAGE
+        return sorted(out, key=lambda r: r.seq)
+
+    async def append(
+        self, events: Iterable[tuple[str, str, str, dict[str, Any]]]
+    ) -> list[AuditRecord]:
+        """Chain each ``(event id, actor, action, payload)`` not chained before, in order."""
+        stores = _heads.setdefault(asyncio.get_running_loop(), weakref.WeakKeyDictionary())
+        head = stores.setdefault(self.store, {}).setdefault(self.run_id, _Head())
+        async with head.lock:
+            if not head.loaded:
+                head.load(await self.records())
+            added: list[AuditRecord] = []
+            for event, actor, action, payload in events:
+                if event in head.seen:
+                    continue
+                seq, prev = head.seq + 1, head.mac
+                digest = hashlib.sha256(canonical(payload)).hexdigest()
+                mac = _mac(self.key, seq, event, actor, action, digest, prev)
+                record = AuditRecord(
+                    seq=seq,
+                    event=event,
+                    actor=actor,
+                    action=action,
+                    payload=payload,
+                    digest=digest,
+                    prev=prev,
+                    mac=mac,
+                )
+                await self.store.aput(
+                    self.namespace, f"{seq:09d}", record.model_dump(mode="json"), index=False
+                )
+                added.append(record)
+                head.seen.add(event)
+                head.seq, head.mac = seq, mac
+            return added
+
+    async def verify(self) -> Verification:
+        return verify_records(self.run_id, await self.records(), self.key)
+
+    async def purge_payloads(self) -> int:
+        """Drop every payload, keep the chain (digests and MACs) verifiable."""
+        count = 0
+        for record in await self.records():
+            if record.payload is not None:
+                value = record.model_copy(update={"payload": None}).model_dump(mode="json")
+                await self.store.aput(self.namespace, f"{record.seq:09d}", value, index=False)
+                count += 1
+        return count
+
+
+def verify_records(run_id: str, records: list[AuditRecord], key: bytes) -> Verification:
+    """The first entry that breaks the chain: a wrong MAC (changed, inserted or re-chained
+    without the key), a gap in the sequence (deleted), a ``prev`` that is not the MAC before it
+    (reordered or spliced), or a payload that does not match its digest."""
+    prev, purged = GENESIS, 0
+    for expected, record in enumerate(records, start=1):
+
+        def broken(reason: str, seq: int = record.seq) -> Verification:
+            fault = Broken(seq=seq, reason=reason)
+            return Verification(run_id=run_id, entries=len(records), ok=False, broken=fault)
+
+        if record.seq != expected:
+            what = "missing (deleted)" if record.seq > expected else "repeated (inserted)"
+            return broken(f"entry {expected} is {what}; found entry {record.seq} there", expected)
+        if record.prev != prev:
+            return broken("does not follow the entry before it (reordered or spliced)")
+        mac = _mac(key, record.seq, record.event, record.actor, record.action, record.digest, prev)
+        if not hmac.compare_digest(mac, record.mac):
+            return broken(
+                "its MAC does not match (changed, inserted or re-chained without the key)"
+            )
+        if record.payload is None:
+            purged += 1
+        elif hashlib.sha256(canonical(record.payload)).hexdigest() != record.digest:
+            return broken("its payload does not match its digest (changed)")
+        prev = record.mac
+    return Verification(run_id=run_id, entries=len(records), ok=True, purged=purged)
+
+
+def state_events(values: Mapping[str, Any]) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """The events a run's state records (plan gate, assignments with their reasons, conflicts,
+    decisions and escalation answers with who gave them, the final gate), as chain events."""
+    out: list[tuple[str, str, str, dict[str, Any]]] = []
+    if gate := values.get("plan_review"):
+        out.append(("plan_review", gate["reviewer"], f"plan {gate['verdict']}", dict(gate)))
+    for i, conflict in enumerate(values.get("conflicts", [])):
+        actor = conflict.get("mechanism") or "dispatcher"
+        out.append((f"conflict:{i}", actor, f"conflict {conflict['kind']}", dict(conflict)))
+    for task_id, record in sorted((values.get("tasks") or {}).items()):
+        if worker := record.get("worker"):
+            payload = {"task_id": task_id, "worker": worker, "reasons": record.get("assignment")}
+            out.append((f"assigned:{task_id}:{worker}", "dispatcher", "assignment", payload))
+    for i, decision in enumerate(values.get("decisions", [])):
+        actor = decision.get("actor") or decision["by"]
+        out.append((f"decision:{i}", actor, f"decision {decision['action']}", dict(decision)))
+    if final := values.get("final_review"):
+        out.append(("final_review", final["reviewer"], f"deliverable {final['verdict']}", final))
+    return out
+
+
+def attempt_event(result: Mapping[str, Any], review: Mapping[str, Any]) -> tuple:
+    """A ledger entry as a chain event: who did the attempt, the verdict and why."""
+    key = f"{result['task_id']}#{result['attempt']}"
+    payload = {
+        "task_id": result["task_id"],
+        "attempt": result["attempt"],
+        "worker": result["worker"],
+        "error": result.get("error"),
+        "verdict": review["verdict"],
+        "score": review["score"],
+        "reviewer": review["reviewer"],
+        "feedback": review.get("feedback", ""),
+    }
+    return (f"attempt:{key}", result["worker"], f"attempt {review['verdict']}", payload)
+
+
+_keys: dict[tuple[str | None, ...], bytes] = {}
+
+
+async def run_key() -> bytes:
+    """The key a run chains with: the caller's (``ACTIVE_KEY``), else ``audit_key()`` read once
+    per process and setting, off the event loop (the server refuses blocking file access)."""
+    if key := ACTIVE_KEY.get():
+        return key
+    setting = (os.environ.get(KEY_ENV), os.environ.get(KEY_FILE_ENV), os.environ.get(HOME_ENV))
+    if setting not in _keys:
+        _keys[setting] = await asyncio.to_thread(audit_key)
+    return _keys[setting]
+
+
+async def record_attempt(store: BaseStore, run_id: str, result: Any, review: Any) -> None:
+    """The ledger's hook: a finished attempt is chained the moment it is recorded."""
+    event = attempt_event(result.model_dump(mode="json"), review.model_dump(mode="json"))
+    await AuditLog(store, run_id, await run_key()).append([event])
+
+
+async def export_jsonl(store: BaseStore, run_id: str, key: bytes) -> str:
+    records = await AuditLog(store, run_id, key).records()
+    return "".join(json.dumps(r.model_dump(mode="json"), sort_keys=True) + "\n" for r in records)
+
+
+async def chain_state(store: BaseStore, values: Mapping[str, Any], key: bytes | None = None) -> int:
+    """Chain what the run's state records and the chain lacks; the number of entries added."""
+    run_id = values.get("run_id")
+    if not run_id:
+        return 0
+    events = state_events(values)
+    if report := values.get("report"):
+        summary = {"status": report.get("status"), "reason": report.get("reason")}
+        events.append(("finished", "orchestrator", f"run {report.get('status')}", summary))
+    log = AuditLog(store, run_id, key or await run_key())
+    return len(await log.append(events))

@@ -1,0 +1,57 @@
+"""The command line's part in the audit: who acts (the configured identity, checked against its
+roles) and the crash, resume and run events it chains around driving a thread."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from langgraph.store.base import BaseStore
+
+from orchestrator_graph.auditlog import ACTIVE_KEY, AuditLog, audit_key, chain_state
+from orchestrator_graph.identity import Action, Identity, local_identity
+from orchestrator_graph.threads import alive
+
+
+def cli_action(payload: Any) -> Action:
+    """A new run needs ``start``; an answer to an escalation or a budget stop (``continue``)
+    ``answer``, as on the server; going on after a crash ``resume``."""
+    if isinstance(payload, dict):
+        return "start"
+    return "answer" if getattr(payload, "resume", None) is not None else "resume"
+
+
+def enter(payload: Any, home: str | None) -> Identity:
+    """The CLI's identity, allowed to do what ``payload`` asks; the audit key for this process."""
+    identity = local_identity()
+    identity.require(cli_action(payload), "this thread")
+    ACTIVE_KEY.set(audit_key(home))
+    return identity
+
+
+async def chain_drive(
+    store: BaseStore,
+    values: dict[str, Any],
+    payload: Any,
+    identity: Identity,
+    before: dict[str, Any] | None,
+) -> None:
+    """After driving a thread: a crash found (the process that drove it died), the resume and
+    who did it, then what the state recorded."""
+    run_id = values.get("run_id")
+    if not run_id:
+        return
+    log = AuditLog(store, run_id, ACTIVE_KEY.get() or audit_key())
+    at = time.time()
+    events: list[tuple[str, str, str, dict[str, Any]]] = []
+    if before and alive(before) is False:
+        crash = f"crash:{before.get('pid')}:{before.get('since')}"
+        events.append((crash, "system", "crash found", before))
+    if not isinstance(payload, dict):
+        resume = getattr(payload, "resume", None)
+        detail = {"answer": resume, "by": identity.model_dump()}
+        events.append((f"resume:{at}", identity.name, "resumed", detail))
+    else:
+        events.append((f"start:{at}", identity.name, "started", {"by": identity.model_dump()}))
+    await log.append(events)
+    await chain_state(store, values)

@@ -1,0 +1,132 @@
+"""Roles in the library (the identity in the run context) and the command line (a configured
+identity), and retention: ``purge`` removes a run everywhere and keeps its audit chain
+verifiable."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+
+import pytest
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.store.memory import InMemoryStore
+from langgraph.types import Command
+from test_cli import cli
+
+from orchestrator_graph import Plan, Task, Worker, create_orchestrator
+from orchestrator_graph.auditlog import AuditLog
+from orchestrator_graph.identity import key_digest
+
+KEY = "roles-test-audit-key-0123456789"
+ROLES = ("viewer", "operator", "approver", "admin")
+
+
+async def test_an_escalation_answer_needs_an_approver_and_records_who():
+    task = Task(id="x", title="x", skills=["s"], acceptance=[{"kind": "has_keys", "keys": ["v"]}])
+    graph = create_orchestrator(
+        workers=[Worker(name="w", skills=["s"], run=lambda p: {"note": "no v"})]
+    ).compile(checkpointer=InMemorySaver(), store=InMemoryStore())
+    config = {"configurable": {"thread_id": "h"}}
+    viewer = {"name": "vic", "tenant": "acme", "roles": ["viewer"]}
+    approver = {"name": "ann", "tenant": "acme", "roles": ["approver"]}
+    ctx = {"escalation": "human", "max_attempts": 1, "identity": viewer}
+    await graph.ainvoke(
+        {"request": "r", "plan": Plan(tasks=[task]).model_dump()}, config, context=ctx
+    )
+    await graph.ainvoke(Command(resume="skip"), config, context=ctx)
+    state = await graph.aget_state(config)
+    (again,) = [i.value for t in state.tasks for i in t.interrupts]
+    assert "vic (roles viewer) may not answer escalations" in again["error"]
+    await graph.ainvoke(Command(resume="skip"), config, context={**ctx, "identity": approver})
+    report = (await graph.aget_state(config)).values["report"]
+    assert [(d["action"], d["actor"]) for d in report["decisions"]] == [("skip", "ann")]
+
+
+@pytest.fixture(scope="module")
+def identities(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ids") / "identities.json"
+    keys = {
+        key_digest(f"key-{r}"): {"name": f"{r}-1", "tenant": "acme", "roles": [r]} for r in ROLES
+    }
+    path.write_text(json.dumps({"api_keys": keys}))
+    return path
+
+
+def as_(role: str | None, identities) -> dict[str, str]:
+    env = {"ORCHESTRATOR_GRAPH_IDENTITIES": str(identities), "ORCHESTRATOR_GRAPH_AUDIT_KEY": KEY}
+    return env | ({"ORCHESTRATOR_GRAPH_API_KEY": f"key-{role}"} if role else {})
+
+
+@pytest.mark.slow
+def test_the_cli_acts_as_its_configured_identity(tmp_path, identities):
+    for role, args, needs in [
+        ("viewer", ("run", "--example"), "start"),
+        ("approver", ("run", "--example"), "start"),
+        ("operator", ("purge", "t1"), "purge"),
+        ("operator", ("backup", "--out", "b.tar.gz"), "backup"),
+    ]:
+        refused = cli(*args, home=tmp_path, **as_(role, identities))
+        assert refused.returncode == 2, (role, args, refused.stderr)
+        assert f"{role}-1 (tenant acme, roles {role}) may not {needs}" in refused.stderr
+    for env in (
+        as_(None, identities),
+        {**as_(None, identities), "ORCHESTRATOR_GRAPH_API_KEY": "x"},
+    ):
+        refused = cli("run", "--example", home=tmp_path, **env)
+        assert refused.returncode == 2 and (
+            "no credentials" in refused.stderr or "unknown API key" in refused.stderr
+        )
+    assert (
+        not (tmp_path / "state.db").exists()
+        or not sqlite3.connect(tmp_path / "state.db")
+        .execute("SELECT name FROM sqlite_master WHERE name='checkpoints'")
+        .fetchone()
+    )
+
+
+@pytest.mark.slow
+def test_purge_removes_a_run_and_keeps_its_chain_verifiable(tmp_path, identities):
+    done = cli(
+        "run", "--example", "--thread", "t1", "--json", home=tmp_path, **as_("operator", identities)
+    )
+    assert done.returncode == 0, done.stderr
+    run_id = json.loads(done.stdout)["run_id"]
+    purged = cli("purge", "t1", home=tmp_path, **as_("admin", identities))
+    assert purged.returncode == 0, purged.stderr
+    (summary,) = json.loads(purged.stdout)
+    assert summary["run_id"] == run_id and summary["memory_records"] == 1
+    assert summary["store_items"] >= 8 and summary["audit_payloads"] >= 14
+
+    with sqlite3.connect(tmp_path / "state.db") as db:
+        assert db.execute("SELECT count(*) FROM checkpoints WHERE thread_id='t1'").fetchone() == (
+            0,
+        )
+    with sqlite3.connect(tmp_path / "store.db") as db:
+        left = db.execute(
+            "SELECT prefix FROM store WHERE prefix LIKE ? OR key = ?", (f"%{run_id}%", run_id)
+        ).fetchall()
+        assert {p for (p,) in left} == {f"orchestrator_graph.audit.{run_id}"}
+        payloads = db.execute(
+            "SELECT value FROM store WHERE prefix = ?", (f"orchestrator_graph.audit.{run_id}",)
+        ).fetchall()
+    assert [json.loads(v)["payload"] is None for (v,) in payloads].count(
+        False
+    ) == 1  # the purge's own
+    assert "t1" in json.loads(payloads[-1][0])["payload"]["thread"]
+    gone = cli("status", "t1", home=tmp_path, **as_("viewer", identities))
+    assert gone.returncode == 2
+
+    async def verify():
+        from orchestrator_graph.persistence import open_persistence
+
+        async with open_persistence(tmp_path) as (_saver, store):
+            return await AuditLog(store, run_id, KEY.encode()).verify()
+
+    result = asyncio.run(verify())
+    assert result.ok and result.purged == result.entries - 1
+
+    again = cli("purge", "--older-than", "0", home=tmp_path, **as_("admin", identities))
+    assert again.returncode == 0 and json.loads(again.stdout) == []
+    both = cli("purge", "t1", "--older-than", "1", home=tmp_path, **as_("admin", identities))
+    assert both.returncode == 2 and "one of them" in both.stderr
