@@ -27,6 +27,7 @@ from orchestrator_graph.consensus import (
     settle_priority,
 )
 from orchestrator_graph.context import Context
+from orchestrator_graph.contracts import check_contracts, team_sheet
 from orchestrator_graph.dag import (
     PlanRejectedError,
     analyse_plan,
@@ -66,6 +67,7 @@ from orchestrator_graph.models import (
     TaskResult,
 )
 from orchestrator_graph.monitor import publish_status
+from orchestrator_graph.prompt_overrides import PromptOverride, check_overrides
 from orchestrator_graph.prompts import messages
 from orchestrator_graph.prompts import preload as preload_prompts
 from orchestrator_graph.qa import review_plan
@@ -114,6 +116,7 @@ def create_orchestrator(
     models: Mapping[str, ModelSpec] | None = None,
     memory: PlanMemory | str | None = None,
     embeddings: Embeddings | EmbeddingFunction[Documents] | None = None,
+    prompts: Mapping[str, PromptOverride] | None = None,
 ) -> StateGraph:
     """The orchestrator as an uncompiled ``StateGraph``: compile it with your saver and store.
 
@@ -129,10 +132,13 @@ def create_orchestrator(
             server URL; default ``$ORCHESTRATOR_GRAPH_CHROMA``, else ``<data dir>/chroma``.
         embeddings: how requests are embedded for recall: a LangChain ``Embeddings`` (a
             provider's) or a Chroma embedding function; default the offline MiniLM model.
+        prompts: per-role prompt overrides (``planner``, ``reviewer``, ``synthesizer``, ...): a
+            string or a file with ``$variables`` (replaces the role's user message) or a
+            ``ChatPromptTemplate`` (replaces all of it); see ``prompt_overrides``.
     """
     preload_prompts()
     registry = _registry(workers)
-    roles = Roles(model, models)
+    roles = Roles(model, models, check_overrides(prompts))
     steps = AttemptSteps(registry, roles)
     worker_graph = steps.graph()
     memories = MemoryHandle(memory, embeddings)
@@ -211,6 +217,7 @@ def create_orchestrator(
                     "planner",
                     request=state["request"],
                     skills=", ".join(sorted(registry.skills())),
+                    workers=team_sheet(registry.workers()),
                     examples=state.get("examples") or "none",
                     feedback=feedback or "none",
                 ),
@@ -714,6 +721,7 @@ def validate_for_team(plan: Plan, registry: Registry) -> None:
     """The plan's shape and skills, then its data flow on this team (``dag.check_data_flow``)."""
     validate_plan(plan, registry.skills())
     check_data_flow(plan, registry.workers())
+    check_contracts(plan, registry.workers())
 
 
 def _valid(plan: Plan, registry: Registry) -> bool:

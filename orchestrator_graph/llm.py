@@ -13,7 +13,7 @@ import asyncio
 import json
 import random
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -27,7 +27,7 @@ from langchain_core.runnables import Runnable
 from pydantic import BaseModel
 
 from orchestrator_graph.errors import BudgetSpent, OrchestratorError, ProviderError
-from orchestrator_graph.prompts import render
+from orchestrator_graph.prompts import overriding, render
 from orchestrator_graph.providers import (
     FALLBACK,
     METHODS,
@@ -76,6 +76,8 @@ class CallProfile:
     deadline: float | None = None
     token_limit: int | None = None
     tokens_before: int = 0
+    prompts: Mapping[str, Any] | None = None
+    """Role -> the user's prompt for it (``prompt_overrides``)."""
 
 
 _profile: ContextVar[CallProfile | None] = ContextVar("orchestrator_graph_call", default=None)
@@ -104,7 +106,8 @@ def calling(profile: CallProfile) -> Iterator[CallProfile]:
     """Model calls inside the block are made for ``profile``'s role, method, limits, budget."""
     token = _profile.set(profile)
     try:
-        yield profile
+        with overriding(profile.prompts):
+            yield profile
     finally:
         _profile.reset(token)
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from string import Template
 
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+from langchain_core.prompts import ChatPromptTemplate
 
 _SOURCE_TREE = Path(__file__).resolve().parent.parent / "prompts"
 
@@ -38,9 +42,25 @@ def preload() -> None:
         load_prompt(path.stem)
 
 
-def render(name: str, **values: object) -> str:
+_overrides: ContextVar[Mapping[str, Template | ChatPromptTemplate] | None] = ContextVar(
+    "orchestrator_graph_prompts", default=None
+)
+
+
+@contextmanager
+def overriding(prompts: Mapping[str, Template | ChatPromptTemplate] | None) -> Iterator[None]:
+    """``messages`` inside the block use these prompts for their roles
+    (``prompt_overrides.check_overrides`` made them)."""
+    token = _overrides.set(prompts)
+    try:
+        yield
+    finally:
+        _overrides.reset(token)
+
+
+def render(name: str, template: Template | None = None, **values: object) -> str:
     """Fill a prompt's ``$placeholders``; a missing value is an error, not a blank."""
-    template = load_prompt(name)
+    template = template or load_prompt(name)
     try:
         return template.substitute({k: str(v) for k, v in values.items()})
     except KeyError as err:
@@ -48,8 +68,12 @@ def render(name: str, **values: object) -> str:
 
 
 def messages(role: str, **values: object) -> list[BaseMessage]:
-    """The system and user messages of a role: ``<role>.system.md`` and ``<role>.user.md``."""
+    """The system and user messages of a role: ``<role>.system.md`` and ``<role>.user.md``,
+    or the role's override (``overriding``)."""
+    override = (_overrides.get() or {}).get(role)
+    if isinstance(override, ChatPromptTemplate):
+        return override.format_messages(**{k: str(values[k]) for k in override.input_variables})
     return [
         SystemMessage(render(f"{role}.system", **values)),
-        HumanMessage(render(f"{role}.user", **values)),
+        HumanMessage(render(f"{role}.user", override, **values)),
     ]

@@ -125,7 +125,8 @@ def test_prompts_ship_in_the_wheel_and_load_when_installed(tmp_path):
     )
     probe = (
         "import orchestrator_graph.prompts as p; print(p.prompt_dir()); "
-        "print(p.render('planner.user', request='r', skills='s', examples='e', feedback='f')[:9])"
+        "print(p.render('planner.user', request='r', skills='s', workers='w', examples='e', "
+        "feedback='f')[:9])"
     )
     out = subprocess.run(
         [sys.executable, "-c", probe],
