@@ -27,6 +27,7 @@ from langchain_core.runnables import Runnable
 from pydantic import BaseModel
 
 from orchestrator_graph.errors import BudgetSpent, OrchestratorError, ProviderError
+from orchestrator_graph.langsmith_runs import run_config
 from orchestrator_graph.prompts import overriding, render
 from orchestrator_graph.providers import (
     FALLBACK,
@@ -77,6 +78,8 @@ class CallProfile:
     token_limit: int | None = None
     tokens_before: int = 0
     prompts: Mapping[str, Any] | None = None
+    run_id: str = ""
+    """The orchestrator run the calls are made for (named in their LangSmith metadata)."""
     """Role -> the user's prompt for it (``prompt_overrides``)."""
 
 
@@ -259,7 +262,11 @@ async def _request(
         try:
             runnable = _bind(model, schema, method)
             raw = await asyncio.wait_for(
-                runnable.ainvoke(_prompted(messages, schema, method)), timeout
+                runnable.ainvoke(
+                    _prompted(messages, schema, method),
+                    run_config(profile.role or "model", profile.run_id),
+                ),
+                timeout,
             )
         except Exception as err:
             _note(name, seconds=time.monotonic() - started)

@@ -84,6 +84,7 @@ class Roles:
             token_limit=context.budget_tokens if state else None,
             tokens_before=sum(((state or {}).get("tokens") or {}).values()),
             prompts=self.prompts,
+            run_id=str((state or {}).get("run_id") or ""),
         )
 
     def labels(self, context: Context) -> dict[str, str]:

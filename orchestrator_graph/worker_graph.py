@@ -23,6 +23,7 @@ from orchestrator_graph.context import Context
 from orchestrator_graph.dispatch.board import Launch
 from orchestrator_graph.errors import BudgetSpent, ProviderError
 from orchestrator_graph.events import Emit, Event, stream_emitter
+from orchestrator_graph.langsmith_runs import at, attempt_run, record_verdict
 from orchestrator_graph.ledger import Ledger
 from orchestrator_graph.llm import calling
 from orchestrator_graph.models import Review, Task, TaskResult
@@ -93,6 +94,8 @@ class AttemptSteps:
     def __init__(self, registry: Registry, roles: Roles) -> None:
         self.registry, self.roles = registry, roles
         self.began: dict[tuple[str, str, int], float] = {}
+        self.traced: dict[tuple[str, str, int], dict[str, str] | None] = {}
+        """(run, task, attempt) -> the attempt's LangSmith run, for the QA verdict's feedback"""
 
     async def execute(
         self,
@@ -123,7 +126,13 @@ class AttemptSteps:
         self.began[(run_id, task.id, attempt)] = started
         output, error = None, None
         try:
-            with track_usage() as usage, calling(self.roles.profile("worker", context)):
+            with (
+                track_usage() as usage,
+                calling(self.roles.profile("worker", context)),
+                at(run_id=run_id, task=task.id, worker=worker.name, attempt=attempt),
+                attempt_run() as traced,
+            ):
+                self.traced[(run_id, task.id, attempt)] = traced
                 call = worker.call(payload, ctx)
                 output = await (asyncio.wait_for(call, task.timeout) if task.timeout else call)
         except (ProviderError, BudgetSpent):
@@ -154,10 +163,12 @@ class AttemptSteps:
     ) -> Review:
         """Quality gates on the result, then the ledger entry for (run, task, attempt)."""
         context = env.context
-        with track_usage() as usage, calling(self.roles.profile("reviewer", context)):
+        where = at(run_id=run_id, task=task.id, worker=result.worker, attempt=result.attempt)
+        with track_usage() as usage, calling(self.roles.profile("reviewer", context)), where:
             verdict = await gate_result(
                 task, result, context, self.roles.model("reviewer", context), upstream
             )
+        await record_verdict(self.traced.pop((run_id, task.id, result.attempt), None), verdict)
         verdict.tokens, verdict.usage = usage.total_tokens, usage.dump()
         env.emit(
             Event(
