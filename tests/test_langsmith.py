@@ -65,3 +65,31 @@ def test_runs_named_tagged_with_metadata_and_verdicts_as_feedback(tmp_path):
     assert feedback[attempt["id"]]["key"] == "qa_score"
     assert feedback[attempt["id"]]["value"] == "approve" and feedback[attempt["id"]]["score"] > 0.5
     assert len(recorded.feedback) == len([n for n in by_name if n.startswith("attempt[")])
+
+
+def test_evals_run_through_langsmith_evaluate_offline(monkeypatch):
+    """Offline by default: the evaluation runs and scores, and nothing reaches LangSmith (here,
+    the recording endpoint standing in for it)."""
+    import importlib.util
+
+    from langsmith import utils
+
+    spec = importlib.util.spec_from_file_location(
+        "langsmith_eval", HERE.parent / "evals" / "langsmith_eval.py"
+    )
+    evals = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(evals)
+    with recording_endpoint() as (url, recorded):
+        monkeypatch.setenv("LANGSMITH_ENDPOINT", url)
+        monkeypatch.setenv("LANGSMITH_TRACING", "true")
+        utils.get_env_var.cache_clear()
+        try:
+            summary = evals.run()
+        finally:
+            utils.get_env_var.cache_clear()
+    assert summary["examples"] == len(evals.REQUESTS)
+    medians = summary["median"]
+    assert medians["approved_share"] == 1.0 and medians["status"] == 1.0
+    assert medians["tokens"] > 0 and medians["cost"] == 0.0
+    assert 0 < medians["makespan_vs_plan"] < 5
+    assert recorded.requests == []
