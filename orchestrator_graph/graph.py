@@ -28,6 +28,7 @@ from orchestrator_graph.consensus import (
 )
 from orchestrator_graph.context import Context
 from orchestrator_graph.contracts import check_contracts, team_sheet
+from orchestrator_graph.conversation import answer, request_from
 from orchestrator_graph.dag import (
     PlanRejectedError,
     analyse_plan,
@@ -141,11 +142,12 @@ def create_orchestrator(
     roles = Roles(model, models, check_overrides(prompts))
     steps = AttemptSteps(registry, roles)
     worker_graph = steps.graph()
+    worker_drawing = steps.drawing()
     memories = MemoryHandle(memory, embeddings)
 
     async def recall_node(state: OrchestratorState, runtime: Runtime[Context]) -> dict[str, Any]:
         context = Context.coerce(runtime.context)
-        request = check_request(state.get("request"))
+        request = check_request(request_from(state))
         run_id = uuid.uuid4().hex[:12]
         emit = stream_emitter(runtime.stream_writer)
         emit(
@@ -174,6 +176,7 @@ def create_orchestrator(
             )
         )
         return {
+            "request": request,
             "run_id": run_id,
             "started_at": time.time(),
             # The state keeps summaries and what planning needs, not the records themselves.
@@ -359,6 +362,9 @@ def create_orchestrator(
         run_id = state["run_id"]
         ledger = Ledger(store_of(runtime), run_id)
         env = Env.of(runtime)
+        # Read here so that langgraph finds the attempt graph among this node's names (it
+        # draws it with xray and lists it in get_subgraphs); worker_graph is what runs.
+        _ = worker_drawing
 
         async def run_attempt(launch: Launch) -> tuple[TaskResult, Review]:
             task = launch.task
@@ -636,7 +642,8 @@ def create_orchestrator(
                 data={"run_id": report.run_id},
             )
         )
-        return {"report": report.model_dump(mode="json")}
+        out = report.model_dump(mode="json")
+        return {"report": out, "messages": [answer(out)]}
 
     builder = StateGraph(
         OrchestratorState,

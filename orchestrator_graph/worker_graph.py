@@ -193,7 +193,12 @@ class AttemptSteps:
         )
         return result, await self.review(run_id, task, result, upstream, env)
 
-    def graph(self) -> Pregel:
+    def drawing(self) -> Pregel:
+        """The same graph compiled to inherit a checkpointer, never run: langgraph's drawing
+        (``get_graph(xray=True)``) and ``get_subgraphs`` skip checkpointer-less subgraphs."""
+        return self.graph(checkpointer=None)
+
+    def graph(self, checkpointer: bool | None = False) -> Pregel:
         async def execute(state: AttemptState, runtime: Runtime[Context]) -> dict[str, Any]:
             result, upstream = await self.execute(
                 state["run_id"],
@@ -224,4 +229,4 @@ class AttemptSteps:
         builder.add_edge("review", END)
         # No checkpointer of its own: the ledger makes each attempt durable, and many attempts run
         # concurrently inside the dispatcher's one superstep.
-        return builder.compile(checkpointer=False, name="worker")
+        return builder.compile(checkpointer=checkpointer, name="worker")
