@@ -47,6 +47,8 @@ class OutputState(TypedDict):
     """task id -> ``models.TaskRecord``: the small hot status; outputs live in the store."""
     status: NotRequired[dict[str, Any]]
     """``models.StatusSnapshot`` as of the dispatcher's last step (live: the store, the stream)."""
+    deliverable: NotRequired[dict[str, Any]]
+    final_review: NotRequired[dict[str, Any]]
 
 
 class OrchestratorState(InputState, OutputState):
@@ -66,8 +68,6 @@ class OrchestratorState(InputState, OutputState):
     decisions: NotRequired[Annotated[list[dict[str, Any]], operator.add]]
     conflicts: NotRequired[Annotated[list[dict[str, Any]], operator.add]]
     """``models.Conflict``: every disagreement found, and how it was settled."""
-    deliverable: NotRequired[dict[str, Any]]
-    final_review: NotRequired[dict[str, Any]]
     model_calls: NotRequired[Annotated[dict[str, int], add_counts]]
     tokens: NotRequired[Annotated[dict[str, int], add_counts]]
     """Model tokens by role (planner, synthesizer); the attempts' own are in the ledger."""

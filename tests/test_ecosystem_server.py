@@ -97,3 +97,50 @@ async def test_agent_tool_mcp_and_remote_workers_in_one_run(server):
     conversation = model.received[0][-1].text
     assert "Brief the sales" in conversation and '"scaled": [' in conversation
     assert '"groups": {' in conversation  # the remote analyst's approved output
+
+
+async def test_studio_sees_node_updates_state_and_the_chat_answer_while_it_runs(server, tmp_path):
+    from langgraph_sdk import get_client
+
+    from orchestrator_graph.cli import EXAMPLE
+
+    client = get_client(url=server)
+    thread = await client.threads.create()
+    events = []
+    async for part in client.runs.stream(
+        thread["thread_id"],
+        "orchestrator",
+        input={"messages": [{"role": "human", "content": EXAMPLE}]},  # as Studio's chat sends
+        context={"output_dir": str(tmp_path)},
+        stream_mode=["updates", "values", "custom"],
+    ):
+        events.append((part.event, part.data))
+    updates = {n: v for e, d in events if e == "updates" for n, v in d.items()}
+    for node in ("recall", "planner", "dispatcher", "synthesizer", "qa_reviewer", "learn"):
+        assert updates.get(node) is not None, node
+    assert len(updates["planner"]["plan"]["tasks"]) == 6 and len(updates["planner"]["tasks"]) == 6
+    assert set(updates["dispatcher"]["tasks"]) == set(updates["planner"]["tasks"])
+    order = [e if e != "custom" else f"custom:{d['kind']}" for e, d in events]
+    dispatched = next(i for i, (e, d) in enumerate(events) if e == "updates" and "dispatcher" in d)
+    assert "custom:task_started" in order[:dispatched] and "custom:status" in order[:dispatched]
+    values = [d for e, d in events if e == "values"]
+    assert any("plan" in v and "report" not in v for v in values)  # state before the end
+    final = values[-1]
+    assert final["report"]["status"] == "done"
+    assert final["messages"][-1]["type"] == "ai" and final["messages"][-1]["name"] == "orchestrator"
+    assert final["messages"][-1]["content"].startswith("**done**")
+
+
+async def test_xray_drawing_and_subgraphs_through_the_sdk(server):
+    from langgraph_sdk import get_client
+
+    client = get_client(url=server)
+    (assistant,) = await client.assistants.search(graph_id="orchestrator", limit=1)
+    drawing = await client.assistants.get_graph(assistant["assistant_id"], xray=True)
+    nodes = {n["id"] for n in drawing["nodes"]}
+    assert {"dispatcher:execute", "dispatcher:review", "planner", "learn"} <= nodes
+    subgraphs = await client.assistants.get_subgraphs(assistant["assistant_id"])
+    assert set(subgraphs) == {"dispatcher"}
+    schemas = await client.assistants.get_schemas(assistant["assistant_id"])
+    assert {"planner_model", "reviewer_model"} <= set(schemas["context_schema"]["properties"])
+    assert "messages" in schemas["input_schema"]["properties"]
