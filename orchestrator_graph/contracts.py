@@ -52,10 +52,17 @@ def check_contracts(plan: Plan, workers: Sequence[Worker]) -> None:
             if broken:
                 problems.append(
                     f"task {task.id!r} inputs break worker {worker.name!r}'s contract: "
-                    + "; ".join(f"inputs.{b}" if not b.startswith("(") else b for b in broken)
+                    + "; ".join(_at_inputs(b) for b in broken)
                 )
     if problems:
         raise PlanValidationError(problems)
+
+
+def _at_inputs(problem: str) -> str:
+    """``schema_errors``' paths as paths into the task: ``inputs.amount``, ``inputs``."""
+    if problem.startswith("(inputs)"):
+        return "inputs" + problem.removeprefix("(inputs)")
+    return f"inputs.{problem}"
 
 
 def _arguments(worker: Worker, contract: dict[str, Any], inputs: dict[str, Any]) -> Any:

@@ -63,6 +63,14 @@ def test_every_python_block_runs(index, tmp_path):
         assert out.stdout.startswith("done") and "'helper'" in out.stdout, out.stdout
     if "# example: library" in code:
         assert out.stdout.strip() == "done ['line1', 'line2']", out.stdout
+    if "# example: ecosystem" in code:  # the agent's answer, then the contract's refusal
+        first, second = out.stdout.strip().splitlines()
+        assert first == "done The 100 EUR are 108.0 USD.", out.stdout
+        assert second.startswith("invalid plan: task 'c' inputs break worker 'fx''s contract")
+    if "# example: mcp" in code:
+        assert out.stdout.strip() == "done 26.219", out.stdout
+    if "# example: supervisor" in code:
+        assert out.stdout.strip() == "['supervisor', 'orchestrator']", out.stdout
 
 
 def test_every_shell_command_runs_or_is_known(tmp_path, monkeypatch):
