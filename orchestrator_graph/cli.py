@@ -524,8 +524,8 @@ def _check_declared(payload: dict[str, Any], team: list[Worker] | None) -> None:
     """A declared plan checked against the team before a thread is created for it."""
     if "plan" not in payload:
         return
-    from orchestrator_graph.graph import validate_for_team
     from orchestrator_graph.models import Plan
+    from orchestrator_graph.nodes.planner import validate_for_team
     from orchestrator_graph.registry import Registry
     from orchestrator_graph.team import default_team
 

@@ -35,8 +35,12 @@ EventKind = Literal[
 
 
 class Event(BaseModel):
+    """``node`` is the graph node that emitted the event (``review`` for a result's review inside
+    an attempt); ``role`` the model role whose work it reports, when one did the work."""
+
     kind: EventKind
     node: str
+    role: str | None = None
     task_id: str | None = None
     worker: str | None = None
     attempt: int | None = None

@@ -7,8 +7,10 @@ runs nothing that already finished. Outputs live here, by key, never in the chec
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
+from langgraph.runtime import Runtime
 from langgraph.store.base import BaseStore, GetOp
 
 from orchestrator_graph.models import Review, TaskResult
@@ -17,6 +19,26 @@ ROOT = "orchestrator_graph"
 PAGE = 10_000  # attempts per store search: offset paging costs O(offset) per page
 INT64 = 2**63 - 1
 BIG_INT, FLOAT = "$int", "$float"  # the tagged forms of values a JSON store cannot keep
+
+NO_STORE = (
+    "the orchestrator graph runs without a store: task-level durability is OFF. Finished "
+    "attempts, schedules and history live in this process only; a resumed run redoes them. "
+    "Compile it with a store: graph.compile(checkpointer=..., store=...)."
+)
+_process_store: list[BaseStore] = []
+
+
+def store_of(runtime: Runtime[Any]) -> BaseStore:
+    """The graph's store. A graph compiled without one warns once, loudly, and keeps its ledger in
+    one store of this process (created then, never at import)."""
+    if runtime.store is not None:
+        return runtime.store
+    if not _process_store:
+        from langgraph.store.memory import InMemoryStore
+
+        warnings.warn(NO_STORE, RuntimeWarning, stacklevel=2)
+        _process_store.append(InMemoryStore())
+    return _process_store[0]
 
 
 def to_store(value: Any) -> Any:

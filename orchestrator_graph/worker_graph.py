@@ -8,21 +8,19 @@ from __future__ import annotations
 import asyncio
 import time
 import traceback
-import warnings
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from typing import Any, NotRequired
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.pregel import Pregel
 from langgraph.runtime import Runtime
-from langgraph.store.base import BaseStore
-from langgraph.store.memory import InMemoryStore
 from typing_extensions import TypedDict
 
 from orchestrator_graph.context import Context
 from orchestrator_graph.dispatch.board import Launch
+from orchestrator_graph.env import Env
 from orchestrator_graph.errors import BudgetSpent, ProviderError
-from orchestrator_graph.events import Emit, Event, stream_emitter
+from orchestrator_graph.events import Event
 from orchestrator_graph.langsmith_runs import at, attempt_run, record_verdict
 from orchestrator_graph.ledger import Ledger
 from orchestrator_graph.llm import calling
@@ -34,10 +32,7 @@ from orchestrator_graph.usage import track_usage
 from orchestrator_graph.workers import WorkerContext, WorkerInput
 
 DEFAULT_OUTPUT_DIR = "orchestrator-output"
-
-# The dispatcher calls this checkpointer-less subgraph with durability="exit" (see graph.py);
-# langgraph warns that durability then has no effect, which is the point.
-warnings.filterwarnings("ignore", message="`durability` has no effect", category=UserWarning)
+DURABILITY_KEY = "__pregel_durability"  # langgraph._internal._constants.CONFIG_KEY_DURABILITY
 
 
 class AttemptState(TypedDict):
@@ -58,32 +53,6 @@ class AttemptOutput(TypedDict):
     review: dict[str, Any]
 
 
-_fallback_store = InMemoryStore()
-
-
-def store_of(runtime: Runtime[Any]) -> Any:
-    """The graph's store; without one (compiled with no store) an in-process store, so the graph
-    still runs, but finished attempts then survive only as long as the process."""
-    return runtime.store if runtime.store is not None else _fallback_store
-
-
-@dataclass(frozen=True)
-class Env:
-    """What an attempt needs from the run: settings, the store, the event stream."""
-
-    context: Context
-    store: BaseStore
-    emit: Emit
-
-    @classmethod
-    def of(cls, runtime: Runtime[Any]) -> Env:
-        return cls(
-            Context.coerce(runtime.context),
-            store_of(runtime),
-            stream_emitter(runtime.stream_writer),
-        )
-
-
 class AttemptSteps:
     """The two steps of an attempt. ``graph()`` runs them as the ``worker`` subgraph (its own
     namespace in streams and Studio); ``run_inline`` runs the very same steps without it.
@@ -96,6 +65,39 @@ class AttemptSteps:
         self.began: dict[tuple[str, str, int], float] = {}
         self.traced: dict[tuple[str, str, int], dict[str, str] | None] = {}
         """(run, task, attempt) -> the attempt's LangSmith run, for the QA verdict's feedback"""
+        self.subgraph = self.graph()
+
+    async def run(self, run_id: str, launch: Launch, env: Env) -> tuple[TaskResult, Review]:
+        """One attempt: inline, or (``Context.worker_subgraph``) through the ``worker`` subgraph."""
+        if not env.context.worker_subgraph:
+            return await self.run_inline(run_id, launch, env)
+        task = launch.task
+        attempt_state: AttemptState = {
+            "run_id": run_id,
+            "task": task.model_dump(mode="json", exclude_defaults=True),
+            "worker": launch.worker,
+            "attempt": launch.attempt,
+            "feedback": launch.feedback,
+            "upstream_keys": launch.upstream,
+        }
+        out = await self.subgraph.ainvoke(
+            attempt_state,
+            {
+                "run_name": f"worker[{task.id}#{launch.attempt}]",
+                "metadata": {
+                    "task_id": task.id,
+                    "attempt": launch.attempt,
+                    "worker": launch.worker,
+                },
+                # The ledger makes the attempt durable: the subgraph has no checkpointer, and
+                # inheriting the parent's "sync" durability fails in langgraph 1.2.22
+                # (AttributeError: no _put_checkpoint_fut on a checkpointer-less loop). Set
+                # through the config (langgraph's own key), not ``durability=``, which warns on
+                # every call that it has no effect without a checkpointer.
+                "configurable": {DURABILITY_KEY: "exit"},
+            },
+        )
+        return TaskResult.model_validate(out["result"]), Review.model_validate(out["review"])
 
     async def execute(
         self,
@@ -173,7 +175,8 @@ class AttemptSteps:
         env.emit(
             Event(
                 kind="qa_verdict",
-                node="qa_reviewer",
+                node="review",
+                role="reviewer",
                 task_id=task.id,
                 worker=result.worker,
                 attempt=result.attempt,
@@ -230,3 +233,15 @@ class AttemptSteps:
         # No checkpointer of its own: the ledger makes each attempt durable, and many attempts run
         # concurrently inside the dispatcher's one superstep.
         return builder.compile(checkpointer=checkpointer, name="worker")
+
+
+def drawn_with(node: Callable[..., Awaitable[Any]], drawing: Pregel) -> Callable[..., Any]:
+    """``node`` (the dispatcher) naming the attempt graph it runs, so that langgraph, which
+    looks for a node's subgraphs among the names its function reads, draws it with xray and
+    lists it in ``get_subgraphs``; ``drawing`` itself never runs."""
+
+    async def dispatcher(state: Any, runtime: Runtime[Context]) -> Any:
+        _ = drawing
+        return await node(state, runtime)
+
+    return dispatcher

@@ -159,7 +159,7 @@ def test_plan_validation_refuses_inputs_that_break_a_contract():
     )
     team = [translate, Worker(name="converter", skills=["fx"], run=convert)]
     graph = create_orchestrator(workers=team)
-    from orchestrator_graph.graph import validate_for_team
+    from orchestrator_graph.nodes.planner import validate_for_team
     from orchestrator_graph.registry import Registry
 
     plan = Plan(

@@ -116,7 +116,7 @@ async def test_studio_sees_node_updates_state_and_the_chat_answer_while_it_runs(
     ):
         events.append((part.event, part.data))
     updates = {n: v for e, d in events if e == "updates" for n, v in d.items()}
-    for node in ("recall", "planner", "dispatcher", "synthesizer", "qa_reviewer", "learn"):
+    for node in ("recall", "planner", "dispatcher", "synthesizer", "final_review", "learn"):
         assert updates.get(node) is not None, node
     assert len(updates["planner"]["plan"]["tasks"]) == 6 and len(updates["planner"]["tasks"]) == 6
     assert set(updates["dispatcher"]["tasks"]) == set(updates["planner"]["tasks"])

@@ -472,7 +472,7 @@ async def test_a_mediator_model_advises_on_an_escalation():
 def test_the_final_gate_finds_task_ids_as_words_in_one_scan():
     """A substring search per task id was O(tasks x text): 0.6 s at 5,000 tasks. Ids are found
     as words (so 'a' is not found inside 'analyse'); ids with other characters by substring."""
-    from orchestrator_graph.graph import _mentioned
+    from orchestrator_graph.nodes.final_review import _mentioned
 
     text = '{"summary": "Drawn from: analyse. données; t-1, bad~r1 and x y v.2"}'
     ids = ["a", "données", "t-1", "x y", "analyse", "b", "v.2", "bad~r1"]

@@ -54,7 +54,7 @@ async def test_a_run_as_spans():
         "node planner",
         "node dispatcher",
         "node synthesizer",
-        "node qa_reviewer",
+        "node final_review",
         "node learn",
     ]
     assert all(s.parent.span_id == run.context.span_id for s in nodes)

@@ -80,7 +80,8 @@ def test_graph_shape_draws_every_node_and_routed_edge():
         "dispatcher",
         "mediator",
         "synthesizer",
-        "qa_reviewer",
+        "final_review",
+        "budget_gate",
         "learn",
     ):
         assert node in drawing
@@ -88,6 +89,8 @@ def test_graph_shape_draws_every_node_and_routed_edge():
         "dispatcher -.-> mediator",
         "dispatcher -.-> synthesizer",
         "mediator -.-> dispatcher",
+        "dispatcher -.-> budget_gate",
+        "budget_gate -.-> dispatcher",
     ):
         assert edge in drawing, drawing
     schema = create_orchestrator().compile().get_input_jsonschema()

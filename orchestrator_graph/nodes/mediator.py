@@ -1,143 +1,154 @@
-"""The mediator: settles what the dispatcher escalated. A task that failed every attempt goes
-to a human (``interrupt()``), the mediator model, or the run's fallback policy (retry elsewhere,
-re-plan the failed sub-graph, finish partial); disagreeing redundant answers go to a judge model,
-a merging model or a human."""
+"""The mediator node: settles what the dispatcher escalated. A task that failed every attempt
+goes to a human (``interrupt()``), the mediator model, or the run's fallback policy (retry
+elsewhere, re-plan the failed sub-graph, finish partial); disagreeing redundant answers go to a
+judge model, a merging model or a human."""
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from langgraph.runtime import Runtime
+from langgraph.store.base import BaseStore
 from langgraph.types import Command, interrupt
 
 from orchestrator_graph.context import Context
-from orchestrator_graph.events import Event, stream_emitter
+from orchestrator_graph.env import Env
+from orchestrator_graph.events import Event
 from orchestrator_graph.ledger import Ledger, attempt_key
 from orchestrator_graph.llm import StructuredOutputError, ask_structured, calling
-from orchestrator_graph.models import (
-    Decision,
-    Escalation,
-    Plan,
-    PlanAnalysis,
-    Replan,
-    Schedule,
-    TaskRecord,
-    TaskResult,
-)
+from orchestrator_graph.models import Decision, Escalation, Plan, Replan, TaskRecord, TaskResult
 from orchestrator_graph.prompts import messages
 from orchestrator_graph.qa import gate_result
-from orchestrator_graph.registry import Registry
 from orchestrator_graph.replan import replan
-from orchestrator_graph.roles import Roles
 from orchestrator_graph.schedule import load_schedule, save_schedule
 from orchestrator_graph.schemas import JudgeChoice, MediationAdvice, MergedAnswer
 from orchestrator_graph.state import OrchestratorState, dump_records, records_of
 from orchestrator_graph.usage import Tally, track_usage, usage_update
-from orchestrator_graph.worker_graph import store_of
 
-Analyse = Callable[..., Awaitable[tuple[PlanAnalysis, Schedule]]]
-"""(plan, runtime, now=, finished=) -> the plan's analysis and planned schedule."""
+if TYPE_CHECKING:
+    from orchestrator_graph.nodes.services import Services
+
+GOES_TO = ("dispatcher",)
+
+
+async def step(
+    services: Services, state: OrchestratorState, env: Env
+) -> Command[Literal["dispatcher"]]:
+    mediation = Mediation(services)
+    context, records = env.context, records_of(state)
+    decisions: list[Decision] = []
+    plan = Plan.model_validate(state["plan"])
+    replans = [Replan.model_validate(r) for r in state.get("replans", [])]
+    new_replans: list[Replan] = []
+    tallies: dict[str, list[Tally]] = {"mediator": [], "planner": []}
+    for entry in state.get("escalations", []):
+        esc = Escalation.model_validate(entry)
+        if esc.task_id not in records or records[esc.task_id].replaced_by:
+            continue  # gone with a sub-graph an earlier re-plan replaced
+        rec = records[esc.task_id]
+        with track_usage() as usage, calling(services.roles.profile("mediator", context, state)):
+            decision = await mediation.decide(esc, context, env.store, state, plan, replans, rec)
+        tallies["mediator"].append(usage)
+        if decision.action == "replan":
+            with track_usage() as usage, calling(services.roles.profile("planner", context, state)):
+                decision, plan, found = await mediation.replace_subgraph(
+                    esc, decision, context, plan, records, replans
+                )
+            tallies["planner"].append(usage)
+            replans.append(found)
+            new_replans.append(found)
+            if decision.action == "replan":
+                env.emit(replanned_event(esc, found))
+        _apply(decision, esc, rec)
+        decisions.append(decision)
+        env.emit(
+            Event(
+                kind="decision",
+                node="mediator",
+                role="mediator" if decision.by in ("model", "judge", "mediator") else None,
+                task_id=esc.task_id,
+                message=f"{decision.action} by {decision.by}: {decision.reason}",
+            )
+        )
+    update: dict[str, Any] = {}
+    if any(r.applied for r in new_replans):
+        update = await _rescheduled(services, state, env.store, plan, records)
+    return Command(
+        goto="dispatcher",
+        update={
+            **update,
+            **usage_update({r: ts for r, ts in tallies.items() if ts}),
+            "tasks": dump_records(records),
+            "escalations": [],
+            "decisions": [d.model_dump(mode="json") for d in decisions],
+            "replans": [r.model_dump(mode="json") for r in new_replans],
+        },
+    )
+
+
+def _apply(decision: Decision, esc: Escalation, rec: TaskRecord) -> None:
+    """The decision, on the escalated task's record."""
+    chosen = decision.attempt if decision.attempt is not None else esc.best_attempt
+    if decision.action == "replan":
+        return
+    if decision.action == "accept" and chosen is not None:
+        rec.status, rec.result_key = "approved", attempt_key(esc.task_id, chosen)
+        rec.score = esc.best_score if decision.attempt is None else rec.score
+        decision.attempt = chosen
+    elif decision.action == "retry":
+        rec.status, rec.extra_attempts = "pending", rec.extra_attempts + 1
+        rec.retry_from = rec.attempts
+        if decision.by == "policy":  # retry elsewhere: not on a worker that failed it
+            rec.avoid = esc.tried  # past patterns' avoidance gives way to what failed
+    else:
+        rec.status = "failed"
+
+
+def replanned_event(esc: Escalation, found: Replan) -> Event:
+    return Event(
+        kind="replanned",
+        node="mediator",
+        role="planner",
+        task_id=esc.task_id,
+        message=f"replaced {', '.join(found.removed)} with {', '.join(found.added)}: "
+        f"{found.reason}",
+        data=found.model_dump(mode="json"),
+    )
+
+
+async def _rescheduled(
+    services: Services,
+    state: OrchestratorState,
+    store: BaseStore,
+    plan: Plan,
+    records: dict[str, TaskRecord],
+) -> dict[str, Any]:
+    """The re-planned plan, analysed and scheduled from now on, beside what already finished."""
+    done = {t for t, r in records.items() if r.status == "approved"}
+    previous = await load_schedule(store, state["run_id"])
+    since = state.get("executing_since") or time.time()
+    analysis, schedule = await services.analyse(
+        plan,
+        store,
+        now=time.time() - since,
+        finished=[s for s in (previous.planned if previous else []) if s.task_id in done],
+    )
+    await save_schedule(store, state["run_id"], schedule)
+    return {
+        "plan": plan.model_dump(mode="json", exclude_defaults=True),
+        "analysis": analysis.model_dump(mode="json"),
+        "planned_makespan": schedule.makespan,
+    }
 
 
 class Mediation:
-    """The mediator node and the decisions behind it."""
+    """The decisions behind the mediator node."""
 
-    def __init__(self, registry: Registry, roles: Roles, analyse: Analyse) -> None:
-        self.registry, self.roles, self.analyse = registry, roles, analyse
+    def __init__(self, services: Services) -> None:
+        self.registry, self.roles = services.registry, services.roles
 
-    async def node(
-        self, state: OrchestratorState, runtime: Runtime[Context]
-    ) -> Command[Literal["dispatcher"]]:
-        context = Context.coerce(runtime.context)
-        emit = stream_emitter(runtime.stream_writer)
-        records = records_of(state)
-        decisions: list[Decision] = []
-        plan = Plan.model_validate(state["plan"])
-        replans = [Replan.model_validate(r) for r in state.get("replans", [])]
-        new_replans: list[Replan] = []
-        update: dict[str, Any] = {}
-        tallies: dict[str, list[Tally]] = {"mediator": [], "planner": []}
-        for entry in state.get("escalations", []):
-            esc = Escalation.model_validate(entry)
-            if esc.task_id not in records or records[esc.task_id].replaced_by:
-                continue  # gone with a sub-graph an earlier re-plan replaced
-            rec = records[esc.task_id]
-            with track_usage() as usage, calling(self.roles.profile("mediator", context, state)):
-                decision = await self._decide(esc, context, runtime, state, plan, replans, rec)
-            tallies["mediator"].append(usage)
-            chosen = decision.attempt if decision.attempt is not None else esc.best_attempt
-            if decision.action == "replan":
-                with track_usage() as usage, calling(self.roles.profile("planner", context, state)):
-                    decision, plan, found = await self._replan(
-                        esc, decision, context, plan, records, replans
-                    )
-                tallies["planner"].append(usage)
-                replans.append(found)
-                new_replans.append(found)
-            if decision.action == "replan":
-                emit(
-                    Event(
-                        kind="replanned",
-                        node="mediator",
-                        task_id=esc.task_id,
-                        message=f"replaced {', '.join(found.removed)} with "
-                        f"{', '.join(found.added)}: {found.reason}",
-                        data=found.model_dump(mode="json"),
-                    )
-                )
-            elif decision.action == "accept" and chosen is not None:
-                rec.status, rec.result_key = "approved", attempt_key(esc.task_id, chosen)
-                rec.score = esc.best_score if decision.attempt is None else rec.score
-                decision.attempt = chosen
-            elif decision.action == "retry":
-                rec.status, rec.extra_attempts = "pending", rec.extra_attempts + 1
-                rec.retry_from = rec.attempts
-                if decision.by == "policy":  # retry elsewhere: not on a worker that failed it
-                    rec.avoid = esc.tried  # past patterns' avoidance gives way to what failed
-            else:
-                rec.status = "failed"
-            decisions.append(decision)
-            emit(
-                Event(
-                    kind="decision",
-                    node="mediator",
-                    task_id=esc.task_id,
-                    message=f"{decision.action} by {decision.by}: {decision.reason}",
-                )
-            )
-        if any(r.applied for r in new_replans):
-            done = {t for t, r in records.items() if r.status == "approved"}
-            store = store_of(runtime)
-            previous = await load_schedule(store, state["run_id"])
-            since = state.get("executing_since") or time.time()
-            analysis, schedule = await self.analyse(
-                plan,
-                runtime,
-                now=time.time() - since,
-                finished=[s for s in (previous.planned if previous else []) if s.task_id in done],
-            )
-            await save_schedule(store, state["run_id"], schedule)
-            update |= {
-                "plan": plan.model_dump(mode="json", exclude_defaults=True),
-                "analysis": analysis.model_dump(mode="json"),
-                "planned_makespan": schedule.makespan,
-            }
-        return Command(
-            goto="dispatcher",
-            update={
-                **update,
-                **usage_update({r: ts for r, ts in tallies.items() if ts}),
-                "tasks": dump_records(records),
-                "escalations": [],
-                "decisions": [d.model_dump(mode="json") for d in decisions],
-                "replans": [r.model_dump(mode="json") for r in new_replans],
-            },
-        )
-
-    async def _replan(
+    async def replace_subgraph(
         self,
         esc: Escalation,
         decision: Decision,
@@ -180,18 +191,18 @@ class Mediation:
             records[tid] = TaskRecord()
         return decision, new_plan, found
 
-    async def _decide(
+    async def decide(
         self,
         esc: Escalation,
         context: Context,
-        runtime: Runtime[Context],
+        store: BaseStore,
         state: OrchestratorState,
         plan: Plan,
         replans: list[Replan],
         rec: TaskRecord,
     ) -> Decision:
         if esc.candidates and esc.mechanism in ("judge", "mediate"):
-            return await self._settle_answers(esc, context, runtime, state)
+            return await self._settle_answers(esc, context, store, state)
         if context.escalation == "human" or esc.mechanism == "human":
             question: dict[str, Any] = {
                 "type": "escalation",
@@ -220,7 +231,7 @@ class Mediation:
                     attempts=esc.attempts,
                 ),
             )
-            refused = await self._refusal(esc, advice, context, runtime, state, rec)
+            refused = await self._refusal(esc, advice, context, store, state, rec)
             if refused:
                 policy = self._fallback(esc, context, plan, replans, rec)
                 return policy.model_copy(update={"reason": f"{refused}; {policy.reason}"})
@@ -234,7 +245,7 @@ class Mediation:
         esc: Escalation,
         advice: MediationAdvice,
         context: Context,
-        runtime: Runtime[Context],
+        store: BaseStore,
         state: OrchestratorState,
         rec: TaskRecord,
     ) -> str:
@@ -249,7 +260,7 @@ class Mediation:
             return ""
         if esc.best_attempt is None:
             return "the mediator model chose accept, but no attempt produced a result"
-        attempts = await Ledger(store_of(runtime), state["run_id"]).attempts()
+        attempts = await Ledger(store, state["run_id"]).attempts()
         failed = [
             c.name
             for result, review in attempts
@@ -319,12 +330,11 @@ class Mediation:
         self,
         esc: Escalation,
         context: Context,
-        runtime: Runtime[Context],
+        store: BaseStore,
         state: OrchestratorState,
     ) -> Decision:
         """Disagreeing answers, settled by the mediator model: as a judge picking one, or as a
         mediator proposing a merged answer that must pass the task's QA gates like any other."""
-        store = store_of(runtime)
         ledger = Ledger(store, state["run_id"])
         outputs = await ledger.outputs(
             [attempt_key(esc.task_id, c["attempt"]) for c in esc.candidates]
