@@ -14,18 +14,29 @@ CONTEXT_CHARS = 4000
 NAME = "orchestrator"
 
 
-def request_from(state: Mapping[str, Any]) -> Any:
-    """``request`` when given, else the last human message of ``messages`` with the earlier
-    messages (human and AI, not tool plumbing) as its context; else what was given, for
-    ``limits.check_request`` to name."""
-    request = state.get("request")
-    if isinstance(request, str) and request.strip():
-        return request
+def last_human(state: Mapping[str, Any]) -> int | None:
     messages: Sequence[AnyMessage] = state.get("messages") or []
     humans = [i for i, m in enumerate(messages) if isinstance(m, HumanMessage)]
-    if not humans:
+    return humans[-1] if humans else None
+
+
+def asked(state: Mapping[str, Any]) -> str:
+    """The id of the human message this run answers ("" for none): the next run on the thread
+    takes a newer one as its request, not this run's ``request`` again."""
+    last = last_human(state)
+    return str(state["messages"][last].id or "") if last is not None else ""
+
+
+def request_from(state: Mapping[str, Any]) -> Any:
+    """The last human message of ``messages`` when it is new on the thread (not the one the
+    last run answered), with the earlier messages (human and AI, not tool plumbing) as its
+    context; else ``request``; else what was given, for ``limits.check_request`` to name."""
+    request = state.get("request")
+    last = last_human(state)
+    has_request = isinstance(request, str) and bool(request.strip())
+    if last is None or (has_request and asked(state) == state.get("asked")):
         return request
-    last = humans[-1]
+    messages: Sequence[AnyMessage] = state["messages"]
     earlier = [
         f"{m.type}: {m.text}"
         for m in messages[:last]

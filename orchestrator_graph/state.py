@@ -53,6 +53,8 @@ class OutputState(TypedDict):
 
 class OrchestratorState(InputState, OutputState):
     request: str  # type: ignore[misc]  # always set from the input by the recall node
+    asked: NotRequired[str]
+    """The id of the human message the run answers (``conversation.asked``)."""
     run_id: NotRequired[str]
     started_at: NotRequired[float]
     recalled: NotRequired[list[dict[str, Any]]]

@@ -100,6 +100,16 @@ async def test_agent_and_tool_workers_get_their_task_inputs_and_upstream():
     assert result.output["answer"].startswith("Lyon has 522000") and result.tokens > 0
 
 
+def capital_task(title: str, skill: str, field: str) -> Task:
+    """A task whose result must name Paris in ``field``."""
+    return Task(
+        id="capital",
+        title=title,
+        skills=[skill],
+        acceptance=[{"kind": "contains", "field": field, "text": "Paris"}],
+    )
+
+
 async def test_an_agent_that_ignores_its_task_is_rejected_by_qa():
     from langgraph.prebuilt import create_react_agent
 
@@ -107,13 +117,7 @@ async def test_an_agent_that_ignores_its_task_is_rejected_by_qa():
     with pytest.warns(Warning, match="create_react_agent has been moved"):
         agent = create_react_agent(model, [])
     team = [Worker(name="echo", skills=["write"], run=agent)]
-    task = Task(
-        id="capital",
-        title="Name the capital of France",
-        skills=["write"],
-        acceptance=[{"kind": "contains", "field": "answer", "text": "Paris"}],
-    )
-    _, _, call = run(team, [task])
+    _, _, call = run(team, [capital_task("Name the capital of France", "write", "answer")])
     report = (await call)["report"]
     assert "Name the capital of France" in model.received[0][-1].text
     assert report["tasks"]["capital"]["status"] == "failed"
@@ -132,13 +136,7 @@ async def test_structured_response_is_the_output():
     model = scripted(AIMessage("", tool_calls=[call]))
     agent = create_agent(model, [], response_format=ToolStrategy(Answer))
     team = [Worker(name="geo", skills=["geo"], run=agent)]
-    task = Task(
-        id="capital",
-        title="Capital of France",
-        skills=["geo"],
-        acceptance=[{"kind": "contains", "field": "capital", "text": "Paris"}],
-    )
-    _, store, call_ = run(team, [task])
+    _, store, call_ = run(team, [capital_task("Capital of France", "geo", "capital")])
     report = (await call_)["report"]
     assert report["status"] == "done", report["tasks"]
     assert "Capital of France" in model.received[0][-1].text

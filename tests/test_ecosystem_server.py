@@ -15,6 +15,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
 from langgraph_server import langgraph_dev
 from test_ecosystem import scripted
+from test_server import remote_stats_task
 
 from orchestrator_graph import Plan, Task, Worker, create_orchestrator
 from orchestrator_graph.ledger import Ledger
@@ -58,14 +59,7 @@ async def test_agent_tool_mcp_and_remote_workers_in_one_run(server):
             id="load", title="load", skills=["tables"], inputs={"regions": ["N", "S"], "value": 2}
         ),
         Task(id="scale", title="scale", skills=["units"], inputs={"values": [3], "factor": 10}),
-        Task(
-            id="stats",
-            title="stats",
-            skills=["analysis"],
-            depends_on=["load"],
-            inputs={"group_by": "region"},
-            acceptance=[{"kind": "has_keys", "keys": ["groups"]}],
-        ),
+        remote_stats_task(),
         Task(
             id="brief",
             title="Brief the sales",

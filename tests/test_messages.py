@@ -108,3 +108,19 @@ async def test_the_synthesizers_answer_streams_token_by_token():
     assert len(pieces) > 10
     deliverable = json.loads("".join(pieces))
     assert deliverable["summary"] and deliverable["summary"] in final.text
+
+
+async def test_each_new_human_message_on_a_thread_is_the_next_request():
+    graph = create_orchestrator(workers=TEAM).compile(
+        checkpointer=InMemorySaver(), store=InMemoryStore()
+    )
+    config = {"configurable": {"thread_id": "chat"}}
+    await graph.ainvoke({"messages": [HumanMessage(EXAMPLE)]}, config, context=CONTEXT)
+    again = EXAMPLE.replace("write a report", "write a short report")
+    out = await graph.ainvoke({"messages": [HumanMessage(again)]}, config, context=CONTEXT)
+    request = (await graph.aget_state(config)).values["request"]
+    assert request.startswith(again) and "Earlier in the conversation" in request
+    assert [m.type for m in out["messages"]] == ["human", "ai", "human", "ai"]
+    # a request given on the thread afterwards is taken as given
+    await graph.ainvoke({"request": EXAMPLE}, config, context=CONTEXT)
+    assert (await graph.aget_state(config)).values["request"] == EXAMPLE

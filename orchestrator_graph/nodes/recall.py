@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from langgraph.types import Overwrite
 
-from orchestrator_graph.conversation import request_from
+from orchestrator_graph.conversation import asked, request_from
 from orchestrator_graph.env import Env
 from orchestrator_graph.events import Event
 from orchestrator_graph.limits import check_request
@@ -71,6 +71,7 @@ async def step(services: Services, state: OrchestratorState, env: Env) -> dict[s
     plan = reusable(found, context.reuse_threshold, request)
     return {
         "request": request,
+        "asked": asked(state),
         "run_id": run_id,
         "started_at": time.time(),
         # The state keeps summaries and what planning needs, not the records themselves.
