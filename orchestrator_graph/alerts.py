@@ -83,7 +83,7 @@ def run_stalled(views: Sequence[RunView], t: Thresholds, now: float) -> list[Ale
 
 
 def worker_failing(views: Sequence[RunView], t: Thresholds, now: float) -> list[Alert]:
-    total, failed = Counter(), Counter()
+    total, failed = Counter[str](), Counter[str]()
     for a in (a for v in views for a in v.attempts):
         total[a.worker] += 1
         failed[a.worker] += a.failed

@@ -5,9 +5,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, fields
 from functools import cache
-from typing import Any, Literal, get_args, get_origin, get_type_hints
+from typing import TYPE_CHECKING, Any, Literal, cast, get_args, get_origin, get_type_hints
 
 from orchestrator_graph.errors import ContextError
+
+if TYPE_CHECKING:
+    from orchestrator_graph.consensus import Mechanism
 
 ROLES = ("planner", "worker", "reviewer", "mediator", "synthesizer")
 QA_THRESHOLDS = {"strict": 0.9, "standard": 0.7, "lenient": 0.5}
@@ -245,8 +248,9 @@ class Context:
                 raise ContextError("qa_thresholds", policy, f"policies: {', '.join(QA_THRESHOLDS)}")
             _check_number(f"qa_thresholds[{policy!r}]", value, float, 0.0, 1.0)
 
-    def mechanism(self, kind: str) -> str:
-        return (self.resolution_by_conflict or {}).get(kind, self.resolution)
+    def mechanism(self, kind: str) -> Mechanism:
+        """How conflicts of ``kind`` are settled (checked against ``RESOLUTIONS`` on creation)."""
+        return cast("Mechanism", (self.resolution_by_conflict or {}).get(kind, self.resolution))
 
     def threshold(self, policy: str) -> float:
         return {**QA_THRESHOLDS, **(self.qa_thresholds or {})}[policy]

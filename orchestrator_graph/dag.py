@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from graphlib import CycleError, TopologicalSorter
 from typing import Protocol
@@ -27,8 +28,7 @@ def validate_plan(
             [f"the plan has {len(plan.tasks):,} tasks; the limit is {MAX_TASKS:,}"]
         )
     ids = [t.id for t in plan.tasks]
-    seen: set[str] = set()
-    duplicates = sorted({i for i in ids if i in seen or seen.add(i)})
+    duplicates = sorted(i for i, n in Counter(ids).items() if n > 1)
     if duplicates:
         problems.append(f"duplicate task ids: {', '.join(duplicates)}")
     known = set(ids)
@@ -83,9 +83,12 @@ def validate_plan(
 class Capable(Protocol):
     """What the data-flow check needs of a worker (``workers.Worker`` has it)."""
 
-    needs: list[str]
-    provides: list[str]
-    needs_inputs: list[str]
+    @property
+    def needs(self) -> list[str]: ...
+    @property
+    def provides(self) -> list[str]: ...
+    @property
+    def needs_inputs(self) -> list[str]: ...
 
     def can_do(self, task: Task) -> bool: ...
 

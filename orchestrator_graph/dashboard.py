@@ -90,7 +90,7 @@ def figures(view: RunView) -> dict[str, Any]:
     r = view.report
     if r:
         counting = [t for t in r.tasks.values() if t.counts]
-        approved = sum(t.status == "approved" for t in counting)
+        counted, approved = len(counting), sum(t.status == "approved" for t in counting)
         tokens = sum(r.tokens.values())
         makespan, planned = r.makespan, (r.schedule.makespan if r.schedule else r.planned_duration)
         quality = r.final_review.score if r.final_review else None
@@ -98,14 +98,14 @@ def figures(view: RunView) -> dict[str, Any]:
         statuses = (view.snapshot.tasks if view.snapshot else {}) or {
             t: rec.status for t, rec in view.tasks.items()
         }
-        counting, approved = list(statuses), sum(s == "approved" for s in statuses.values())
+        counted, approved = len(statuses), sum(s == "approved" for s in statuses.values())
         tokens = sum(a.tokens + a.review_tokens for a in view.attempts)
         makespan = view.snapshot.elapsed if view.snapshot else 0.0
         planned, quality = view.planned_makespan or 0.0, None
     first_pass = _first_pass(view)
     return {
         "approved": approved,
-        "tasks": len(counting),
+        "tasks": counted,
         "makespan": makespan,
         "planned": planned or 0.0,
         "cost": view.cost,

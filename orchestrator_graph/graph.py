@@ -69,7 +69,7 @@ def create_orchestrator(
     memory: PlanMemory | str | None = None,
     embeddings: Embeddings | EmbeddingFunction[Documents] | None = None,
     prompts: Mapping[str, PromptOverride] | None = None,
-) -> StateGraph:
+) -> StateGraph[OrchestratorState, Context, InputState, OutputState]:
     """The orchestrator as an uncompiled ``StateGraph``: compile it with your saver and store.
 
     Args:
@@ -109,7 +109,10 @@ def create_orchestrator(
         node = services.node(module.step)
         if name == "dispatcher":
             node = drawn_with(node, services.attempts.drawing())
-        builder.add_node(name, node, destinations=getattr(module, "GOES_TO", None))
+        # langgraph's node protocols take the runtime as a keyword; it passes it by name.
+        builder.add_node(  # type: ignore[call-overload]
+            name, node, destinations=getattr(module, "GOES_TO", None)
+        )
     for start, end in EDGES:
         builder.add_edge(start, end)
     return builder

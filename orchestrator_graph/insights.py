@@ -8,8 +8,9 @@ and the roster: figures, not opinions. ``orchestrator-graph insights`` prints it
 from __future__ import annotations
 
 import statistics
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Sequence
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -102,7 +103,8 @@ def plan_capacity(
     both leave two rounds), or after hires in two skills whose tasks run side by side."""
     skills = sorted({s for p in plans for t in p.tasks for s in t.skills})
     current = simulate(plans, team, history)
-    members, hires, steps = list(team), Counter[str](), []
+    members, hires = list(team), Counter[str]()
+    steps: list[Any] = []
     now = _finishes(plans, members, history)
     while now[0] > target + 1e-9 and len(steps) < MAX_HIRES:
         options = []
@@ -146,7 +148,7 @@ def insights(
     target: float | None = None,
 ) -> Insights:
     tasks = Counter(w for r in records for w in r.assignments.values())
-    seconds = Counter[str]()
+    seconds: defaultdict[str, float] = defaultdict(float)
     for r in records:
         for o in r.outcomes.values():
             if o.worker:
@@ -194,7 +196,7 @@ def _success(stats: dict[str, SkillStats]) -> float | None:
 def _coverage(
     records: Sequence[RunRecord], team: Sequence[Worker], history: History
 ) -> list[SkillCoverage]:
-    need, effort = Counter[str](), Counter[str]()
+    need, effort = Counter[str](), defaultdict[str, float](float)
     for r in records:
         for t in r.plan.tasks:
             for s in t.skills:

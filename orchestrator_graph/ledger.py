@@ -11,7 +11,7 @@ import warnings
 from typing import Any
 
 from langgraph.runtime import Runtime
-from langgraph.store.base import BaseStore, GetOp
+from langgraph.store.base import BaseStore, GetOp, Item
 
 from orchestrator_graph.models import Review, TaskResult
 
@@ -120,6 +120,7 @@ class Ledger:
         return {
             k: from_store(item.value["result"]["output"])
             for k, item in zip(keys, items, strict=True)
+            if isinstance(item, Item)  # a GetOp answers an Item (None: refused above)
         }
 
     async def output(self, key: str) -> Any:

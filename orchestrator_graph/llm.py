@@ -216,7 +216,7 @@ def _bind(model: BaseChatModel, schema: type[BaseModel], method: str) -> Runnabl
     name, sent = schema.__name__, sent_schema(schema)
     about = (schema.__doc__ or name).strip().splitlines()[0]
     if method == "function_calling":
-        tool = {"name": name, "description": about, "parameters": sent}
+        tool: dict[str, Any] = {"name": name, "description": about, "parameters": sent}
         if openai_like(model):
             tool["strict"] = True
         return model.bind_tools([{"type": "function", "function": tool}], tool_choice=name)

@@ -103,9 +103,11 @@ class PlanMemory:
         from orchestrator_graph.embeddings import MiniLMEmbeddings, embedder_id
 
         self.embedder = embedder or MiniLMEmbeddings()
+        # chromadb's stub wants a function over every embeddable (text and images); ours embeds
+        # text, which is all this collection holds. Always explicit: the default would download.
         self.collection = client.get_or_create_collection(
             f"orchestrator-runs-{embedder_id(self.embedder)}",
-            embedding_function=self.embedder,  # always explicit: the default would download
+            embedding_function=self.embedder,  # type: ignore[arg-type]
             metadata={"hnsw:space": "cosine"},
         )
 
@@ -140,7 +142,8 @@ class PlanMemory:
             include=["documents", "distances"],
         )
         out = []
-        for doc, distance in zip(found["documents"][0], found["distances"][0], strict=True):
+        documents, distances = found["documents"] or [[]], found["distances"] or [[]]
+        for doc, distance in zip(documents[0], distances[0], strict=True):
             similarity = round(1.0 - float(distance), 4)
             if similarity >= min_similarity:
                 out.append(
@@ -152,13 +155,13 @@ class PlanMemory:
         """The most recent runs, newest first (only their records are read in full)."""
         index = self.collection.get(include=["metadatas"])
         newest = sorted(
-            zip(index["ids"], index["metadatas"], strict=True),
+            zip(index["ids"], index["metadatas"] or [], strict=True),
             key=lambda pair: -float(pair[1]["at"]),  # type: ignore[arg-type]
         )[:limit]
         if not newest:
             return []
         got = self.collection.get(ids=[i for i, _ in newest], include=["documents"])
-        by_id = dict(zip(got["ids"], got["documents"], strict=True))
+        by_id = dict(zip(got["ids"], got["documents"] or [], strict=True))
         return [RunRecord.model_validate_json(by_id[i]) for i, _ in newest]
 
     def count(self) -> int:

@@ -226,9 +226,9 @@ def load_families(views: Sequence[RunView]) -> Iterator[Any]:
         newest = max(snaps, key=lambda s: s.at)
         for name, load in sorted(newest.workers.items()):
             workers.add_metric([name], load.utilisation)
-        for name, load in sorted(newest.skills.items()):
-            skills.add_metric([name], load.utilisation)
-            oldest.add_metric([name], load.oldest_wait)
+        for name, skill in sorted(newest.skills.items()):
+            skills.add_metric([name], skill.utilisation)
+            oldest.add_metric([name], skill.oldest_wait)
     yield from (workers, skills, oldest)
 
 

@@ -59,9 +59,9 @@ def eta(
     for run in running:
         left = max(0.0, run.expected - (now - run.since))
         ready_at[run.task_id] = max(ready_at.get(run.task_id, 0.0), now + left)
-        slots = free_at.get(run.worker)
-        if slots:
-            slots[slots.index(min(slots))] = now + left
+        frees = free_at.get(run.worker)
+        if frees:
+            frees[frees.index(min(frees))] = now + left
     busy = set(ready_at)
     left_tasks = [
         t

@@ -139,7 +139,7 @@ def questions(interrupts: Sequence[Mapping[str, Any]], since: float) -> list[Que
     for value in interrupts:
         if not isinstance(value, Mapping):
             continue
-        kind = "budget" if value.get("type") == "budget" else "human"
+        kind: Literal["human", "budget"] = "budget" if value.get("type") == "budget" else "human"
         out.append(
             Question(
                 kind=kind, task_id=value.get("task_id"), reason=value.get("reason", ""), since=since

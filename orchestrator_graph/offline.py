@@ -111,7 +111,7 @@ def _pipeline(
     if "analysis" in wanted:
         measure = "revenue" if "revenue" in lowered else "the measures"
         title = f"Analyse {measure}" + (f" by {group}" if group else "")
-        checks = [
+        checks: list[dict[str, Any]] = [
             {"kind": "has_keys", "keys": ["statistics"]},
             {"kind": "min_items", "field": "statistics", "value": 1},
             *_agree("rows", upstream, upstream[0] if len(upstream) == 1 else ""),
@@ -316,7 +316,8 @@ def _from_schema(schema: dict[str, Any]) -> Any:
     if kind == "object":
         props = schema.get("properties", {})
         return {k: _from_schema(v) for k, v in props.items() if k in schema.get("required", props)}
-    return {"string": TAG, "integer": 0, "number": 0.0, "boolean": False, "array": []}.get(kind)
+    empty = {"string": TAG, "integer": 0, "number": 0.0, "boolean": False, "array": []}
+    return empty.get(str(kind))
 
 
 def _response_format_reply(prompt: str, fmt: dict[str, Any], responders: dict) -> str:
@@ -354,7 +355,7 @@ class OfflineChatModel(BaseChatModel):
         *,
         tool_choice: str | None = None,
         **kwargs: Any,
-    ):  # type: ignore[override]
+    ):
         formatted = [convert_to_openai_tool(t) for t in tools]
         return self.bind(tools=formatted, tool_choice=tool_choice, **kwargs)
 

@@ -153,7 +153,7 @@ def message_of(err: BaseException) -> str:
     text = None
     if isinstance(body, dict):
         inner = body.get("error") if isinstance(body.get("error"), dict) else body
-        text = inner.get("message")
+        text = inner.get("message") if isinstance(inner, dict) else None
     text = str(text or err) or type(err).__name__
     return " ".join(text.split())[:300]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any, get_args
+from typing import Any, Literal, get_args
 
 from jsonschema import Draft202012Validator
 from langchain_core.language_models import BaseChatModel
@@ -240,7 +240,8 @@ async def review_plan(
     ]
     score = sum(c.passed for c in checks) / len(checks)
     feedback = "; ".join(f"{c.name}: {c.detail}" for c in checks if not c.passed)
-    verdict, by = "approve", "gates"
+    verdict: Literal["approve", "reject"] = "approve"
+    by = "gates"
     if reviewer is not None:
         listing = _listing(checks)
         rubric = await ask_structured(

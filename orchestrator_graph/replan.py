@@ -30,7 +30,7 @@ def signature(tasks: list[Task], removed: list[str]) -> str:
     """What a re-plan does, ids aside (each round names its tasks anew): the same signature for
     the same failure means the re-plan would only repeat itself."""
     names = {t.id: t.title for t in tasks}
-    base = lambda tid: _ROUND.sub("", names.get(tid, tid))  # noqa: E731
+    base = lambda tid: _ROUND.sub("", names.get(tid) or tid)  # noqa: E731
     return json.dumps(
         {
             "removed": sorted(_ROUND.sub("", r) for r in removed),

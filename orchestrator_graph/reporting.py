@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from typing import Literal
 
 from orchestrator_graph.matching import jain
 from orchestrator_graph.memory import RunRecord, TaskOutcome
@@ -116,6 +117,7 @@ def build_report(
     final = Review.model_validate(state["final_review"]) if state.get("final_review") else None
     cut = sorted(t for t, r in records.items() if r.cut)
     statuses = {r.status for r in records.values() if r.counts}
+    status: Literal["done", "partial", "failed", "stopped"]
     if state.get("stopped"):
         status, reason = "stopped", f"{state['stopped']}; resume with a raised budget"
     elif statuses == {"approved"} and final is not None and final.verdict == "approve":

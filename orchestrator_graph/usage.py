@@ -140,7 +140,8 @@ class Tally(BaseCallbackHandler):
         if usage:
             self.note(model, calls=1, tokens=int(usage.get("total_tokens", 0)))
             return
-        out = len(str(message.content)) + len(str(message.tool_calls)) if message else 0
+        calls = getattr(message, "tool_calls", "")
+        out = len(str(message.content)) + len(str(calls)) if message else 0
         guess = (chars + out) // CHARS_PER_TOKEN
         self.note(model, calls=1, tokens=guess, estimated_tokens=guess)
 

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, NotRequired
 
 from langgraph.graph import END, START, StateGraph
-from langgraph.pregel import Pregel
+from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 from typing_extensions import TypedDict
 
@@ -196,12 +196,14 @@ class AttemptSteps:
         )
         return result, await self.review(run_id, task, result, upstream, env)
 
-    def drawing(self) -> Pregel:
+    def drawing(self) -> CompiledStateGraph[AttemptState, Context, AttemptState, AttemptOutput]:
         """The same graph compiled to inherit a checkpointer, never run: langgraph's drawing
         (``get_graph(xray=True)``) and ``get_subgraphs`` skip checkpointer-less subgraphs."""
         return self.graph(checkpointer=None)
 
-    def graph(self, checkpointer: bool | None = False) -> Pregel:
+    def graph(
+        self, checkpointer: bool | None = False
+    ) -> CompiledStateGraph[AttemptState, Context, AttemptState, AttemptOutput]:
         async def execute(state: AttemptState, runtime: Runtime[Context]) -> dict[str, Any]:
             result, upstream = await self.execute(
                 state["run_id"],
@@ -235,7 +237,9 @@ class AttemptSteps:
         return builder.compile(checkpointer=checkpointer, name="worker")
 
 
-def drawn_with(node: Callable[..., Awaitable[Any]], drawing: Pregel) -> Callable[..., Any]:
+def drawn_with(
+    node: Callable[..., Awaitable[Any]], drawing: CompiledStateGraph[Any, Any, Any, Any]
+) -> Callable[..., Any]:
     """``node`` (the dispatcher) naming the attempt graph it runs, so that langgraph, which
     looks for a node's subgraphs among the names its function reads, draws it with xray and
     lists it in ``get_subgraphs``; ``drawing`` itself never runs."""

@@ -26,7 +26,7 @@ from orchestrator_graph.state import OrchestratorState
 if TYPE_CHECKING:
     from orchestrator_graph.nodes.services import Services
 
-FRESH_RUN = {
+FRESH_RUN: dict[str, dict[str, Any] | list[Any]] = {
     "tasks": {},
     "decisions": [],
     "conflicts": [],

@@ -174,7 +174,7 @@ def dashboard(
         Console(stderr=True).print(f"error: no run on thread {thread!r} in the last {runs}")
         raise typer.Exit(2)
     started = time.perf_counter()
-    path = export(views, out, thread=thread, memory=_memory(home), team=_team(roster, views))
+    path = export(views, out, thread=thread, memory=_memory(home), team=team_of(roster, views))
     Console(stderr=True).print(f"wrote {path} in {time.perf_counter() - started:.1f}s")
 
 
@@ -239,7 +239,7 @@ def _memory(home: str | None) -> str:
     return os.environ.get(CHROMA_ENV) or str(data_dir(home) / "chroma")
 
 
-def _team(roster: Path | None, views: list[Any]) -> list[Any]:
+def team_of(roster: Path | None, views: list[Any]) -> list[Any]:
     """The roster's workers, else the built-in teams (default and simulated), keeping those
     the runs used when they used any of them."""
     from orchestrator_graph.registry import load_roster

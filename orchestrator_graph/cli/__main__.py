@@ -1,0 +1,3 @@
+from orchestrator_graph.cli import main
+
+main()
