@@ -219,8 +219,8 @@ async def add_attempt_usage(graph: Any, values: dict[str, Any]) -> dict[str, Any
     """A run stopped before ``learn`` has its attempts' usage only in the ledger."""
     if (values.get("report") or {}).get("usage") or not values.get("run_id"):
         return values
+    from orchestrator_graph.ledger import load_spent
     from orchestrator_graph.nodes.learn import accounting
-    from orchestrator_graph.usage import load_spent
 
     attempts = await Ledger(graph.store, values["run_id"]).attempts()
     spent = await load_spent(graph.store, values["run_id"])

@@ -23,7 +23,7 @@ _EXPORTS = {
     "Registry": "registry",
     "Review": "models",
     "RunReport": "models",
-    "StructuredOutputError": "llm",
+    "StructuredOutputError": "errors",
     "Task": "models",
     "TaskResult": "models",
     "Worker": "workers",
@@ -91,10 +91,11 @@ if TYPE_CHECKING:
         OrchestratorError,
         PlanRejectedError,
         PlanValidationError,
+        StructuredOutputError,
     )
     from orchestrator_graph.events import Event
     from orchestrator_graph.graph import create_orchestrator
-    from orchestrator_graph.llm import StructuredOutputError, resolve_model
+    from orchestrator_graph.llm import resolve_model
     from orchestrator_graph.models import Criterion, Plan, Review, RunReport, Task, TaskResult
     from orchestrator_graph.offline import OfflineChatModel
     from orchestrator_graph.registry import Registry, load_roster, remote_worker

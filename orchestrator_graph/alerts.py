@@ -55,7 +55,7 @@ class Alert(BaseModel):
 def _alert(name: str, severity: str, summary: str, value: float, **labels: str | None) -> Alert:
     return Alert(
         name=name,
-        severity=severity,  # type: ignore[arg-type]
+        severity=severity,
         summary=summary,
         value=round(value, 4),
         runbook=f"{RUNBOOKS}/{name}.md",

@@ -56,7 +56,9 @@ async def check_database(home: str | None, postgres: str | None) -> list[Check]:
 
 
 async def _store_check(store: object) -> Check:
-    namespace, key = ("orchestrator_graph", "doctor"), f"probe-{os.getpid()}"
+    from orchestrator_graph.ledger import DOCTOR
+
+    namespace, key = DOCTOR, f"probe-{os.getpid()}"
     try:
         await store.aput(namespace, key, {"at": time.time()}, index=False)  # type: ignore[attr-defined]
         item = await store.aget(namespace, key)  # type: ignore[attr-defined]

@@ -23,15 +23,11 @@ import numpy as np
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings, Space
 from langchain_core.embeddings import Embeddings as LangChainEmbeddings
 
-from orchestrator_graph.memory import MemoryUnavailable
+from orchestrator_graph.errors import EmbeddingUnavailable
 
 MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
 TOKENIZER = "all-MiniLM-L6-v2.tokenizer.json"
 MAX_TOKENS = 256
-
-
-class EmbeddingUnavailable(MemoryUnavailable):
-    """The embedding model cannot be loaded: memory goes without it (and says why)."""
 
 
 class MiniLMEmbeddings(EmbeddingFunction[Documents]):

@@ -66,6 +66,19 @@ class ProviderError(OrchestratorError):
         super().__init__(f"{role + ' ' if role else ''}model {model}: {reason}")
 
 
+class StructuredOutputError(OrchestratorError, RuntimeError):
+    """The model did not produce a valid answer within the allowed re-asks."""
+
+
+class EmbeddingUnavailable(MemoryUnavailable):
+    """The embedding model cannot be loaded: memory goes without it (and says why)."""
+
+
+class BudgetExceeded(OrchestratorError):
+    """A run budget is spent inside the dispatcher: it stops, the run pauses at the budget gate,
+    resumable with more."""
+
+
 class BudgetSpent(OrchestratorError):
     """A run budget ran out between model calls outside the dispatcher (planning, mediation,
     synthesis); the thread stops at that node and resumes with a raised budget."""

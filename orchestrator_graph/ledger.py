@@ -7,15 +7,34 @@ runs nothing that already finished. Outputs live here, by key, never in the chec
 from __future__ import annotations
 
 import math
+import time
+import uuid
 import warnings
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from langgraph.runtime import Runtime
 from langgraph.store.base import BaseStore, GetOp, Item
 
-from orchestrator_graph.models import Review, TaskResult
+from orchestrator_graph.models import Review, Schedule, StatusSnapshot, TaskResult
+from orchestrator_graph.usage import Tally, merge_usage, usage_update
 
 ROOT = "orchestrator_graph"
+# The store's layout: every namespace the package reads or writes.
+STATUS = (ROOT, "status")  # run id -> its latest StatusSnapshot
+SCHEDULES = (ROOT, "schedules")  # run id -> its planned Schedule (O(tasks): kept out of the state)
+HISTORY = (ROOT, "performance")  # worker name -> skill -> SkillStats
+SPENT = (ROOT, "spent")  # + run id: usage of nodes that failed after calling models
+THREAD_OWNERS = (ROOT, "cli_owners")  # thread id -> the process driving it now
+THREAD_SETTINGS = (ROOT, "cli_threads")  # thread id -> the CLI settings it was started with
+DOCTOR = (ROOT, "doctor")  # the deployment check's write probe
+
+
+def attempts_namespace(run_id: str) -> tuple[str, ...]:
+    """One item per finished (task, attempt) of the run: the ledger."""
+    return (ROOT, "runs", run_id, "attempts")
+
+
 PAGE = 10_000  # attempts per store search: offset paging costs O(offset) per page
 INT64 = 2**63 - 1
 BIG_INT, FLOAT = "$int", "$float"  # the tagged forms of values a JSON store cannot keep
@@ -77,7 +96,7 @@ def attempt_key(task_id: str, attempt: int) -> str:
 class Ledger:
     def __init__(self, store: BaseStore, run_id: str) -> None:
         self.store = store
-        self.namespace = (ROOT, "runs", run_id, "attempts")
+        self.namespace = attempts_namespace(run_id)
 
     async def record(self, result: TaskResult, review: Review) -> str:
         key = attempt_key(result.task_id, result.attempt)
@@ -128,3 +147,41 @@ class Ledger:
         if item is None:
             raise KeyError(f"ledger has no attempt {key!r} in {'/'.join(self.namespace)}")
         return from_store(item.value["result"]["output"])
+
+
+async def publish_status(store: BaseStore, snapshot: StatusSnapshot) -> None:
+    """The live snapshot, where the CLI and SDK clients (``client.store.get_item``) read it
+    while the dispatcher's step is still running."""
+    await store.aput(STATUS, snapshot.run_id, snapshot.model_dump(mode="json"))
+
+
+async def read_status(store: BaseStore, run_id: str) -> StatusSnapshot | None:
+    item = await store.aget(STATUS, run_id)
+    return StatusSnapshot.model_validate(item.value) if item else None
+
+
+async def save_schedule(store: BaseStore, run_id: str, schedule: Schedule) -> None:
+    await store.aput(
+        SCHEDULES, run_id, schedule.model_dump(mode="json", exclude_none=True), index=False
+    )
+
+
+async def load_schedule(store: BaseStore, run_id: str) -> Schedule | None:
+    item = await store.aget(SCHEDULES, run_id)
+    return Schedule.model_validate(item.value) if item else None
+
+
+async def save_spent(store: BaseStore, run_id: str, by_role: Mapping[str, Sequence[Tally]]) -> None:
+    """A node that fails (provider, unusable answers, budget) writes no state: its calls, billed
+    all the same, are kept here so the run's accounting still has them."""
+    usage = usage_update(by_role)["usage"]
+    if run_id and any(usage.values()):
+        key = f"{time.time():.6f}-{uuid.uuid4().hex[:6]}"
+        await store.aput((*SPENT, run_id), key, usage, index=False)
+
+
+async def load_spent(store: BaseStore, run_id: str) -> dict[str, dict[str, Any]]:
+    spent: dict[str, dict[str, Any]] = {}
+    for item in await store.asearch((*SPENT, run_id), limit=10_000):
+        spent = merge_usage(spent, item.value)
+    return spent

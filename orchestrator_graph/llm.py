@@ -26,7 +26,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.runnables import Runnable
 from pydantic import BaseModel
 
-from orchestrator_graph.errors import BudgetSpent, OrchestratorError, ProviderError
+from orchestrator_graph.errors import BudgetSpent, ProviderError, StructuredOutputError
 from orchestrator_graph.langsmith_runs import run_config
 from orchestrator_graph.prompts import overriding, render
 from orchestrator_graph.providers import (
@@ -47,10 +47,6 @@ M = TypeVar("M", bound=BaseModel)
 ModelSpec = str | BaseChatModel
 
 OFFLINE = "offline"
-
-
-class StructuredOutputError(OrchestratorError, RuntimeError):
-    """The model did not produce a valid answer within the allowed re-asks."""
 
 
 @dataclass(frozen=True)

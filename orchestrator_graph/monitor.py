@@ -8,12 +8,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from langgraph.store.base import BaseStore
-
 from orchestrator_graph.dispatch.board import Running, TaskBoard
 from orchestrator_graph.dispatch.policies import STALL_FLOOR
 from orchestrator_graph.events import Emit, Event
-from orchestrator_graph.ledger import ROOT
 from orchestrator_graph.models import (
     Bottleneck,
     Schedule,
@@ -27,19 +24,7 @@ from orchestrator_graph.registry import History, Registry
 from orchestrator_graph.schedule import list_schedule
 
 SNAPSHOT_EVERY = 0.5  # seconds between status snapshots
-STATUS = (ROOT, "status")  # run id -> its latest StatusSnapshot
 QUEUE_SHARE = 0.5  # a skill is a bottleneck when its oldest wait passes this share of the plan
-
-
-async def publish_status(store: BaseStore, snapshot: StatusSnapshot) -> None:
-    """The live snapshot, where the CLI and SDK clients (``client.store.get_item``) read it
-    while the dispatcher's step is still running."""
-    await store.aput(STATUS, snapshot.run_id, snapshot.model_dump(mode="json"))
-
-
-async def read_status(store: BaseStore, run_id: str) -> StatusSnapshot | None:
-    item = await store.aget(STATUS, run_id)
-    return StatusSnapshot.model_validate(item.value) if item else None
 
 
 def eta(

@@ -17,7 +17,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
-from orchestrator_graph.ledger import ROOT
+from orchestrator_graph.ledger import SCHEDULES, STATUS, attempts_namespace
 from orchestrator_graph.limits import RECENT_RUNS
 from orchestrator_graph.models import RunReport, Schedule, StatusSnapshot, TaskRecord
 
@@ -163,9 +163,9 @@ async def build_view(
     if not run_id:
         return None
     snap, sched, items = await asyncio.gather(
-        store.get((ROOT, "status"), run_id),
-        store.get((ROOT, "schedules"), run_id),
-        store.search((ROOT, "runs", run_id, "attempts")),
+        store.get(STATUS, run_id),
+        store.get(SCHEDULES, run_id),
+        store.search(attempts_namespace(run_id)),
     )
     report = RunReport.model_validate(values["report"]) if values.get("report") else None
     waiting = questions(interrupts, updated_at)

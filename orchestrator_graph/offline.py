@@ -104,14 +104,14 @@ def _pipeline(
         upstream = ["process"]
     finished: list[str] = []
     if "validation" in wanted:
-        checks = [{"kind": "has_keys", "keys": ["issues", "checked_rows"]}]
+        checks: list[dict[str, Any]] = [{"kind": "has_keys", "keys": ["issues", "checked_rows"]}]
         checks += _agree("checked_rows", upstream, "process")
         tasks.append(_task("validate", "Validate the rows", "validation", upstream, {}, checks))
         upstream, finished = ["validate"], ["validate"]
     if "analysis" in wanted:
         measure = "revenue" if "revenue" in lowered else "the measures"
         title = f"Analyse {measure}" + (f" by {group}" if group else "")
-        checks: list[dict[str, Any]] = [
+        checks = [
             {"kind": "has_keys", "keys": ["statistics"]},
             {"kind": "min_items", "field": "statistics", "value": 1},
             *_agree("rows", upstream, upstream[0] if len(upstream) == 1 else ""),

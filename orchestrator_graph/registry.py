@@ -19,13 +19,12 @@ from typing import Any, Literal
 from langgraph.store.base import BaseStore
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from orchestrator_graph.ledger import ROOT
+from orchestrator_graph.ledger import HISTORY
 from orchestrator_graph.models import Task
 from orchestrator_graph.workers import Worker
 
 Status = Literal["available", "busy", "draining", "offline"]
 ENTRY_POINT_GROUP = "orchestrator_graph.workers"
-HISTORY = (ROOT, "performance")
 PRIOR_QUALITY, PRIOR_RELIABILITY, PRIOR_WEIGHT = 0.5, 0.8, 2.0
 
 

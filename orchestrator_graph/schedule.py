@@ -12,10 +12,7 @@ import heapq
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from langgraph.store.base import BaseStore
-
 from orchestrator_graph.dag import dependencies, downstream
-from orchestrator_graph.ledger import ROOT
 from orchestrator_graph.models import (
     Plan,
     PlanAnalysis,
@@ -29,20 +26,8 @@ from orchestrator_graph.models import (
 from orchestrator_graph.registry import PRIOR_RELIABILITY, History, duration_on, slowness
 from orchestrator_graph.workers import Worker
 
-SCHEDULES = (ROOT, "schedules")  # run id -> its planned Schedule (O(tasks): kept out of the state)
 UNASSIGNED = "(nobody)"
 RISKY = 0.6  # tasks at or above this risk get a backup worker, like critical-path ones
-
-
-async def save_schedule(store: BaseStore, run_id: str, schedule: Schedule) -> None:
-    await store.aput(
-        SCHEDULES, run_id, schedule.model_dump(mode="json", exclude_none=True), index=False
-    )
-
-
-async def load_schedule(store: BaseStore, run_id: str) -> Schedule | None:
-    item = await store.aget(SCHEDULES, run_id)
-    return Schedule.model_validate(item.value) if item else None
 
 
 def list_schedule(

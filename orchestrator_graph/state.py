@@ -77,7 +77,7 @@ class OrchestratorState(InputState, OutputState):
     """role -> model -> ``usage.ModelUsage``: calls, tokens, failures, repairs, fallbacks."""
     planned_makespan: NotRequired[float]
     """Of the planned schedule; the schedule itself (Gantt data, risks, backups) is in the store
-    (``schedule.load_schedule``) and in the final report."""
+    (``ledger.load_schedule``) and in the final report."""
     executing_since: NotRequired[float]
     """When execution started: the origin of the schedule, the deadline and the slip."""
     bottlenecks: NotRequired[Annotated[list[dict[str, Any]], operator.add]]

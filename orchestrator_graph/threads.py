@@ -13,8 +13,6 @@ from orchestrator_graph.errors import DamagedStoreError, InputError
 if TYPE_CHECKING:
     from orchestrator_graph.models import Schedule, Slot, StatusSnapshot
 
-THREAD_OWNERS = ("orchestrator_graph", "cli_owners")  # which process drives a thread now
-
 
 def owner() -> dict[str, Any]:
     import socket
@@ -54,11 +52,10 @@ class Inspection:
 
 async def inspect_thread(thread: str, home: str | None, postgres: str | None) -> Inspection:
     from orchestrator_graph.graph import create_orchestrator
-    from orchestrator_graph.ledger import Ledger
+    from orchestrator_graph.ledger import THREAD_OWNERS, Ledger, load_schedule, read_status
     from orchestrator_graph.models import StatusSnapshot
-    from orchestrator_graph.monitor import read_status
     from orchestrator_graph.persistence import open_persistence
-    from orchestrator_graph.schedule import actual_slots, load_schedule
+    from orchestrator_graph.schedule import actual_slots
 
     async with open_persistence(home, postgres) as (saver, store):
         graph = create_orchestrator().compile(checkpointer=saver, store=store)

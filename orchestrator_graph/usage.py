@@ -13,8 +13,6 @@ something that could not be used (``failures``, noted by ``llm.ask_structured``)
 from __future__ import annotations
 
 import threading
-import time
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -189,23 +187,3 @@ def usage_update(by_role: Mapping[str, Sequence[Tally]]) -> dict[str, Any]:
         "model_calls": {r: sum(t.total_calls for t in ts) for r, ts in by_role.items()},
         "usage": usage,
     }
-
-
-SPENT = ("orchestrator_graph", "spent")
-"""Store namespace (with the run id) of the usage of nodes that failed after calling models."""
-
-
-async def save_spent(store: Any, run_id: str, by_role: Mapping[str, Sequence[Tally]]) -> None:
-    """A node that fails (provider, unusable answers, budget) writes no state: its calls, billed
-    all the same, are kept here so the run's accounting still has them."""
-    usage = usage_update(by_role)["usage"]
-    if run_id and any(usage.values()):
-        key = f"{time.time():.6f}-{uuid.uuid4().hex[:6]}"
-        await store.aput((*SPENT, run_id), key, usage, index=False)
-
-
-async def load_spent(store: Any, run_id: str) -> dict[str, dict[str, Any]]:
-    spent: dict[str, dict[str, Any]] = {}
-    for item in await store.asearch((*SPENT, run_id), limit=10_000):
-        spent = merge_usage(spent, item.value)
-    return spent

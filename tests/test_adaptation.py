@@ -14,7 +14,7 @@ from test_workforce import run, sim, task
 from orchestrator_graph import Plan, Worker, create_orchestrator
 from orchestrator_graph.charts import gantt_figure
 from orchestrator_graph.dag import analyse_plan
-from orchestrator_graph.monitor import read_status
+from orchestrator_graph.ledger import read_status
 from orchestrator_graph.registry import Registry
 from orchestrator_graph.schedule import list_schedule, plan_schedule
 from orchestrator_graph.simulation import SimulatedWork

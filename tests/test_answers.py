@@ -19,8 +19,9 @@ from test_workforce import sim, task
 from typer.testing import CliRunner
 
 from orchestrator_graph import Plan, Task, TaskResult, Worker, create_orchestrator
-from orchestrator_graph.cli import EXAMPLE, THREAD_OWNERS, app
+from orchestrator_graph.cli import EXAMPLE, app
 from orchestrator_graph.insights import hire, plan_capacity, simulate
+from orchestrator_graph.ledger import THREAD_OWNERS
 from orchestrator_graph.memory import RunRecord, TaskOutcome, failure_patterns
 from orchestrator_graph.persistence import open_persistence
 from orchestrator_graph.qa import run_gates

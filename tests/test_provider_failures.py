@@ -229,8 +229,8 @@ async def test_a_worker_call_ends_with_the_runs_seconds_budget(tmp_path):
 async def test_the_calls_of_a_node_that_failed_are_still_counted():
     """A planner that never answers usably fails the node (no state written); its three billed
     calls are kept in the store and counted, and agree with what the server reported."""
-    from orchestrator_graph.llm import StructuredOutputError
-    from orchestrator_graph.usage import load_spent
+    from orchestrator_graph.errors import StructuredOutputError
+    from orchestrator_graph.ledger import load_spent
 
     with FakeOpenAI("openai") as server:
         server.malformed = 10

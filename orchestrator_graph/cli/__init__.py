@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from orchestrator_graph.cli import ops, planning, runs
 from orchestrator_graph.cli.common import EXAMPLE, app
-from orchestrator_graph.threads import THREAD_OWNERS
 
-__all__ = ["EXAMPLE", "THREAD_OWNERS", "app", "main", "ops", "planning", "runs"]
+__all__ = ["EXAMPLE", "app", "main", "ops", "planning", "runs"]
 
 ops.register(app)  # metrics, alerts, doctor, dashboard
 

@@ -16,6 +16,7 @@ from orchestrator_graph.errors import (
     ContextError,
     OrchestratorError,
     ProviderError,
+    StructuredOutputError,
 )
 
 SAMPLES = Path(__file__).resolve().parent / "samples"  # tools.SAMPLES, without importing tools
@@ -144,8 +145,6 @@ def option_error(error: ContextError) -> str:
 def guard(coro: Any, as_json: bool = False) -> None:
     import asyncio
     import sqlite3
-
-    from orchestrator_graph.llm import StructuredOutputError
 
     try:
         code = asyncio.run(coro)

@@ -17,9 +17,9 @@ from orchestrator_graph.context import ROLES, Context
 from orchestrator_graph.errors import (
     BudgetSpent,
     ProviderError,
+    StructuredOutputError,
 )
 from orchestrator_graph.threads import (
-    THREAD_OWNERS,
     inspect_thread,
     owner,
 )
@@ -27,8 +27,6 @@ from orchestrator_graph.threads import (
 if TYPE_CHECKING:
     from langchain_core.runnables import RunnableConfig
     from rich.live import Live
-
-THREAD_SETTINGS = ("orchestrator_graph", "cli_threads")
 
 
 async def drive(
@@ -42,6 +40,7 @@ async def drive(
     """Run or continue a thread. LangGraph does not checkpoint the run context, so the settings
     a thread started with are kept in the store and applied again (under new flags) on resume."""
     from orchestrator_graph.graph import create_orchestrator
+    from orchestrator_graph.ledger import THREAD_OWNERS, THREAD_SETTINGS
     from orchestrator_graph.persistence import open_persistence
 
     console = Console(stderr=True)
@@ -63,6 +62,8 @@ async def drive(
                 highlight=False,
             )
 
+        live: Live | None = None
+
         async def consume() -> None:
             async for ev in graph.astream(
                 payload,
@@ -78,9 +79,6 @@ async def drive(
                     if live is not None:
                         live.update(display.render())
 
-        from orchestrator_graph.llm import StructuredOutputError
-
-        live: Live | None = None
         try:
             if display.live:
                 from rich.live import Live

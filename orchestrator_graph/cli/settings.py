@@ -13,6 +13,7 @@ from orchestrator_graph.errors import (
 )
 
 if TYPE_CHECKING:  # the heavy modules load when a command needs them: --help stays fast
+    from orchestrator_graph.state import InputState
     from orchestrator_graph.workers import Worker
 
 
@@ -116,7 +117,7 @@ def team_settings(roster: Path | None, plugins: bool) -> dict[str, Any]:
     return {"roster": str(roster.resolve()) if roster else None, "plugins": plugins}
 
 
-def run_input(request: str | None, example: bool, plan: Path | None) -> dict[str, Any]:
+def run_input(request: str | None, example: bool, plan: Path | None) -> InputState:
     """The graph's input: the request (the example's, or a declared plan's goal when only a
     plan is given) and the declared plan, each checked against its limits."""
     from orchestrator_graph.limits import check_request
@@ -127,13 +128,13 @@ def run_input(request: str | None, example: bool, plan: Path | None) -> dict[str
         text = declared.get("goal") or f"the plan in {plan.name if plan else ''}"
     if not text:
         raise CliError("give a REQUEST, --example or --plan FILE")
-    payload: dict[str, Any] = {"request": check_request(text)}
+    payload: InputState = {"request": check_request(text)}
     if declared is not None:
         payload["plan"] = declared
     return payload
 
 
-def check_declared(payload: dict[str, Any], team: list[Worker] | None) -> None:
+def check_declared(payload: InputState, team: list[Worker] | None) -> None:
     """A declared plan checked against the team before a thread is created for it."""
     if "plan" not in payload:
         return

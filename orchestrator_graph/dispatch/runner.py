@@ -38,6 +38,7 @@ from orchestrator_graph.dispatch.policies import (
     stall_finding,
     stalled,
 )
+from orchestrator_graph.errors import BudgetExceeded
 from orchestrator_graph.events import Emit, Event
 from orchestrator_graph.matching import Assignment, TeamMatcher
 from orchestrator_graph.models import (
@@ -63,10 +64,6 @@ POLL_SECONDS = 0.2  # how often heartbeats are checked while tasks run
 HISTORY_EVERY = 1.0  # seconds between writes of the performance history
 SNAPSHOT_EVERY = 0.5  # seconds between status snapshots
 DEADLINE_EVERY = 0.05  # seconds between deadline checks
-
-
-class BudgetExceeded(Exception):
-    """A run budget is spent: the dispatcher stops, the run pauses, resumable with more."""
 
 
 @dataclass(frozen=True)

@@ -9,16 +9,15 @@ from typing import TYPE_CHECKING, Literal
 from langgraph.types import Command
 
 from orchestrator_graph.dispatch.board import Launch, TaskBoard
-from orchestrator_graph.dispatch.runner import BudgetExceeded, DispatchRunner, DispatchSettings
+from orchestrator_graph.dispatch.runner import DispatchRunner, DispatchSettings
 from orchestrator_graph.env import Env
-from orchestrator_graph.ledger import Ledger
+from orchestrator_graph.errors import BudgetExceeded
+from orchestrator_graph.ledger import Ledger, load_schedule, publish_status
 from orchestrator_graph.llm import run_deadline
 from orchestrator_graph.matching import TeamMatcher
 from orchestrator_graph.models import Plan, PlanAnalysis, Review, TaskResult
-from orchestrator_graph.monitor import publish_status
 from orchestrator_graph.registry import load_history, save_history
 from orchestrator_graph.reporting import build_report
-from orchestrator_graph.schedule import load_schedule
 from orchestrator_graph.state import OrchestratorState, dump_records, records_of
 
 if TYPE_CHECKING:

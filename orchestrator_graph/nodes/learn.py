@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING, Any
 from orchestrator_graph.conversation import answer
 from orchestrator_graph.env import Env
 from orchestrator_graph.events import Event
-from orchestrator_graph.ledger import Ledger
+from orchestrator_graph.ledger import Ledger, load_schedule, load_spent
 from orchestrator_graph.memory import MemoryUnavailable
 from orchestrator_graph.models import Review, TaskResult
 from orchestrator_graph.reporting import attempts_cost, build_report, run_record
-from orchestrator_graph.schedule import actual_slots, load_schedule
+from orchestrator_graph.schedule import actual_slots
 from orchestrator_graph.state import OrchestratorState, records_of
-from orchestrator_graph.usage import load_spent, merge_usage
+from orchestrator_graph.usage import merge_usage
 
 if TYPE_CHECKING:
     from orchestrator_graph.nodes.services import Services

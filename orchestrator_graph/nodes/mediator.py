@@ -14,14 +14,14 @@ from langgraph.types import Command, interrupt
 
 from orchestrator_graph.context import Context
 from orchestrator_graph.env import Env
+from orchestrator_graph.errors import StructuredOutputError
 from orchestrator_graph.events import Event
-from orchestrator_graph.ledger import Ledger, attempt_key
-from orchestrator_graph.llm import StructuredOutputError, ask_structured, calling
+from orchestrator_graph.ledger import Ledger, attempt_key, load_schedule, save_schedule
+from orchestrator_graph.llm import ask_structured, calling
 from orchestrator_graph.models import Decision, Escalation, Plan, Replan, TaskRecord, TaskResult
 from orchestrator_graph.prompts import messages
 from orchestrator_graph.qa import gate_result
 from orchestrator_graph.replan import replan
-from orchestrator_graph.schedule import load_schedule, save_schedule
 from orchestrator_graph.schemas import JudgeChoice, MediationAdvice, MergedAnswer
 from orchestrator_graph.state import OrchestratorState, dump_records, records_of
 from orchestrator_graph.usage import Tally, track_usage, usage_update

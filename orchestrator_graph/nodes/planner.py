@@ -21,16 +21,16 @@ from orchestrator_graph.dag import (
 from orchestrator_graph.dispatch.board import with_redundancy
 from orchestrator_graph.env import Env
 from orchestrator_graph.events import Event
+from orchestrator_graph.ledger import save_schedule, save_spent
 from orchestrator_graph.llm import ask_structured, calling
 from orchestrator_graph.memory import FailurePattern, mitigations
 from orchestrator_graph.models import Conflict, Plan, PlanAnalysis, Review, Schedule, TaskRecord
 from orchestrator_graph.prompts import messages
 from orchestrator_graph.qa import review_plan
 from orchestrator_graph.registry import Registry
-from orchestrator_graph.schedule import save_schedule
 from orchestrator_graph.schemas import PlanDraft
 from orchestrator_graph.state import OrchestratorState
-from orchestrator_graph.usage import Tally, save_spent, track_usage, usage_update
+from orchestrator_graph.usage import Tally, track_usage, usage_update
 
 if TYPE_CHECKING:
     from orchestrator_graph.nodes.services import Services

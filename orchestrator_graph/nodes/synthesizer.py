@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING, Any
 from orchestrator_graph.consensus import FactClaim, expertise_weight, settle_facts
 from orchestrator_graph.env import Env
 from orchestrator_graph.events import Event
-from orchestrator_graph.ledger import Ledger, to_store
+from orchestrator_graph.ledger import Ledger, save_spent, to_store
 from orchestrator_graph.llm import ask_structured, calling
 from orchestrator_graph.models import Deliverable, Plan, TaskRecord
 from orchestrator_graph.prompts import messages
 from orchestrator_graph.schemas import DeliverableDraft
 from orchestrator_graph.state import OrchestratorState, records_of
-from orchestrator_graph.usage import save_spent, track_usage, usage_update
+from orchestrator_graph.usage import track_usage, usage_update
 
 if TYPE_CHECKING:
     from orchestrator_graph.nodes.services import Services
