@@ -15,14 +15,11 @@ from langchain_core.tools import BaseTool
 from langgraph.pregel import Pregel
 from pydantic import BaseModel
 
+from orchestrator_graph.errors import ToolArgumentsError
 from orchestrator_graph.prompts import render
 
 Kind = Literal["agent", "tool", "other"]
 SUMMARY_CHARS = 200
-
-
-class ToolArgumentsError(ValueError):
-    """A task's inputs are not valid arguments for the tool that should run it."""
 
 
 def kind_of(run: Any) -> Kind:

@@ -241,3 +241,23 @@ async def test_prompt_overrides_string_file_and_template(tmp_path):
         assert sent[-1].text.startswith(f"{marker} <request>convert ten</request>")
         assert "- converter (skills: fx)" in sent[-1].text
     assert sent[0].text == "You plan tersely."
+
+
+def test_a_tools_arguments_are_checked_before_it_is_called():
+    """At the attempt too (a tool worker that joined after the plan was checked)."""
+    from orchestrator_graph.adapters import tool_arguments
+    from orchestrator_graph.errors import ToolArgumentsError
+
+    received_by_tool.clear()
+    inputs = {"amount": "ten", "note": "not an argument"}
+    with pytest.raises(ToolArgumentsError) as err:
+        tool_arguments(convert, "fx", inputs)
+    assert str(err.value) == (
+        "tool 'convert' cannot take the inputs of task 'fx': (inputs): 'rate' is a required "
+        "property; amount: 'ten' is not of type 'number'"
+    )
+    assert tool_arguments(convert, "fx", {"amount": 1, "rate": 2, "x": 0}) == {
+        "amount": 1,
+        "rate": 2,
+    }
+    assert received_by_tool == []
