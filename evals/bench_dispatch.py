@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import contextlib
 import operator
+import os
 import resource
 import sqlite3
 import statistics
@@ -129,8 +130,12 @@ async def dataflow(plan: Plan, workers: int) -> float:
     return time.perf_counter() - t0
 
 
-async def ours(plan: Plan, workers: int, saver=None, store=None, *, sleep=True, subgraph=None):
-    """Seconds and CPU seconds of one whole ``ainvoke`` (``subgraph=None``: the default mode)."""
+async def ours(
+    plan: Plan, workers: int, saver=None, store=None, *, sleep=True, subgraph=None, freeze=True
+):
+    """Seconds and CPU seconds of one whole ``ainvoke`` (``subgraph=None``: the default mode;
+    ``freeze=False``: the collector's full passes left to walk the run's objects, see ``heap``)."""
+    os.environ["ORCHESTRATOR_GRAPH_GC_FREEZE"] = "1" if freeze else "0"
     team = simulated_team(workers, real_sleep=sleep)
     graph = create_orchestrator(workers=team).compile(
         checkpointer=saver or InMemorySaver(), store=store or InMemoryStore()
@@ -217,20 +222,33 @@ async def fan_out_cpu(n: int) -> float:
 async def cpu_table(quick: bool) -> None:
     sizes = (100, 1000) if quick else (100, 1000, 5000)
     print("\n## CPU ms per attempt, instant workers (in-memory saver and store; median of 3)\n")
-    print("| tasks | shape | ours default | ours inline | ours subgraph | plain fan-out |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| tasks | shape | ours default | ours inline | ours subgraph "
+        "| default, collector untouched | plain fan-out |"
+    )
+    print("|---|---|---|---|---|---|---|")
     await ours(random_plan(20, seed=0), 8, sleep=False)
     for n in sizes:
         for shape in ("independent", "layered"):
             plan = random_plan(n, seed=7, shape=shape, mean_effort=0.01)
             per = {}
-            for mode, sub in (("default", None), ("inline", False), ("subgraph", True)):
-                cpu = [(await ours(plan, 8, sleep=False, subgraph=sub))[1] for _ in range(REPEATS)]
+            modes = (
+                ("default", None, True),
+                ("inline", False, True),
+                ("subgraph", True, True),
+                ("untouched", None, False),
+            )
+            for mode, sub, freeze in modes:
+                cpu = [
+                    (await ours(plan, 8, sleep=False, subgraph=sub, freeze=freeze))[1]
+                    for _ in range(REPEATS)
+                ]
                 per[mode] = statistics.median(cpu) * 1000 / n
             fan = statistics.median([await fan_out_cpu(n) for _ in range(REPEATS)]) * 1000 / n
             print(
                 f"| {n} | {'wide' if shape == 'independent' else shape} | {per['default']:.2f} "
-                f"| {per['inline']:.2f} | {per['subgraph']:.2f} | {fan:.2f} |"
+                f"| {per['inline']:.2f} | {per['subgraph']:.2f} | {per['untouched']:.2f} "
+                f"| {fan:.2f} |"
             )
     if not quick:
         rss = {k: peak_rss(k, 5000) for k in ("ours", "fan-out")}

@@ -4,7 +4,10 @@ Deterministic: every number (digits or a number word from "two" up) and every na
 capitalised word or phrase inside a sentence) in the worker's text must appear in its task
 (title, description, inputs), its tool results (the rest of its output) or the approved upstream
 outputs it was given. A number matches when it equals one there up to the rounding it is written
-with, or as a percentage of one; list lengths and table sizes count as given."""
+with, or as a percentage of one; list lengths and table sizes count as given. The text is every
+string in ``TEXT_FIELDS`` of a dict output (a written report's body as well as its summary), or
+the whole output when it is a string; Markdown headings, list items and table cells start a
+sentence, so a single capitalised word there is not taken for a name."""
 
 from __future__ import annotations
 
@@ -15,10 +18,10 @@ from typing import Any
 
 from orchestrator_graph.models import Check, Task
 
-TEXT_FIELDS = ("summary",)
+TEXT_FIELDS = ("summary", "markdown", "text", "answer", "content")
 """The fields of a dict output a model writes (the rest is taken as tool results)."""
 
-_NUMBER = re.compile(r"(?<![A-Za-z_])\d[\d,]*(?:\.\d+)?")
+_NUMBER = re.compile(r"(?<!\w)\d[\d,]*(?:\.\d+)?")
 _WORDS = {
     w: n
     for n, w in enumerate(
@@ -48,7 +51,9 @@ _WORDS = {
 }
 _NUMBER_WORD = re.compile(r"\b(" + "|".join(_WORDS) + r")\b", re.I)
 _NAME = re.compile(r"\b[A-Z][a-zA-Z]+(?:[ -][A-Z][a-zA-Z]+)*\b")
-_SENTENCE_START = re.compile(r"(^|[.!?:;\n]\s*|\]\s*|\"\s*|\(\s*)$")
+_SENTENCE_START = re.compile(  # Markdown headings, list items and table cells start one too
+    r"(^|[.!?:;\n]\s*|\]\s*|\"\s*|\(\s*|\|\s*|(?:^|\n)[ \t]*(?:#{1,6}|[-*+>]|\d+[.)])[ \t]+)$"
+)
 _GENERIC = {
     "i", "a", "an", "the", "this", "that", "these", "those", "it", "its", "we", "our", "they",
     "and", "or", "but", "of", "in", "on", "for", "with", "by", "to", "as", "at", "no", "not",
@@ -105,25 +110,31 @@ def grounding_check(
 ) -> Check | None:
     """``None`` when the output has no model-written text; else whether it is grounded."""
     if isinstance(output, str):
-        text, tools = output, None
+        texts, tools = [output], None
     elif isinstance(output, dict) and any(isinstance(output.get(f), str) for f in TEXT_FIELDS):
-        text = " ".join(str(output[f]) for f in TEXT_FIELDS if isinstance(output.get(f), str))
+        texts = [output[f] for f in TEXT_FIELDS if isinstance(output.get(f), str)]
         tools = {k: v for k, v in output.items() if k not in TEXT_FIELDS}
     else:
         return None
-    given = [
-        task.model_dump(include={"title", "description", "inputs"}),
-        tools,
-        dict(upstream or {}),
-    ]
-    source = json.dumps(given, default=str)[:2_000_000]
-    lowered = source.lower()
-    known = [v for v, _ in _numbers(source)] + list(_sizes(given))
-    numbers = sorted({_shown(v, d) for v, d in _numbers(text) if not _grounded_number(v, d, known)})
-    names = sorted(
-        {n for n in _names(text) if n.lower() not in lowered and n.lower() not in _GENERIC}
+    numbers = {(v, d) for text in texts for v, d in _numbers(text) if v not in (0.0, 1.0)}
+    names = {n for text in texts for n in _names(text) if n.lower() not in _GENERIC}
+    # Cheapest source first: most figures come from the output's own tool results.
+    sources = (
+        lambda: tools,
+        lambda: task.model_dump(include={"title", "description", "inputs"}),
+        lambda: dict(upstream or {}),
     )
-    missing = [*(f"number {n}" for n in numbers), *(f"name {n!r}" for n in names)]
+    for given in sources:
+        if not numbers and not names:
+            break
+        value = given()
+        source = json.dumps(value, default=str)[:2_000_000]
+        known = [v for v, _ in _numbers(source)] + list(_sizes(value))
+        numbers = {(v, d) for v, d in numbers if not _grounded_number(v, d, known)}
+        lowered = source.lower()
+        names = {n for n in names if n.lower() not in lowered}
+    shown = sorted({_shown(v, d) for v, d in numbers})
+    missing = [*(f"number {n}" for n in shown), *(f"name {n!r}" for n in sorted(names))]
     return Check(
         name="grounded",
         passed=not missing,

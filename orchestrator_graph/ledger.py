@@ -10,7 +10,8 @@ import math
 import time
 import uuid
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -185,3 +186,16 @@ async def load_spent(store: BaseStore, run_id: str) -> dict[str, dict[str, Any]]
     for item in await store.asearch((*SPENT, run_id), limit=10_000):
         spent = merge_usage(spent, item.value)
     return spent
+
+
+@asynccontextmanager
+async def spent_kept(
+    store: BaseStore, run_id: str, by_role: Mapping[str, Sequence[Tally]]
+) -> AsyncIterator[None]:
+    """Around a node's model calls: if the node fails (or pauses), what they counted so far is
+    kept (``save_spent``), since the provider billed it."""
+    try:
+        yield
+    except BaseException:
+        await save_spent(store, run_id, by_role)
+        raise

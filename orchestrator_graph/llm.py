@@ -41,7 +41,7 @@ from orchestrator_graph.providers import (
     provider_of,
     retry_after,
 )
-from orchestrator_graph.usage import current_tally
+from orchestrator_graph.usage import CHARS_PER_TOKEN, current_tally
 
 M = TypeVar("M", bound=BaseModel)
 ModelSpec = str | BaseChatModel
@@ -272,7 +272,7 @@ async def _request(
             kind = classify(err, method)
             if kind == "other":
                 raise
-            _count_error(name, err)
+            _count_error(name, err, messages, profile)
             if isinstance(err, TimeoutError) and timeout < profile.limits.timeout:
                 raise BudgetSpent(_spent_reason(profile)) from None
             if kind == "refused" and not fell_back:
@@ -314,10 +314,16 @@ def _cut_answer(err: BaseException) -> AIMessage | None:
     )
 
 
-def _count_error(name: str, err: BaseException) -> None:
-    """A time-out never reaches the callbacks' error hook; a provider error does."""
+def _count_error(
+    name: str, err: BaseException, messages: Sequence[BaseMessage], profile: CallProfile
+) -> None:
+    """A time-out never reaches the callbacks' error hook; a provider error does. The server
+    may still have read the prompt and written up to the output limit, and may bill it: the
+    abandoned call is counted at that bound, marked as estimated, so budgets see it."""
     if isinstance(err, TimeoutError):
-        _note(name, errors=1)
+        prompt = sum(len(str(m.content)) for m in messages) // CHARS_PER_TOKEN
+        bound = prompt + profile.limits.max_tokens
+        _note(name, errors=1, tokens=bound, estimated_tokens=bound)
 
 
 def _delay(err: BaseException, tries: int, profile: CallProfile) -> float:

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from orchestrator_graph.ledger import HISTORY
 from orchestrator_graph.models import Task
-from orchestrator_graph.workers import Worker
+from orchestrator_graph.workers import TaskKind, Worker, able_workers, task_kind
 
 Status = Literal["available", "busy", "draining", "offline"]
 ENTRY_POINT_GROUP = "orchestrator_graph.workers"
@@ -128,13 +128,18 @@ def expected_durations(
     """Each task's expected duration with the fastest worker able to do it (``duration_on``:
     its measured pace on the task's skills, else its declared speed). Tasks no worker can do
     keep their effort."""
-    team = list(workers)
-    return {
-        task.id: min(
-            (duration_on(task, w, history) for w in team if w.can_do(task)), default=task.effort
-        )
-        for task in tasks
-    }
+    tasks = list(tasks)
+    able = able_workers(tasks, list(workers))
+    pace: dict[TaskKind, float | None] = {}  # per kind of task: the fastest able worker's pace
+    out = {}
+    for task in tasks:
+        key = task_kind(task)
+        if key not in pace:
+            paces = [slowness(w, task.skills, history) for w in able[task.id]]
+            pace[key] = min(paces) if paces else None
+        fastest = pace[key]
+        out[task.id] = task.effort if fastest is None else task.effort * fastest
+    return out
 
 
 class Registry:

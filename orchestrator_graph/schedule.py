@@ -24,7 +24,7 @@ from orchestrator_graph.models import (
     TaskRisk,
 )
 from orchestrator_graph.registry import PRIOR_RELIABILITY, History, duration_on, slowness
-from orchestrator_graph.workers import Worker
+from orchestrator_graph.workers import Worker, able_workers
 
 UNASSIGNED = "(nobody)"
 RISKY = 0.6  # tasks at or above this risk get a backup worker, like critical-path ones
@@ -180,8 +180,9 @@ def task_risks(
     planned = {s.task_id: s.worker for s in slots}
     out: dict[str, TaskRisk] = {}
     span = max(analysis.duration, 1e-9)
+    able_for = able_workers(plan.tasks, workers)
     for task in plan.tasks:
-        able = [w for w in workers if w.can_do(task)]
+        able = able_for[task.id]
         reliability = {w.name: _reliability(w, task, history) for w in able}
         unreliability = 1.0 - max(reliability.values(), default=0.0)
         timing = analysis.tasks[task.id]

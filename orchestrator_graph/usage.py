@@ -7,8 +7,10 @@ time usage is tracked, and each block sets its own tally in it. A block inside a
 sub-orchestrator inside a worker) also adds what it counts to the enclosing tally.
 
 Every call is counted: answered (tokens from the provider's usage data, else estimated from the
-characters and marked as estimated), failed at the provider (``errors``), or answered with
-something that could not be used (``failures``, noted by ``llm.ask_structured``)."""
+characters and marked as estimated), failed at the provider (``errors``; a request abandoned on a
+time-out also counts its prompt plus its output limit as estimated tokens, since the provider may
+bill it), or answered with something that could not be used (``failures``, noted by
+``llm.ask_structured``)."""
 
 from __future__ import annotations
 
@@ -35,8 +37,12 @@ class ModelUsage(BaseModel):
     """What one model did for one role."""
 
     calls: int = Field(0, description="requests answered (re-asks and failed parses included)")
-    tokens: int = Field(0, description="tokens of those answers")
-    estimated_tokens: int = Field(0, description="part of tokens estimated (no usage data)")
+    tokens: int = Field(
+        0, description="tokens of those answers, and of requests abandoned on a time-out (bound)"
+    )
+    estimated_tokens: int = Field(
+        0, description="part of tokens estimated (no usage data, or abandoned on a time-out)"
+    )
     errors: int = Field(0, description="requests the provider failed (HTTP error, time-out)")
     failures: int = Field(0, description="answers that were not a valid structured output")
     repairs: int = Field(0, description="re-asks with the error and the answer shown")
@@ -158,16 +164,17 @@ def current_tally() -> Tally | None:
 
 
 @contextmanager
-def track_usage() -> Iterator[Tally]:
+def track_usage(*, alone: bool = False) -> Iterator[Tally]:
     """``with track_usage() as usage:`` counts every model call made inside the block (also in
-    tasks it starts), then ``usage.total_tokens``."""
+    tasks it starts), then ``usage.total_tokens``. ``alone=True``: counted here only, not in the
+    enclosing block too (calls made for another role, counted under that role)."""
     global _hooked
     if not _hooked:
         with _registered:
             if not _hooked:
                 register_configure_hook(_current, inheritable=True)
                 _hooked = True
-    tally = Tally(parent=_current.get())
+    tally = Tally(parent=None if alone else _current.get())
     token = _current.set(tally)
     try:
         yield tally

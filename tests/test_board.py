@@ -11,7 +11,13 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from orchestrator_graph.dag import analyse_plan
-from orchestrator_graph.dispatch.board import BoardRules, Running, TaskBoard, with_redundancy
+from orchestrator_graph.dispatch.board import (
+    BoardRules,
+    Running,
+    TaskBoard,
+    replay,
+    with_redundancy,
+)
 from orchestrator_graph.models import Plan, Review, Task, TaskResult
 from orchestrator_graph.registry import Registry
 from orchestrator_graph.workers import Worker
@@ -65,7 +71,7 @@ class BoardMachine(RuleBasedStateMachine):
             self.registry,
             BoardRules(max_attempts=2, loop_guard=3),
         )
-        self.board.replay(ledger)
+        replay(self.board, ledger)
 
     # --- the runner's moves ----------------------------------------------------------------
     @rule()
@@ -252,7 +258,7 @@ def test_the_same_tick_hedge_finish_is_applied_once_and_unlocks_dependents_once(
     )
     registry = Registry([Worker(name=f"w{i}", skills=["s"], run=_noop) for i in range(3)])
     board = TaskBoard(plan.tasks, analyse_plan(plan), {}, registry, BoardRules())
-    board.replay([])
+    replay(board, [])
     team = registry.workers()
     assert sorted(board.ready(team)) == ["a", "c"]
     first = board.start("a", "w0", 0.0, 0.1, None)[1]

@@ -303,3 +303,18 @@ def test_mechanisms_per_conflict_kind_are_checked():
         )
         == "borda"
     )
+
+
+async def test_a_merged_answers_review_is_counted_for_the_reviewer_not_the_mediator():
+    """The merge is the mediator's call; the QA review of the merged answer is the reviewer's."""
+    report, _ = await run(
+        team(*EXPERT_VS_NOVICES),
+        resolution_by_conflict={"redundant_disagree": "mediate"},
+        review_mode="always",
+    )
+    usage = report["usage"]
+    (mediator,) = usage["mediator"].values()
+    assert mediator["calls"] == 1  # the merge only
+    (reviewer,) = usage["reviewer"].values()
+    attempts = sum(r["attempts"] for r in report["tasks"].values())
+    assert reviewer["calls"] == attempts + 1  # every attempt's rubric, and the merged answer's

@@ -256,3 +256,20 @@ async def test_strict_openai_refuses_the_old_free_form_schema_and_the_fallback_i
         "json_schema",
         "json_object",
     ]
+
+
+async def test_a_call_abandoned_on_a_time_out_counts_its_bound_as_estimated_tokens():
+    """The server may have read the prompt and written up to the output limit before the client
+    gave up: budgets must see that, marked as an estimate, not zero."""
+    call = ROLE_CALLS["planner"]
+    with FakeOpenAI("openai", hang=TIMEOUT * 3) as server:
+        server.fail("timeout")
+        out, usage = await _ask(server, call, "openai")
+    assert isinstance(out, call.schema)
+    stats = usage.models["m-openai"]
+    assert stats.errors == 1 and stats.calls == 1
+    answered = server.tokens  # what the server reported for the one answered request
+    prompt = sum(len(str(m.content)) for m in _messages(call)) // 4
+    abandoned = prompt + Limits().max_tokens
+    assert stats.estimated_tokens == abandoned
+    assert stats.tokens == answered + abandoned

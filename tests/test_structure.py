@@ -4,10 +4,12 @@ after their work."""
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
@@ -116,3 +118,61 @@ def test_every_node_is_a_module_with_one_step():
     for name, module in NODES.items():
         assert module.__name__ == f"orchestrator_graph.nodes.{name}"
         assert callable(module.step)
+
+
+PACKAGE = Path(__file__).resolve().parents[1] / "orchestrator_graph"
+
+
+def _modules() -> dict[str, ast.Module]:
+    """Module name (a package by its own name) -> its syntax tree."""
+    out = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        out[name] = ast.parse(path.read_text(encoding="utf-8"))
+    return out
+
+
+def test_size_limits_hold():
+    """No function over 80 lines, no class over 300, no module over 500, graph.py under 200."""
+    over = []
+    for name, tree in _modules().items():
+        lines = max((getattr(n, "end_lineno", 0) or 0) for n in ast.walk(tree))
+        if lines > (200 if name == "orchestrator_graph.graph" else 500):
+            over.append(f"module {name}: {lines} lines")
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                size = (node.end_lineno or node.lineno) - node.lineno + 1
+                if size > (300 if isinstance(node, ast.ClassDef) else 80):
+                    over.append(f"{name}.{node.name}: {size} lines")
+    assert not over, over
+
+
+def test_no_import_cycle_between_modules():
+    """Imports at module level (not under TYPE_CHECKING, not inside functions) form no cycle."""
+    modules = _modules()
+    edges: dict[str, set[str]] = {}
+    for name, tree in modules.items():
+        found = edges.setdefault(name, set())
+        for node in tree.body:
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                target = node.module
+                subs = {f"{target}.{a.name}" for a in node.names} & modules.keys()
+                found |= subs or ({target} & modules.keys())
+            elif isinstance(node, ast.Import):
+                found |= {a.name for a in node.names} & modules.keys()
+    state: dict[str, int] = {}
+
+    def visit(name: str, path: list[str]) -> list[str] | None:
+        state[name] = 1
+        for dep in sorted(edges.get(name, ())):
+            if state.get(dep) == 1:
+                return [*path, name, dep]
+            if not state.get(dep) and (cycle := visit(dep, [*path, name])):
+                return cycle
+        state[name] = 2
+        return None
+
+    for name in sorted(edges):
+        if not state.get(name):
+            assert (cycle := visit(name, [])) is None, " -> ".join(cycle)

@@ -20,12 +20,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator_graph.dag import downstream
-from orchestrator_graph.dispatch.verdicts import FINAL, Approval, record_conflict, settle
+from orchestrator_graph.dispatch.verdicts import FINAL, Approval, settle
 from orchestrator_graph.events import Event
 from orchestrator_graph.models import (
     Conflict,
-    Escalation,
     PlanAnalysis,
     Review,
     Task,
@@ -33,7 +31,7 @@ from orchestrator_graph.models import (
     TaskResult,
 )
 from orchestrator_graph.registry import History, Registry, SkillStats
-from orchestrator_graph.workers import Worker
+from orchestrator_graph.workers import Worker, able_workers, task_kind
 
 OPEN = frozenset({"pending", "running"})
 
@@ -57,12 +55,14 @@ def with_redundancy(
     its own ``redundancy``, at least 2 on the critical path with ``cross_validate="critical"``,
     at most the workers able to do it. A resumed board must count the same replicas, whatever
     joined the team since."""
+    tasks = list(tasks)
+    able_for = able_workers(tasks, workers)
     out = []
     for task in tasks:
         wanted = task.redundancy
         if cross_validate == "critical" and analysis.tasks[task.id].critical:
             wanted = max(wanted, 2)
-        able = sum(w.can_do(task) for w in workers)
+        able = len(able_for[task.id])
         out.append(task.model_copy(update={"redundancy": max(1, min(wanted, able))}))
     return out
 
@@ -117,6 +117,26 @@ class Finished:
     hedges: list[Running] = field(default_factory=list)  # still running on it: to cancel
 
 
+class Abilities:
+    """Which worker can do which task, cached per kind of task (its skills and levels) for one
+    version of the team: a plan of thousands of tasks has a handful of kinds."""
+
+    def __init__(self, tasks: Mapping[str, Task], registry: Registry) -> None:
+        self.tasks, self.registry = tasks, registry
+        self.kind = {tid: task_kind(t) for tid, t in tasks.items()}
+        self._cache: dict[tuple[str, tuple[Any, ...]], bool] = {}
+        self._version = -1
+
+    def __call__(self, tid: str, worker: Worker) -> bool:
+        if self._version != self.registry.version:
+            self._cache, self._version = {}, self.registry.version
+        key = (worker.name, self.kind[tid])
+        hit = self._cache.get(key)
+        if hit is None:
+            hit = self._cache[key] = worker.can_do(self.tasks[tid])
+        return hit
+
+
 class TaskBoard:
     def __init__(
         self,
@@ -133,12 +153,13 @@ class TaskBoard:
                 self.tasks[tid] = simplified(self.tasks[tid])
         self.analysis, self.registry, self.rules = analysis, registry, rules
         self.records = {
-            tid: rec.model_copy() if (rec := records.get(tid)) else TaskRecord()
-            for tid in self.tasks
+            tid: records[tid].model_copy() if tid in records else TaskRecord() for tid in self.tasks
         }
         self.history: History = history if history is not None else {}
         self.outbox: list[Event] = []
-        able = {tid: sum(w.can_do(t) for w in registry.workers()) for tid, t in self.tasks.items()}
+        self.able = Abilities(self.tasks, registry)
+        team = registry.workers()
+        able = {tid: sum(self.able(tid, w) for w in team) for tid in self.tasks}
         self.redundancy = {
             tid: max(1, min(t.redundancy, able[tid])) for tid, t in self.tasks.items()
         }
@@ -175,15 +196,9 @@ class TaskBoard:
         self.heap: list[tuple[float, int, str]] = []
         self.rank: dict[str, float] = {}
         self.unmet: dict[str, int] = {}
-        self._kind = {
-            tid: (tuple(t.skills), tuple(sorted(t.min_levels.items())))
-            for tid, t in self.tasks.items()
-        }
-        self._able: dict[tuple[str, tuple[Any, ...]], bool] = {}
-        self._able_version = -1
 
     # --- status -------------------------------------------------------------------------
-    def _set(self, tid: str, status: str) -> None:
+    def set_status(self, tid: str, status: str) -> None:
         rec = self.records[tid]
         if rec.status != status:
             self.counts[rec.status] -= 1
@@ -194,46 +209,12 @@ class TaskBoard:
         elif rec.queued_at is not None:  # waiting again, e.g. for a retry
             self.queued[tid] = rec.queued_at
 
-    def _say(self, kind: str, **fields: Any) -> None:
-        self.outbox.append(Event(kind=kind, node="dispatcher", **fields))  # type: ignore[arg-type]
+    def say(self, kind: str, **fields: Any) -> None:
+        self.outbox.append(Event(kind=kind, node="dispatcher", **fields))
 
     def left(self) -> list[str]:
         """Tasks not yet approved, failed or skipped."""
         return [t for t, r in self.records.items() if r.status not in FINAL]
-
-    # --- replay and preparation ------------------------------------------------------------
-    def replay(self, finished: Iterable[tuple[TaskResult, Review]]) -> None:
-        """Fold the ledger into the records, then index the plan. Finished attempts count and
-        their verdicts stand. A task a re-plan put in place of a failed one inherits the
-        workers that failed it."""
-        failed_by: dict[str, set[str]] = {}
-        for result, review in finished:
-            if result.task_id in self.tasks:
-                settle(self, result, review, live=False)
-            elif review.verdict == "reject":
-                failed_by.setdefault(result.task_id, set()).add(result.worker)
-        for tid, task in self.tasks.items():
-            if task.replaces:
-                self.failed_on[tid] |= failed_by.get(task.replaces, set())
-        self._prepare()
-
-    def _prepare(self) -> None:
-        self.rerank()
-        for tid in self.analysis.order:  # downstream of a failure: can never run
-            if self.records[tid].status == "pending" and any(
-                self.records[d].status in ("failed", "skipped") for d in self.tasks[tid].depends_on
-            ):
-                self._set(tid, "skipped")
-                self.records[tid].feedback = "an upstream task failed or was skipped"
-        self.unmet = {
-            tid: sum(self.records[d].status != "approved" for d in t.depends_on)
-            for tid, t in self.tasks.items()
-        }
-        for tid, rec in self.records.items():
-            if rec.status == "running":  # never checkpointed mid-flight; treat as not started
-                self._set(tid, "pending")
-            if rec.status == "pending" and not self.unmet[tid]:
-                self.push(tid)
 
     def rerank(self) -> None:
         """Upward rank from the expected durations; an urgent task goes before every other."""
@@ -283,7 +264,7 @@ class TaskBoard:
             if self.records[tid].status not in OPEN or self.needed(tid) < 1:
                 continue  # stale: settled or fully staffed since it was queued
             barred = self.busy_on(tid)
-            kind = self._kind[tid]
+            kind = self.able.kind[tid]
             if tid in taken or (not barred and kind in blocked):
                 later.append(entry)  # one replica per round: replicas land on different workers
             elif not any(w.name not in barred and self.able(tid, w) for w in free):
@@ -296,16 +277,6 @@ class TaskBoard:
         for entry in later:
             heapq.heappush(self.heap, entry)
         return batch
-
-    def able(self, tid: str, worker: Worker) -> bool:
-        """Whether the worker has the task's skills at its levels (cached per team version)."""
-        if self._able_version != self.registry.version:
-            self._able, self._able_version = {}, self.registry.version
-        key = (worker.name, self._kind[tid])
-        hit = self._able.get(key)
-        if hit is None:
-            hit = self._able[key] = worker.can_do(self.tasks[tid])
-        return hit
 
     def can_start(self, tid: str, worker: str) -> bool:
         member = self.registry.get(worker)
@@ -334,7 +305,7 @@ class TaskBoard:
         self.hedging.discard(tid)
         moved = rec.worker and rec.worker != worker and rec.attempts
         if hedge or moved:
-            self._say(
+            self.say(
                 "reassigned",
                 task_id=tid,
                 worker=worker,
@@ -343,7 +314,7 @@ class TaskBoard:
                 if hedge
                 else f"from {rec.worker}",
             )
-        self._set(tid, "running")
+        self.set_status(tid, "running")
         rec.worker = worker
         rec.queued_at = rec.queued_at or now
         if why is not None:
@@ -354,7 +325,7 @@ class TaskBoard:
         self.round_started[tid] = worker
         if self.needed(tid) > 0:
             self.push(tid)
-        self._say(
+        self.say(
             "task_started",
             task_id=tid,
             worker=worker,
@@ -416,9 +387,9 @@ class TaskBoard:
         self.failed_on[tid].add(run.worker)
         self.lost[tid].append(run.attempt)
         if not self.running_for[tid] and self.records[tid].status == "running":
-            self._set(tid, "pending")
+            self.set_status(tid, "pending")
         self.push(tid)
-        self._say(
+        self.say(
             "reassigned",
             task_id=tid,
             worker=run.worker,
@@ -445,132 +416,46 @@ class TaskBoard:
         self.urgent = set(tids)
         self.rerank()
 
-    def simplify(self, tid: str, why: str) -> None:
-        rec = self.records[tid]
-        rec.simplified = True
-        note = self.tasks[tid].simplified.note if self.tasks[tid].simplified else ""
-        rec.feedback = f"simplified to meet the deadline: {why}" + (f" ({note})" if note else "")
-        self.tasks[tid] = simplified(self.tasks[tid])
-        self.expected[tid] = min(self.expected[tid], self.tasks[tid].effort)
-        self._say("simplified", task_id=tid, message=rec.feedback)
-
-    def cut(self, tid: str, why: str) -> None:
-        """Drop an optional task and everything after it (all optional: see ``droppable``)."""
-        if self.records[tid].cut:
-            return  # already cut with a task it depends on
-        cut = f"dropped to meet the deadline: {why} (optional, priority {self.tasks[tid].priority})"
-        for gone in [tid, *downstream(self.dependents, tid)]:
-            rec = self.records[gone]
-            self._set(gone, "skipped")
-            rec.cut = True
-            rec.feedback = cut if gone == tid else f"depends on {tid}, which was {cut}"
-            self._say("task_failed", task_id=gone, message=rec.feedback, data={"status": "skipped"})
-
-    def droppable(self) -> list[str]:
-        """Optional pending tasks not running whose dependents are all optional too."""
-        return [
-            tid
-            for tid in self.analysis.order
-            if self.tasks[tid].optional
-            and self.records[tid].status == "pending"
-            and not self.running_for[tid]
-            and not self.records[tid].cut
-            and all(self.tasks[d].optional for d in downstream(self.dependents, tid))
-        ]
-
     def allowed(self, tid: str) -> int:
         """Reviewed attempts a task may use (each replica of a redundant task gets the budget)."""
         return self.rules.max_attempts * self.redundancy[tid] + self.records[tid].extra_attempts
 
-    def _cost(self, worker: str) -> float:
+    def cost_of(self, worker: str) -> float:
         member = self.registry.get(worker)
         return member.cost if member else 0.0
 
-    # --- queue announcements and the end --------------------------------------------------
-    def announce_queued(self, now: float) -> None:
-        """Tasks that became ready but found no free worker with their skills."""
-        for tid in sorted(self.unannounced):
-            rec = self.records[tid]
-            if rec.status == "pending" and rec.queued_at is None:
-                self._scarce(tid)
-                rec.queued_at = now
-                self.queued[tid] = now
-                self._say(
-                    "task_queued", task_id=tid, message="waiting for a free worker with the skills"
-                )
-        self.unannounced, self.round_started = set(), {}
 
-    def _scarce(self, tid: str) -> None:
-        """A task left waiting because the one worker that can do it went to another task in the
-        same scheduling round: recorded once, with who went first and why. (In a pool of
-        interchangeable workers, waiting for a slot is a queue, not a conflict.)"""
-        if tid in self.scarce_seen or not self.round_started:
-            return
-        able = {w.name for w in self.registry.workers() if w.can_do(self.tasks[tid])}
-        rivals = sorted(t for t, w in self.round_started.items() if w in able and t != tid)
-        if len(able) != 1 or not rivals:
-            return
-        self.scarce_seen.add(tid)
-        held = sorted({self.round_started[r] for r in rivals})
-        record_conflict(
-            self,
-            True,
-            Conflict(
-                kind="scarce_worker",
-                task_id=tid,
-                parties=[tid, *rivals],
-                detail=f"{tid} and {', '.join(rivals)} need {', '.join(held)} at the same time",
-                mechanism="critical path, then priority",
-                winner=rivals[0],
-                resolution=f"{', '.join(rivals)} first (longer remaining path or higher priority); "
-                f"{tid} waits for the next free slot",
-            ),
-        )
+# --- ledger replay ----------------------------------------------------------------------------
+def replay(board: TaskBoard, finished: Iterable[tuple[TaskResult, Review]]) -> None:
+    """Fold the ledger into the records, then index the plan. Finished attempts count and
+    their verdicts stand. A task a re-plan put in place of a failed one inherits the
+    workers that failed it."""
+    failed_by: dict[str, set[str]] = {}
+    for result, review in finished:
+        if result.task_id in board.tasks:
+            settle(board, result, review, live=False)
+        elif review.verdict == "reject":
+            failed_by.setdefault(result.task_id, set()).add(result.worker)
+    for tid, task in board.tasks.items():
+        if task.replaces:
+            board.failed_on[tid] |= failed_by.get(task.replaces, set())
+    _prepare(board)
 
-    def progress(self) -> Event:
-        total = len(self.records)
-        counts = {k: v for k, v in self.counts.items() if v}
-        return Event(
-            kind="progress",
-            node="dispatcher",
-            message=f"{counts.get('approved', 0)}/{total} tasks approved",
-            data={"total": total, **counts},
-        )
 
-    def escalations(self) -> list[Escalation]:
-        """Tasks the mediator must settle, and ready tasks left with nobody able to take them."""
-        out = [self._escalation(t) for t, r in self.records.items() if r.status == "escalated"]
-        for _, _, tid in sorted(self.heap):
-            rec = self.records[tid]
-            if rec.status != "pending" or self.unmet.get(tid):
-                continue
-            self._set(tid, "escalated")
-            rec.feedback = self._nobody_reason(self.tasks[tid])
-            self._say("escalated", task_id=tid, message=rec.feedback)
-            out.append(self._escalation(tid))
-        self.heap = []
-        return out
-
-    def _nobody_reason(self, task: Task) -> str:
-        need = ", ".join(f"{s}>={task.min_levels.get(s, 0.0):g}" for s in task.skills)
-        able = [w.name for w in self.registry.workers() if w.can_do(task)]
-        if not able:
-            return f"no registered worker has {need}"
-        states = ", ".join(f"{n}: {self.registry.status(n)}" for n in able)
-        return f"no available worker has {need} ({states})"
-
-    def _escalation(self, tid: str) -> Escalation:
-        reviews = self.reviews[tid]
-        best = max(reviews, key=lambda r: (r.score, -r.attempt), default=None)
-        return Escalation(
-            task_id=tid,
-            reason=self.records[tid].feedback or "failed quality review",
-            attempts=self.records[tid].attempts,
-            best_attempt=best.attempt if best else None,
-            best_score=best.score if best else 0.0,
-            mechanism=self.rules.resolution_for("redundant_disagree")
-            if tid in self.candidates
-            else "",
-            candidates=self.candidates.get(tid, []),
-            tried=sorted(self.failed_on[tid]),
-        )
+def _prepare(board: TaskBoard) -> None:
+    board.rerank()
+    for tid in board.analysis.order:  # downstream of a failure: can never run
+        if board.records[tid].status == "pending" and any(
+            board.records[d].status in ("failed", "skipped") for d in board.tasks[tid].depends_on
+        ):
+            board.set_status(tid, "skipped")
+            board.records[tid].feedback = "an upstream task failed or was skipped"
+    board.unmet = {
+        tid: sum(board.records[d].status != "approved" for d in t.depends_on)
+        for tid, t in board.tasks.items()
+    }
+    for tid, rec in board.records.items():
+        if rec.status == "running":  # never checkpointed mid-flight; treat as not started
+            board.set_status(tid, "pending")
+        if rec.status == "pending" and not board.unmet[tid]:
+            board.push(tid)

@@ -179,14 +179,12 @@ def hedge_worth_it(board: TaskBoard, run: Running) -> bool:
     idle = [
         w
         for w in board.registry.assignable()
-        if w.name not in barred
-        and w.can_do(board.tasks[tid])
-        and board.registry.load(w.name) < w.capacity
+        if w.name not in barred and board.able(tid, w) and board.registry.load(w.name) < w.capacity
     ]
     if not idle:
         return False
     waiting = [t for _, _, t in board.heap if board.records[t].status in ("pending", "running")]
-    return any(not any(w.can_do(board.tasks[t]) for t in waiting if t != tid) for w in idle)
+    return any(not any(board.able(t, w) for t in waiting if t != tid) for w in idle)
 
 
 def stall_finding(run: Running, now: float, stall_after: float, response: str) -> Bottleneck:
@@ -235,26 +233,7 @@ def slip(board: TaskBoard, tid: str, late: float, schedule: Schedule | None) -> 
     )
 
 
-# --- deadlines and budgets ---------------------------------------------------------------------
-def simplifiable(board: TaskBoard) -> list[str]:
-    """Pending tasks not running that have a cheaper version, lowest priority first."""
-    return sorted(
-        (
-            t
-            for t, task in board.tasks.items()
-            if task.simplified is not None
-            and not board.records[t].simplified
-            and board.records[t].status == "pending"
-            and not board.running_for[t]
-        ),
-        key=lambda t: (board.tasks[t].priority, -board.rank[t], t),
-    )
-
-
-def cuttable(board: TaskBoard) -> list[str]:
-    return sorted(board.droppable(), key=lambda t: (board.tasks[t].priority, board.rank[t], t))
-
-
+# --- budgets ---------------------------------------------------------------------------------
 def budget_breach(
     board: TaskBoard, budgets: Budgets, now: float, costs: Mapping[str, float]
 ) -> str:

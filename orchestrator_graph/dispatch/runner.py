@@ -22,24 +22,23 @@ from typing import Any
 
 from orchestrator_graph.context import Context
 from orchestrator_graph.dispatch.board import BoardRules, Launch, Running, TaskBoard
+from orchestrator_graph.dispatch.deadline import DeadlineKeeper
+from orchestrator_graph.dispatch.notices import announce_queued, escalations, progress
 from orchestrator_graph.dispatch.policies import (
     Budgets,
     Paces,
     backups,
     better_soon,
     budget_breach,
-    cuttable,
     excluded,
     hedge_worth_it,
     quarantine,
-    simplifiable,
-    slip,
     stall_at,
     stall_finding,
     stalled,
 )
 from orchestrator_graph.errors import BudgetExceeded
-from orchestrator_graph.events import Emit, Event
+from orchestrator_graph.events import Emit
 from orchestrator_graph.matching import Assignment, TeamMatcher
 from orchestrator_graph.models import (
     Bottleneck,
@@ -52,7 +51,7 @@ from orchestrator_graph.models import (
     TaskResult,
 )
 from orchestrator_graph.monitor import Monitor
-from orchestrator_graph.registry import History, SkillStats, expected_durations
+from orchestrator_graph.registry import History, SkillStats
 
 RunAttempt = Callable[[Launch], Awaitable[tuple[TaskResult, Review]]]
 SaveHistory = Callable[[History, set[str]], Awaitable[None]]
@@ -63,7 +62,6 @@ Began = MutableMapping[tuple[str, str, int], float]
 POLL_SECONDS = 0.2  # how often heartbeats are checked while tasks run
 HISTORY_EVERY = 1.0  # seconds between writes of the performance history
 SNAPSHOT_EVERY = 0.5  # seconds between status snapshots
-DEADLINE_EVERY = 0.05  # seconds between deadline checks
 
 
 @dataclass(frozen=True)
@@ -110,6 +108,26 @@ class Outcome:
     snapshot: StatusSnapshot | None = None
 
 
+def reasons(objective: str, choice: Assignment | None) -> dict[str, Any]:
+    """Why the attempt went to its worker: the score parts and the runner-up, or the backup
+    the planned schedule chose."""
+    if choice is None:
+        return {
+            "objective": objective,
+            "score": 1.0,
+            "parts": {"backup": 1.0},
+            "runner_up": None,
+            "runner_up_score": None,
+        }
+    return {
+        "objective": objective,
+        "score": choice.score,
+        "parts": choice.parts,
+        "runner_up": choice.runner_up,
+        "runner_up_score": choice.runner_up_score,
+    }
+
+
 class DispatchRunner:
     def __init__(
         self,
@@ -131,8 +149,7 @@ class DispatchRunner:
         self.board, self.settings, self.matcher = board, settings, matcher
         self.run_attempt, self.emit, self.publish = run_attempt, emit, publish
         self.save_history, self.clock = save_history, clock
-        self.schedule, self.deadline = schedule, deadline
-        self.planned = {s.task_id: s for s in schedule.planned} if schedule else {}
+        self.schedule = schedule
         self.t0 = t0 if t0 is not None else clock()
         self.run_id = run_id
         self.began: Began = began if began is not None else {}
@@ -140,9 +157,18 @@ class DispatchRunner:
         self.jobs: dict[asyncio.Future[Any], Running] = {}
         self.futures: dict[tuple[str, int], asyncio.Future[Any]] = {}
         self.monitor = Monitor(emit, run_id, schedule, deadline)
+        self.time = DeadlineKeeper(
+            board,
+            self.monitor,
+            emit,
+            adapt=settings.adapt,
+            schedule=schedule,
+            deadline=deadline,
+            t0=self.t0,
+            clock=clock,
+        )
         self.stalls_seen: set[tuple[str, int]] = set()
-        self.slip_reported, self.deadline_warned = False, False
-        self.snapshot_at = self.saved_at = self.deadline_at = 0.0
+        self.snapshot_at = self.saved_at = 0.0
         self.lag = 0.0  # how late the loop wakes (CPU contention): added to stall bounds
         self.shown: dict[str, int] = {}
         self._changed: asyncio.Future[None] | None = None
@@ -155,10 +181,10 @@ class DispatchRunner:
                 now = self.clock()
                 self._take_back()
                 self._check_budgets(now)
-                self._meet_deadline(now)
+                self.time.check(now)
                 self._watch(now)
                 self._launch()
-                board.announce_queued(self.clock())
+                announce_queued(board, self.clock())
                 self._flush()
                 if not self.jobs:
                     break
@@ -170,17 +196,18 @@ class DispatchRunner:
                 if self.clock() - self.snapshot_at >= self.settings.status_every:
                     await self._publish()
         finally:
-            for job in [*self.jobs, self._changed]:
-                if job is not None:
-                    job.cancel()
+            for job in self.jobs:
+                job.cancel()
+            if self._changed is not None:
+                self._changed.cancel()
             self.jobs.clear()
             board.abandon()  # a stop or an error: free the workers (shared by other runs)
         await self._save_history()
-        escalations = board.escalations()
+        settle = escalations(board)
         self._flush()
         return Outcome(
             records=board.records,
-            escalations=escalations,
+            escalations=settle,
             conflicts=board.conflicts,
             bottlenecks=self.monitor.bottlenecks,
             snapshot=await self._publish(),
@@ -194,7 +221,7 @@ class DispatchRunner:
         counts = {k: v for k, v in self.board.counts.items() if v}
         if outbox and counts != self.shown:
             self.shown = counts
-            self.emit(self.board.progress())
+            self.emit(progress(self.board))
 
     async def _wait(self) -> set[asyncio.Future[Any]]:
         """Until an attempt finishes, the registry changes, or the next check is due. Measures
@@ -205,8 +232,8 @@ class DispatchRunner:
         due = [self.snapshot_at + self.settings.status_every]
         if registry.watches_heartbeats():
             due.append(self.clock() + POLL_SECONDS)
-        if self.board.tasks and self.deadline is not None and not self.deadline_warned:
-            due.append(self.deadline_at + DEADLINE_EVERY)
+        if (deadline_due := self.time.next_check()) is not None:
+            due.append(deadline_due)
         for run in self.jobs.values():
             self._note_began(run)
             at = stall_at(run, self.settings.stall_after, self.lag)
@@ -242,7 +269,7 @@ class DispatchRunner:
                 for tid, worker in backups(board, batch, self.schedule):
                     if not board.can_start(tid, worker):  # an earlier backup took the slot
                         continue
-                    self._start(tid, worker, self._why(None))
+                    self._start(tid, worker, reasons(self.matcher.objective, None))
                     started += 1
                     backed.add(tid)
             rest = [t for t in batch if t not in backed]
@@ -262,31 +289,12 @@ class DispatchRunner:
                     board, self.paces, tid, choice.worker, now
                 )
                 if choice is not None and not wait:
-                    self._start(tid, choice.worker, self._why(choice))
+                    self._start(tid, choice.worker, reasons(self.matcher.objective, choice))
                     started += 1
                 else:
                     board.push(tid)
             if not started:
                 return
-
-    def _why(self, choice: Assignment | None) -> dict[str, Any]:
-        """Why the attempt went to its worker: the score parts and the runner-up, or the backup
-        the planned schedule chose."""
-        if choice is None:
-            return {
-                "objective": self.matcher.objective,
-                "score": 1.0,
-                "parts": {"backup": 1.0},
-                "runner_up": None,
-                "runner_up_score": None,
-            }
-        return {
-            "objective": self.matcher.objective,
-            "score": choice.score,
-            "parts": choice.parts,
-            "runner_up": choice.runner_up,
-            "runner_up_score": choice.runner_up_score,
-        }
 
     def _match(self, tids: list[str], workers: list[Any]) -> list[Assignment]:
         board = self.board
@@ -336,7 +344,7 @@ class DispatchRunner:
             self.monitor.bottleneck(found)
         if not done.approved:
             return
-        self._slipped(run.task_id, result.finished_at or self.clock())
+        self.time.approved(run.task_id, result.finished_at or self.clock())
         for hedge in done.hedges:  # the task is approved: its other attempts are dropped
             job = self.futures.pop(hedge.key, None)
             if job is not None and not job.done():
@@ -368,9 +376,6 @@ class DispatchRunner:
         self.board.touched, self.saved_at = set(), self.clock()
 
     # --- monitoring and adaptation -------------------------------------------------------
-    def _elapsed(self) -> float:
-        return self.clock() - self.t0
-
     def _watch(self, now: float) -> None:
         """Stalled attempts (past ``stall_after`` times their expected duration): each found
         once; with adaptation on, a hedge starts where it costs no queued work a slot."""
@@ -390,72 +395,6 @@ class DispatchRunner:
             )
             self.monitor.bottleneck(stall_finding(run, now, self.settings.stall_after, response))
 
-    def _slipped(self, tid: str, finished_at: float) -> None:
-        """A critical-path task later than planned: the slip is measured; with adaptation on,
-        the remaining tasks are re-ranked on measured speeds and become urgent."""
-        slot = self.planned.get(tid)
-        if slot is None:
-            return
-        late = finished_at - self.t0 - slot.finish
-        self.monitor.slip = max(self.monitor.slip, late)
-        found = None if self.slip_reported else slip(self.board, tid, late, self.schedule)
-        if found is None:
-            return
-        self.slip_reported = True
-        board = self.board
-        left = [t for t in board.left() if board.records[t].status != "escalated"]
-        if self.settings.adapt:
-            workers = board.registry.assignable()
-            fresh = expected_durations([board.tasks[t] for t in left], workers, board.history)
-            board.make_urgent(left, fresh)
-            found.response = (
-                f"re-ranked {len(left)} remaining tasks on measured speeds; "
-                "each now prefers the fastest free worker"
-            )
-        else:
-            found.response = "none: adaptation is off"
-        self.monitor.bottleneck(found)
-
-    def _meet_deadline(self, now: float) -> None:
-        """When the ETA passes the deadline: with adaptation on, tasks with a cheaper version
-        switch to it, then optional tasks nothing required needs are dropped, lowest priority
-        first, until the ETA fits or nothing is left to give."""
-        if self.deadline is None or now - self.deadline_at < DEADLINE_EVERY:
-            return
-        self.deadline_at = now
-        spare = self.deadline - self._elapsed()
-        estimate = self.monitor.eta(self.board, now)
-        if estimate <= spare:
-            return
-        if not self.deadline_warned:  # once: the cuts and the report tell the rest
-            self.deadline_warned = True
-            self.emit(
-                Event(
-                    kind="deadline_risk",
-                    node="dispatcher",
-                    message=f"ETA {estimate:.2f}s, {spare:.2f}s left before the deadline",
-                    data={"eta": estimate, "left": spare},
-                )
-            )
-            self.monitor.bottleneck(
-                Bottleneck(
-                    kind="deadline",
-                    detail=f"ETA {estimate:.2f}s with {spare:.2f}s left before the deadline",
-                    measured=estimate - spare,
-                    response="simplify, then drop optional tasks, lowest priority first"
-                    if self.settings.adapt
-                    else "none: adaptation is off",
-                )
-            )
-        if not self.settings.adapt:
-            return
-        why = f"ETA {estimate:.2f}s > {spare:.2f}s left"
-        for change, tids in ((self.board.simplify, simplifiable), (self.board.cut, cuttable)):
-            for tid in tids(self.board):
-                change(tid, why)
-                if self.monitor.eta(self.board, now, fresh=True) <= spare:
-                    return
-
     def _check_budgets(self, now: float) -> None:
         budgets = self.settings.budgets
         limits = (budgets.cost, budgets.seconds, budgets.attempts, budgets.tokens)
@@ -468,7 +407,7 @@ class DispatchRunner:
 
     async def _publish(self) -> StatusSnapshot:
         self.snapshot_at = self.clock()
-        snapshot = self.monitor.snapshot(self.board, self.snapshot_at, self._elapsed())
+        snapshot = self.monitor.snapshot(self.board, self.snapshot_at, self.clock() - self.t0)
         if self.publish is not None:
             await self.publish(snapshot)
         return snapshot

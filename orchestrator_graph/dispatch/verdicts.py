@@ -50,7 +50,7 @@ def settle(
     rec = board.records[tid]
     board.outcomes.setdefault(result.worker, []).append(review.verdict == "approve")
     board.settled += 1
-    board.spent_cost += cost if cost is not None else board._cost(result.worker)
+    board.spent_cost += cost if cost is not None else board.cost_of(result.worker)
     board.tokens += result.tokens + review.tokens
     if rec.status in FINAL:  # settled already; the ledger only adds history
         _learn(board, result, review, live)
@@ -64,7 +64,7 @@ def settle(
     else:
         _reject(board, result, review, live)
     if rec.status == "pending" and board.running_for[tid]:
-        board._set(tid, "running")  # other replicas are still at work
+        board.set_status(tid, "running")  # other replicas are still at work
     _learn(board, result, review, live)
 
 
@@ -75,7 +75,7 @@ def _approve(board: TaskBoard, result: TaskResult, review: Review, live: bool) -
     board.approved[tid].append(
         Approval(result.attempt, result.worker, review.score, result.summary, answer)
     )
-    board._set(tid, "pending")
+    board.set_status(tid, "pending")
     board.records[tid].feedback = ""
     if len(board.approved[tid]) >= board.redundancy[tid]:
         _conclude(board, tid, live)
@@ -89,7 +89,7 @@ def _reject(board: TaskBoard, result: TaskResult, review: Review, live: bool) ->
     board.failed_on[tid].add(result.worker)
     rec.feedback = review.feedback
     spent = len(board.reviews[tid]) >= board.allowed(tid)
-    board._set(tid, "escalated" if spent else "pending")
+    board.set_status(tid, "escalated" if spent else "pending")
     streak = 0  # the same failure, in a row, up to this one
     for earlier in reversed(board.reviews[tid]):
         if (
@@ -100,7 +100,7 @@ def _reject(board: TaskBoard, result: TaskResult, review: Review, live: bool) ->
             break
         streak += 1
     if not spent and review.feedback and streak >= board.rules.loop_guard:
-        board._set(tid, "escalated")  # loop guard: the same failure again will not differ
+        board.set_status(tid, "escalated")  # loop guard: the same failure again will not differ
         rec.feedback = f"loop guard: failed the same way {streak} times: {review.feedback}"
     if review.reviewer == "gates+rubric" and all(c.passed for c in review.checks):
         record_conflict(
@@ -125,7 +125,7 @@ def _announce(board: TaskBoard, result: TaskResult, review: Review) -> None:
     tid = result.task_id
     rec = board.records[tid]
     kind = "task_completed" if review.verdict == "approve" else "task_failed"
-    board._say(
+    board.say(
         kind,
         task_id=tid,
         worker=result.worker,
@@ -134,7 +134,7 @@ def _announce(board: TaskBoard, result: TaskResult, review: Review) -> None:
         data={"score": review.score, "status": rec.status},
     )
     if rec.status == "escalated":
-        board._say(
+        board.say(
             "escalated",
             task_id=tid,
             message=f"after {len(board.reviews[tid])} attempts: {rec.feedback}",
@@ -151,7 +151,7 @@ def _conclude(board: TaskBoard, tid: str, live: bool) -> None:
         if winner is None:
             return
     assert winner is not None
-    board._set(tid, "approved")
+    board.set_status(tid, "approved")
     rec.worker, rec.summary = winner.worker, winner.summary
     rec.result_key = attempt_key(tid, winner.attempt)
     board.reviews[tid] = []  # only an unsettled task needs them (fewer objects for the GC)
@@ -191,7 +191,7 @@ def _vote(
             live,
             disagreement(mechanism=mechanism, resolution=f"handed to the mediator ({mechanism})"),
         )
-        board._set(tid, "escalated")
+        board.set_status(tid, "escalated")
         rec.feedback = f"redundant results disagree: {detail}"
         return None
     ballots = [Ballot(voter=a.worker, answer=a.answer, weight=weights[a.attempt]) for a in replicas]
@@ -209,7 +209,7 @@ def _vote(
         ),
     )
     if chosen is None:
-        board._set(tid, "escalated")
+        board.set_status(tid, "escalated")
         rec.feedback = f"redundant results disagree and the vote is tied: {verdict.reason}"
     return chosen
 

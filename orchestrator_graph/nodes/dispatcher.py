@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Literal
 
 from langgraph.types import Command
 
-from orchestrator_graph.dispatch.board import Launch, TaskBoard
+from orchestrator_graph.dispatch.board import Launch, TaskBoard, replay
 from orchestrator_graph.dispatch.runner import DispatchRunner, DispatchSettings
 from orchestrator_graph.env import Env
 from orchestrator_graph.errors import BudgetExceeded
@@ -51,7 +51,7 @@ async def step(
         settings.rules,
         history,
     )
-    board.replay(await Ledger(store, run_id).attempts())
+    replay(board, await Ledger(store, run_id).attempts())
     runner = DispatchRunner(
         board,
         settings,

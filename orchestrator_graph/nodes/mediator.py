@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Literal
 
 from langgraph.store.base import BaseStore
@@ -16,7 +18,7 @@ from orchestrator_graph.context import Context
 from orchestrator_graph.env import Env
 from orchestrator_graph.errors import StructuredOutputError
 from orchestrator_graph.events import Event
-from orchestrator_graph.ledger import Ledger, attempt_key, load_schedule, save_schedule
+from orchestrator_graph.ledger import Ledger, attempt_key, load_schedule, save_schedule, spent_kept
 from orchestrator_graph.llm import ask_structured, calling
 from orchestrator_graph.models import Decision, Escalation, Plan, Replan, TaskRecord, TaskResult
 from orchestrator_graph.prompts import messages
@@ -41,21 +43,18 @@ async def step(
     plan = Plan.model_validate(state["plan"])
     replans = [Replan.model_validate(r) for r in state.get("replans", [])]
     new_replans: list[Replan] = []
-    tallies: dict[str, list[Tally]] = {"mediator": [], "planner": []}
     for entry in state.get("escalations", []):
         esc = Escalation.model_validate(entry)
         if esc.task_id not in records or records[esc.task_id].replaced_by:
             continue  # gone with a sub-graph an earlier re-plan replaced
         rec = records[esc.task_id]
-        with track_usage() as usage, calling(services.roles.profile("mediator", context, state)):
+        async with mediation.counted("mediator", context, state, env.store):
             decision = await mediation.decide(esc, context, env.store, state, plan, replans, rec)
-        tallies["mediator"].append(usage)
         if decision.action == "replan":
-            with track_usage() as usage, calling(services.roles.profile("planner", context, state)):
+            async with mediation.counted("planner", context, state, env.store):
                 decision, plan, found = await mediation.replace_subgraph(
                     esc, decision, context, plan, records, replans
                 )
-            tallies["planner"].append(usage)
             replans.append(found)
             new_replans.append(found)
             if decision.action == "replan":
@@ -78,7 +77,7 @@ async def step(
         goto="dispatcher",
         update={
             **update,
-            **usage_update({r: ts for r, ts in tallies.items() if ts}),
+            **usage_update({r: ts for r, ts in mediation.tallies.items() if ts}),
             "tasks": dump_records(records),
             "escalations": [],
             "decisions": [d.model_dump(mode="json") for d in decisions],
@@ -147,6 +146,23 @@ class Mediation:
 
     def __init__(self, services: Services) -> None:
         self.registry, self.roles = services.registry, services.roles
+        self.tallies: dict[str, list[Tally]] = {"mediator": [], "planner": [], "reviewer": []}
+
+    @asynccontextmanager
+    async def counted(
+        self,
+        role: str,
+        context: Context,
+        state: OrchestratorState,
+        store: BaseStore,
+        alone: bool = False,
+    ) -> AsyncIterator[None]:
+        """Calls made for ``role``, bounded by its limits and the run's budget, counted under
+        it, and kept if the node fails before it writes its state."""
+        with track_usage(alone=alone) as usage, calling(self.roles.profile(role, context, state)):
+            self.tallies[role].append(usage)
+            async with spent_kept(store, state["run_id"], self.tallies):
+                yield
 
     async def replace_subgraph(
         self,
@@ -387,7 +403,8 @@ class Mediation:
             started_at=time.time(),
             finished_at=time.time(),
         )
-        review = await gate_result(task, result, context, self.roles.model("reviewer", context))
+        async with self.counted("reviewer", context, state, store, alone=True):
+            review = await gate_result(task, result, context, self.roles.model("reviewer", context))
         await ledger.record(result, review)
         if review.verdict != "approve":
             return Decision(

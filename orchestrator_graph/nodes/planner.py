@@ -21,7 +21,7 @@ from orchestrator_graph.dag import (
 from orchestrator_graph.dispatch.board import with_redundancy
 from orchestrator_graph.env import Env
 from orchestrator_graph.events import Event
-from orchestrator_graph.ledger import save_schedule, save_spent
+from orchestrator_graph.ledger import save_schedule, spent_kept
 from orchestrator_graph.llm import ask_structured, calling
 from orchestrator_graph.memory import FailurePattern, mitigations
 from orchestrator_graph.models import Conflict, Plan, PlanAnalysis, Review, Schedule, TaskRecord
@@ -31,6 +31,7 @@ from orchestrator_graph.registry import Registry
 from orchestrator_graph.schemas import PlanDraft
 from orchestrator_graph.state import OrchestratorState
 from orchestrator_graph.usage import Tally, track_usage, usage_update
+from orchestrator_graph.workers import able_workers
 
 if TYPE_CHECKING:
     from orchestrator_graph.nodes.services import Services
@@ -41,7 +42,9 @@ async def step(services: Services, state: OrchestratorState, env: Env) -> dict[s
     plan, verdict = await planning.gated()
     plan, disputes = settle_plan(plan, env.context)
     registry = services.registry
-    able = {t.id: [w.name for w in registry.workers() if w.can_do(t)] for t in plan.tasks}
+    able = {
+        t: [w.name for w in ws] for t, ws in able_workers(plan.tasks, registry.workers()).items()
+    }
     patterns = [FailurePattern.model_validate(p) for p in state.get("patterns", [])]
     fixes = mitigations(plan.tasks, patterns, able)
     plan = plan.model_copy(
@@ -158,11 +161,8 @@ class Planning:
         profile = self.services.roles.profile(role, self.env.context, self.state)
         with track_usage() as usage, calling(profile):
             self.tallies[role].append(usage)
-            try:
+            async with spent_kept(self.env.store, self.state["run_id"], self.tallies):
                 return await call
-            except Exception:
-                await save_spent(self.env.store, self.state["run_id"], self.tallies)
-                raise
 
 
 def planned_event(plan: Plan, analysis: PlanAnalysis, schedule: Schedule) -> Event:

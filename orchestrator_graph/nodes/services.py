@@ -5,15 +5,18 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from langchain_core.embeddings import Embeddings
 from langgraph.runtime import Runtime
 from langgraph.store.base import BaseStore
+from langgraph.types import interrupt
 
 from orchestrator_graph.context import Context
 from orchestrator_graph.dag import analyse_plan
 from orchestrator_graph.env import Env
+from orchestrator_graph.errors import BudgetSpent
+from orchestrator_graph.heap import long_lived_frozen
 from orchestrator_graph.llm import ModelSpec
 from orchestrator_graph.memory import MemoryHandle, PlanMemory
 from orchestrator_graph.models import Plan, PlanAnalysis, Schedule, Slot
@@ -58,12 +61,20 @@ class Services:
         return cls(registry, roles, MemoryHandle(memory, embeddings), AttemptSteps(registry, roles))
 
     def node(self, step: Step) -> Node:
-        """``step`` as a LangGraph node: the runtime read once (``Env.of``), the services bound."""
+        """``step`` as a LangGraph node: the runtime read once (``Env.of``), the services bound,
+        the objects that live across nodes kept out of the collector's full passes (``heap``),
+        and a budget spent by its model calls a pause in that node (``pause_for_budget``)."""
+
+        name = step.__module__.rsplit(".", 1)[-1]
 
         async def node(state: OrchestratorState, runtime: Runtime[Context]) -> Any:
-            return await step(self, state, Env.of(runtime))
+            with long_lived_frozen():
+                try:
+                    return await step(self, state, Env.of(runtime))
+                except BudgetSpent as spent:
+                    return pause_for_budget(name, str(spent))
 
-        node.__name__ = node.__qualname__ = step.__module__.rsplit(".", 1)[-1]
+        node.__name__ = node.__qualname__ = name
         return node
 
     async def analyse(
@@ -96,3 +107,17 @@ def team_registry(workers: Sequence[Worker] | Registry | None) -> Registry:
             "Registry that workers join later"
         )
     return registry
+
+
+def pause_for_budget(node: str, reason: str) -> NoReturn:
+    """A budget ran out during a node's model calls: the run pauses there, as the dispatcher's
+    budget gate does. Resumed (with a raised budget in the context), the node runs again; if it
+    runs out again, it pauses again: each resume answers one pause, the next is unanswered."""
+    payload = {
+        "type": "budget",
+        "node": node,
+        "reason": reason,
+        "resume": "raise the budget in the context, then resume",
+    }
+    while True:
+        interrupt(payload)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from orchestrator_graph.consensus import FactClaim, expertise_weight, settle_facts
 from orchestrator_graph.env import Env
 from orchestrator_graph.events import Event
-from orchestrator_graph.ledger import Ledger, save_spent, to_store
+from orchestrator_graph.ledger import Ledger, spent_kept, to_store
 from orchestrator_graph.llm import ask_structured, calling
 from orchestrator_graph.models import Deliverable, Plan, TaskRecord
 from orchestrator_graph.prompts import messages
@@ -43,7 +43,7 @@ async def step(services: Services, state: OrchestratorState, env: Env) -> dict[s
         for tid, rec in approved
     ]
     with track_usage() as usage, calling(services.roles.profile("synthesizer", context, state)):
-        try:
+        async with spent_kept(env.store, state["run_id"], {"synthesizer": [usage]}):
             draft = await ask_structured(
                 services.roles.model("synthesizer", context),
                 DeliverableDraft,
@@ -55,9 +55,6 @@ async def step(services: Services, state: OrchestratorState, env: Env) -> dict[s
                     disputed=", ".join(disputed) or "none",
                 ),
             )
-        except Exception:
-            await save_spent(env.store, state["run_id"], {"synthesizer": [usage]})
-            raise
     deliverable = Deliverable(
         title=draft.title,
         summary=draft.summary,
