@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from jsonschema import Draft202012Validator
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.tools import BaseTool
 from langgraph.pregel import Pregel
 from pydantic import BaseModel
@@ -118,9 +118,16 @@ async def call_agent(agent: Pregel, payload: Any) -> Any:
 
 def agent_output(state: Mapping[str, Any]) -> Any:
     """The agent's ``structured_response`` if it has one, else its last AI message, with the
-    tool calls it made on the way (the ledger keeps them with the result)."""
-    messages = [m for m in state.get("messages", []) if isinstance(m, AIMessage)]
-    calls = [{"name": c["name"], "args": c["args"]} for m in messages for c in m.tool_calls]
+    tool calls it made on the way and their results (the ledger keeps them with the result;
+    grounding finds the figures the answer took from them)."""
+    every = state.get("messages", [])
+    results = {m.tool_call_id: m.text for m in every if isinstance(m, ToolMessage)}
+    messages = [m for m in every if isinstance(m, AIMessage)]
+    calls = [
+        {"name": c["name"], "args": c["args"], "result": results.get(c["id"] or "")}
+        for m in messages
+        for c in m.tool_calls
+    ]
     structured = state.get("structured_response")
     if structured is not None:
         return as_output(structured)

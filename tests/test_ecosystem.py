@@ -88,7 +88,7 @@ async def test_agent_and_tool_workers_get_their_task_inputs_and_upstream():
     _, store, call = run(team, tasks)
     out = await call
     report = out["report"]
-    assert report["status"] == "done", report["tasks"]
+    assert report["status"] == "done", [t["feedback"] for t in report["tasks"].values()]
     assert received_by_tool == [{"amount": 100, "rate": 2.5}]
     first = model.received[0][-1].text
     assert "Write the city brief" in first and "Use the population tool." in first
@@ -96,7 +96,9 @@ async def test_agent_and_tool_workers_get_their_task_inputs_and_upstream():
     assert model.received[1][-1].type == "tool" and model.received[1][-1].text == "522000"
     attempts = await Ledger(store, report["run_id"]).attempts()
     result = next(r for r, _ in attempts if r.task_id == "brief")
-    assert result.output["tool_calls"] == [{"name": "population", "args": {"city": "Lyon"}}]
+    assert result.output["tool_calls"] == [
+        {"name": "population", "args": {"city": "Lyon"}, "result": "522000"}
+    ]
     assert result.output["answer"].startswith("Lyon has 522000") and result.tokens > 0
 
 
