@@ -65,7 +65,7 @@ def test_every_python_block_runs(index, tmp_path):
         assert out.stdout.strip() == "done ['line1', 'line2']", out.stdout
     if "# example: ecosystem" in code:  # the agent's answer, then the contract's refusal
         first, second = out.stdout.strip().splitlines()
-        assert first == "done The 100 EUR are 108.0 USD.", out.stdout
+        assert first == "done The 100 EUR are 150.0 USD.", out.stdout
         assert second.startswith("invalid plan: task 'c' inputs break worker 'fx''s contract")
     if "# example: mcp" in code:
         assert out.stdout.strip() == "done 26.219", out.stdout
