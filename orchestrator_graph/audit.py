@@ -9,6 +9,7 @@ from typing import Any
 from langgraph.store.base import BaseStore
 from pydantic import BaseModel
 
+from orchestrator_graph.hierarchy import delegated_to
 from orchestrator_graph.ledger import Ledger
 
 
@@ -52,7 +53,7 @@ async def audit_trail(store: BaseStore, values: Mapping[str, Any]) -> list[Audit
                     actor=result.worker,
                     action="attempt started",
                     task_id=result.task_id,
-                    detail=key,
+                    detail=key + delegated_to(result.output),
                 )
             )
             entries.append(

@@ -168,6 +168,13 @@ class Context:
         default="",
         metadata={"description": "where workers write files; unset = ./orchestrator-output"},
     )
+    dask_address: str = field(
+        default="",
+        metadata={
+            "description": "Dask scheduler for workers declared to run on Dask without an "
+            "address of their own; unset = $ORCHESTRATOR_GRAPH_DASK"
+        },
+    )
     structured_output: dict[str, str] | None = field(
         default=None,
         metadata={

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from graphlib import CycleError, TopologicalSorter
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from orchestrator_graph.errors import PlanRejectedError as PlanRejectedError
 from orchestrator_graph.errors import PlanValidationError
@@ -80,6 +80,33 @@ def validate_plan(
         raise PlanValidationError(problems)
 
 
+class Able(Protocol):
+    def can_do(self, task: Task) -> bool: ...
+
+
+W = TypeVar("W", bound=Able)
+TaskKind = tuple[tuple[str, ...], tuple[tuple[str, float], ...]]
+
+
+def task_kind(task: Task) -> TaskKind:
+    """What decides who can do a task: its skills and the levels they need."""
+    return (tuple(task.skills), tuple(sorted(task.min_levels.items())))
+
+
+def able_workers(tasks: Iterable[Task], workers: Sequence[W]) -> dict[str, list[W]]:
+    """Task id -> the workers able to do it, worked out once per kind of task: a plan of
+    thousands of tasks has a handful of kinds, so this is O(kinds x workers + tasks)."""
+    by_kind: dict[TaskKind, list[W]] = {}
+    out: dict[str, list[W]] = {}
+    for task in tasks:
+        kind = task_kind(task)
+        able = by_kind.get(kind)
+        if able is None:
+            able = by_kind[kind] = [w for w in workers if w.can_do(task)]
+        out[task.id] = able
+    return out
+
+
 class Capable(Protocol):
     """What the data-flow check needs of a worker (``workers.Worker`` has it)."""
 
@@ -99,7 +126,7 @@ def check_data_flow(plan: Plan, workers: Sequence[Capable]) -> None:
     workers provide, or lacks an input (a path) that every able worker needs."""
     plan = with_implied_dependencies(plan)
     tasks = {t.id: t for t in plan.tasks}
-    able = {t.id: [w for w in workers if w.can_do(t)] for t in plan.tasks}
+    able = able_workers(plan.tasks, workers)
     problems = []
     for task in plan.tasks:
         if not able[task.id]:

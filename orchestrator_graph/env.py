@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from langgraph.config import get_config
+from langgraph.constants import CONFIG_KEY_CHECKPOINTER
 from langgraph.runtime import Runtime
 from langgraph.store.base import BaseStore
 
@@ -19,11 +21,20 @@ class Env:
     context: Context
     store: BaseStore
     emit: Emit
+    thread_id: str = ""
+    checkpointer: Any = None
+    """The run's thread and checkpointer: a team lead starts its child orchestrator on them."""
 
     @classmethod
     def of(cls, runtime: Runtime[Any]) -> Env:
+        try:
+            configurable = get_config().get("configurable", {})
+        except RuntimeError:  # a step called directly, outside a graph
+            configurable = {}
         return cls(
             Context.coerce(runtime.context),
             store_of(runtime),
             stream_emitter(runtime.stream_writer),
+            str(configurable.get("thread_id") or ""),
+            configurable.get(CONFIG_KEY_CHECKPOINTER),
         )

@@ -19,9 +19,10 @@ from typing import Any, Literal
 from langgraph.store.base import BaseStore
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from orchestrator_graph.dag import TaskKind, able_workers, task_kind
 from orchestrator_graph.ledger import HISTORY
 from orchestrator_graph.models import Task
-from orchestrator_graph.workers import TaskKind, Worker, able_workers, task_kind
+from orchestrator_graph.workers import Worker
 
 Status = Literal["available", "busy", "draining", "offline"]
 ENTRY_POINT_GROUP = "orchestrator_graph.workers"

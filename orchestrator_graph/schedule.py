@@ -12,7 +12,7 @@ import heapq
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from orchestrator_graph.dag import dependencies, downstream
+from orchestrator_graph.dag import able_workers, dependencies, downstream
 from orchestrator_graph.models import (
     Plan,
     PlanAnalysis,
@@ -24,7 +24,7 @@ from orchestrator_graph.models import (
     TaskRisk,
 )
 from orchestrator_graph.registry import PRIOR_RELIABILITY, History, duration_on, slowness
-from orchestrator_graph.workers import Worker, able_workers
+from orchestrator_graph.workers import Worker
 
 UNASSIGNED = "(nobody)"
 RISKY = 0.6  # tasks at or above this risk get a backup worker, like critical-path ones

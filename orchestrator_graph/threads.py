@@ -5,7 +5,7 @@ interrupted (its process died)."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from orchestrator_graph.errors import DamagedStoreError, InputError
@@ -48,10 +48,13 @@ class Inspection:
     schedule: Schedule | None
     attempts: dict[str, int]
     owner: dict[str, Any] | None
+    children: list[dict[str, Any]] = field(default_factory=list)
+    """Child orchestrators its team leads ran, each with its own (``hierarchy.tree``)."""
 
 
 async def inspect_thread(thread: str, home: str | None, postgres: str | None) -> Inspection:
     from orchestrator_graph.graph import create_orchestrator
+    from orchestrator_graph.hierarchy import tree
     from orchestrator_graph.ledger import THREAD_OWNERS, Ledger, load_schedule, read_status
     from orchestrator_graph.models import StatusSnapshot
     from orchestrator_graph.persistence import open_persistence
@@ -68,6 +71,7 @@ async def inspect_thread(thread: str, home: str | None, postgres: str | None) ->
         attempts = await Ledger(store, run_id).attempts() if run_id else []
         schedule = await load_schedule(store, run_id) if run_id else None
         driver = await store.aget(THREAD_OWNERS, thread)
+        children = await tree(store, run_id)
     kept = StatusSnapshot.model_validate(values["status"]) if values.get("status") else None
     newest = max((s for s in (stored, kept) if s), key=lambda s: s.at, default=None)
     since = values.get("executing_since") or values.get("started_at") or 0.0
@@ -81,6 +85,7 @@ async def inspect_thread(thread: str, home: str | None, postgres: str | None) ->
         schedule,
         counts,
         driver.value if driver else None,
+        children,
     )
 
 

@@ -29,7 +29,7 @@ from orchestrator_graph.qa import gate_result
 from orchestrator_graph.registry import Registry
 from orchestrator_graph.roles import Roles
 from orchestrator_graph.usage import track_usage
-from orchestrator_graph.workers import WorkerContext, WorkerInput
+from orchestrator_graph.workers import RunHandle, WorkerContext, WorkerInput
 
 DEFAULT_OUTPUT_DIR = "orchestrator-output"
 DURABILITY_KEY = "__pregel_durability"  # langgraph._internal._constants.CONFIG_KEY_DURABILITY
@@ -123,6 +123,7 @@ class AttemptSteps:
             model=self.roles.model("worker", context),
             output_dir=context.output_dir or DEFAULT_OUTPUT_DIR,
             emit=env.emit,
+            run=RunHandle(env.thread_id, env.store, env.checkpointer, context),
         )
         started = time.time()
         self.began[(run_id, task.id, attempt)] = started

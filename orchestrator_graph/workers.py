@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +37,17 @@ class WorkerContext:
     model: BaseChatModel
     output_dir: str
     emit: Emit
+    run: RunHandle | None = None
+    """The parent run's thread, store, checkpointer and settings (a team lead starts its child
+    orchestrator on them); None when the worker is called outside a run."""
+
+
+@dataclass(frozen=True)
+class RunHandle:
+    thread_id: str
+    store: Any
+    checkpointer: Any
+    context: Any
 
 
 class Worker(BaseModel):
@@ -157,25 +168,3 @@ def _calling_convention(fn: Callable[..., Any]) -> tuple[bool, bool]:
     positional = sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
     is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(type(fn).__call__)
     return positional >= 2, is_async
-
-
-TaskKind = tuple[tuple[str, ...], tuple[tuple[str, float], ...]]
-
-
-def task_kind(task: Task) -> TaskKind:
-    """What decides who can do a task: its skills and the levels they need."""
-    return (tuple(task.skills), tuple(sorted(task.min_levels.items())))
-
-
-def able_workers(tasks: Iterable[Task], workers: Sequence[Worker]) -> dict[str, list[Worker]]:
-    """Task id -> the workers able to do it, worked out once per kind of task: a plan of
-    thousands of tasks has a handful of kinds."""
-    by_kind: dict[TaskKind, list[Worker]] = {}
-    out: dict[str, list[Worker]] = {}
-    for task in tasks:
-        kind = task_kind(task)
-        able = by_kind.get(kind)
-        if able is None:
-            able = by_kind[kind] = [w for w in workers if w.can_do(task)]
-        out[task.id] = able
-    return out

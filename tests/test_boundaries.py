@@ -68,6 +68,7 @@ BAD_CONTEXT = [
     ({"fallback": ["pray"]}, "fallback", "retry_elsewhere, replan, partial"),
     ({"resolution_by_conflict": {"gossip": "weighted"}}, "resolution_by_conflict", "kinds"),
     ({"output_dir": 3}, "output_dir", "a string"),
+    ({"dask_address": 3}, "dask_address", "a string"),
     ({"planner_model": 7}, "planner_model", "a string"),
     ({"resolution_by_conflict": "weighted"}, "resolution_by_conflict", "a mapping"),
     ({"fallback": "partial"}, "fallback", "a list"),

@@ -71,6 +71,12 @@ def test_every_python_block_runs(index, tmp_path):
         assert out.stdout.strip() == "done 26.219", out.stdout
     if "# example: supervisor" in code:
         assert out.stdout.strip() == "['supervisor', 'orchestrator']", out.stdout
+    if "# example: hierarchy" in code:  # the run, then its three child runs, each done
+        lines = out.stdout.strip().splitlines()
+        assert lines[:2] == ["done", "child runs:"] and len(lines) == 5, out.stdout
+        assert all(line.endswith(" done") and "thread project/" in line for line in lines[2:])
+    if "# example: dask" in code:
+        assert out.stdout.strip() == "done 4 tasks ran on Dask", out.stdout
 
 
 def test_every_shell_command_runs_or_is_known(tmp_path, monkeypatch):

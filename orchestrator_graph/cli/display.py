@@ -151,3 +151,7 @@ def show_status(summary: dict[str, Any], live: StatusSnapshot | None) -> None:
             "" if rec.get("score") is None else f"{rec['score']:.2f}",
         )
     out.print(table)
+    from orchestrator_graph.hierarchy import tree_lines  # the package's, only when shown
+
+    for line in tree_lines(summary.get("children", [])):
+        out.print(line, markup=False, highlight=False)

@@ -162,6 +162,7 @@ def status(
             "status": thread_status(found),
             "snapshot": live.model_dump(mode="json") if live else None,
             "bottlenecks": values.get("bottlenecks", []),
+            "children": found.children,
         }
         if gantt is not None:
             from orchestrator_graph.charts import gantt_figure, to_html

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrator_graph.dag import able_workers, task_kind
 from orchestrator_graph.dispatch.verdicts import FINAL, Approval, settle
 from orchestrator_graph.events import Event
 from orchestrator_graph.models import (
@@ -31,7 +32,7 @@ from orchestrator_graph.models import (
     TaskResult,
 )
 from orchestrator_graph.registry import History, Registry, SkillStats
-from orchestrator_graph.workers import Worker, able_workers, task_kind
+from orchestrator_graph.workers import Worker
 
 OPEN = frozenset({"pending", "running"})
 

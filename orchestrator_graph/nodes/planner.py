@@ -13,6 +13,7 @@ from orchestrator_graph.context import Context
 from orchestrator_graph.contracts import check_contracts, team_sheet
 from orchestrator_graph.dag import (
     PlanRejectedError,
+    able_workers,
     analyse_plan,
     check_data_flow,
     validate_plan,
@@ -31,7 +32,6 @@ from orchestrator_graph.registry import Registry
 from orchestrator_graph.schemas import PlanDraft
 from orchestrator_graph.state import OrchestratorState
 from orchestrator_graph.usage import Tally, track_usage, usage_update
-from orchestrator_graph.workers import able_workers
 
 if TYPE_CHECKING:
     from orchestrator_graph.nodes.services import Services

@@ -1,0 +1,208 @@
+"""Scale: flat vs two-level vs three-level organisations, and work on Dask vs in-process.
+
+``python evals/bench_scale.py [--quick] [--repeats N] [--skip-dask]`` prints, in one run:
+
+1. per organisation and size: coordination overhead per task (CPU ms of this process per task;
+   simulated workers only sleep, so all of it is coordination), makespan / lower bound (the
+   lower bound of the same independent work on the same number of equal workers), the bytes that
+   crossed each parent -> child boundary per task (down: the phase and its plan; up: summary and
+   references), and the bytes written into checkpoints per task;
+2. throughput of CPU-bound work run in-process vs on a local Dask cluster of 1, 2 and 4 worker
+   processes (bound to 127.0.0.1), with the bytes per task each way.
+
+Sizes (chosen to keep the run to a few minutes on 2 cores): 100 workers x 1,000 tasks, 1,000 x
+1,000 and 10,000 x 10,000. Every organisation holds about a hundred members per orchestrator
+(two-level: workers/100 regional leads; three-level: sqrt(workers/100) regions x as many teams).
+The flat organisation is not run at 10,000 x 10,000: its planning is O(workers x tasks) (1,000 x
+1,000 already spends most of its time there); the table says so instead of guessing a figure.
+Efforts are log-normal (sigma 0.3) with a mean chosen so the lower bound is about 3 s.
+
+Run time: the whole default run (3 repeats) is CPU-bound coordination of about 25,000 tasks
+plus the flat 1,000 x 1,000 planning; on a shared, loaded machine it takes far longer than on an
+idle one, so ``--sizes`` picks sizes (``100x1000,10000x10000``) and ``--quick`` takes a minute."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import math
+import os
+import statistics
+import sys
+import time
+from typing import Any
+
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.store.memory import InMemoryStore
+
+from orchestrator_graph import create_orchestrator
+from orchestrator_graph.hierarchy import HIERARCHY
+from orchestrator_graph.models import Criterion, Plan, Task
+from orchestrator_graph.organisation import lower_bound, organisation
+from orchestrator_graph.workers import Worker, WorkerInput
+
+SIZES = [(100, 1_000), (1_000, 1_000), (10_000, 10_000)]
+QUICK = [(100, 300), (1_000, 1_000)]
+FLAT_LIMIT = 2_000_000  # workers x tasks beyond which the flat planner takes minutes
+CONTEXT = {"use_memory": False, "adapt": False}
+
+
+def shape(levels: int, workers: int) -> dict[str, int]:
+    if levels == 2:
+        return {"regions": max(2, workers // 100)}
+    side = max(2, round(math.sqrt(workers / 100)))
+    return {"regions": side, "teams": side}
+
+
+def checkpoint_bytes(saver: InMemorySaver) -> int:
+    total = sum(len(v[1]) for v in saver.blobs.values())
+    for namespaces in saver.storage.values():
+        for checkpoints in namespaces.values():
+            total += sum(len(c[1]) + len(c[0][1]) for c in checkpoints.values())
+    for writes in saver.writes.values():
+        total += sum(len(w[3][1]) for w in writes.values())
+    return total
+
+
+async def link_bytes(store: InMemoryStore) -> tuple[int, int]:
+    links = await store.asearch(HIERARCHY, limit=1_000_000)
+    return sum(i.value["bytes_down"] for i in links), sum(i.value["bytes_up"] for i in links)
+
+
+async def one_run(levels: int, workers: int, tasks: int) -> dict[str, Any]:
+    mean = 3.0 * workers / tasks / 1.1  # the lower bound is about 3 s
+    extra = shape(levels, workers) if levels > 1 else {}
+    org = organisation(levels, workers=workers, tasks=tasks, mean_effort=mean, **extra)
+    saver, store = InMemorySaver(), InMemoryStore()
+    graph = create_orchestrator(workers=org.workers).compile(checkpointer=saver, store=store)
+    cpu, wall = time.process_time(), time.perf_counter()
+    out = await graph.ainvoke(
+        {"request": "scale", "plan": org.plan.model_dump(mode="json")},
+        {"configurable": {"thread_id": f"bench-{levels}-{workers}"}},
+        context=CONTEXT,
+    )
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    assert out["report"]["status"] == "done", out["report"]["reason"]
+    down, up = await link_bytes(store)
+    return {
+        "cpu_ms": cpu * 1000 / tasks,
+        "ratio": wall / lower_bound(org.work, workers),
+        "down": down / tasks,
+        "up": up / tasks,
+        "ckpt": checkpoint_bytes(saver) / tasks,
+    }
+
+
+async def organisations(sizes: list[tuple[int, int]], repeats: int) -> None:
+    print(f"\n## Organisations (median of {repeats} runs; load {os.getloadavg()[0]:.1f})\n")
+    head = "| workers x tasks | organisation | CPU ms/task | makespan / lower bound |"
+    print(head + " bytes down/task | bytes up/task | checkpoint bytes/task |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for workers, tasks in sizes:
+        for levels, name in ((1, "flat"), (2, "two-level"), (3, "three-level")):
+            if levels == 1 and workers * tasks > FLAT_LIMIT:
+                print(f"| {workers:,} x {tasks:,} | {name} | not run: planning is O(W x T) |")
+                continue
+            runs = [await one_run(levels, workers, tasks) for _ in range(repeats)]
+            med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+            print(
+                f"| {workers:,} x {tasks:,} | {name} | {med['cpu_ms']:.2f} | {med['ratio']:.2f} | "
+                f"{med['down']:.0f} | {med['up']:.0f} | {med['ckpt']:.0f} |",
+                flush=True,
+            )
+
+
+def crunch(payload: WorkerInput) -> dict[str, Any]:
+    """About 50 ms of CPU: the kind of work worth sending to other processes."""
+    digest = payload.task.id.encode()
+    for _ in range(payload.task.inputs.get("rounds", 100_000)):
+        digest = hashlib.sha256(digest).digest()
+    return {"value": digest.hex()[:8], "summary": f"{payload.task.id} crunched"}
+
+
+def _warm() -> None:
+    import orchestrator_graph.workers  # noqa: F401
+
+
+def crunch_plan(n: int) -> Plan:
+    tasks = [
+        Task(
+            id=f"c{i:04d}",
+            title=f"crunch {i}",
+            skills=["cpu"],
+            acceptance=[Criterion(kind="has_keys", keys=["value"])],
+        )
+        for i in range(n)
+    ]
+    return Plan(goal="crunch", tasks=tasks, source="declared")
+
+
+async def throughput(worker: Worker, n: int) -> float:
+    graph = create_orchestrator(workers=[worker]).compile(
+        checkpointer=InMemorySaver(), store=InMemoryStore()
+    )
+    start = time.perf_counter()
+    out = await graph.ainvoke(
+        {"request": "crunch", "plan": crunch_plan(n).model_dump(mode="json")},
+        {"configurable": {"thread_id": "crunch"}},
+        context=CONTEXT,
+    )
+    assert out["report"]["status"] == "done", out["report"]["reason"]
+    return n / (time.perf_counter() - start)
+
+
+async def dask_table(n: int, repeats: int) -> None:
+    from distributed import LocalCluster
+
+    from orchestrator_graph.dask_workers import CLIENTS, dask_worker
+
+    print(f"\n## Work on Dask ({n} tasks of ~50 ms CPU; load {os.getloadavg()[0]:.1f})\n")
+    print("| where | processes | tasks/s (median) | bytes sent/task | bytes back/task |")
+    print("|---|---:|---:|---:|---:|")
+    local = Worker(name="local", skills=["cpu"], capacity=8, run=crunch)
+    rates = [await throughput(local, n) for _ in range(repeats)]
+    print(f"| in-process (threads) | 1 | {statistics.median(rates):.1f} | 0 | 0 |", flush=True)
+    for procs in (1, 2, 4):
+        async with LocalCluster(
+            n_workers=procs,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            asynchronous=True,
+        ) as cluster:
+            worker = dask_worker(
+                "dask", crunch, skills=["cpu"], capacity=8, address=cluster.scheduler_address
+            )
+            client = await CLIENTS.get(cluster.scheduler_address)
+            await client.run(_warm)  # each process imports the package once, before the clock
+            rates = [await throughput(worker, n) for _ in range(repeats)]
+            await CLIENTS.close()
+        t = worker.run.traffic
+        print(
+            f"| Dask | {procs} | {statistics.median(rates):.1f} | {t.sent / t.tasks:.0f} | "
+            f"{t.received / t.tasks:.0f} |",
+            flush=True,
+        )
+
+
+async def main(argv: list[str]) -> None:
+    args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    args.add_argument("--quick", action="store_true", help="small sizes, one run each")
+    args.add_argument("--repeats", type=int, default=3)
+    args.add_argument("--skip-dask", action="store_true")
+    args.add_argument("--sizes", help="workers x tasks to run, e.g. 100x1000,10000x10000")
+    opts = args.parse_args(argv)
+    repeats = 1 if opts.quick else opts.repeats
+    sizes = QUICK if opts.quick else SIZES
+    if opts.sizes:
+        sizes = [tuple(int(n) for n in size.split("x")) for size in opts.sizes.split(",")]
+    print(f"# bench_scale {time.strftime('%Y-%m-%d %H:%M')} UTC, {os.cpu_count()} CPUs")
+    await organisations(sizes, repeats)  # type: ignore[arg-type]
+    if not opts.skip_dask:
+        await dask_table(40 if opts.quick else 100, repeats)
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1:]))

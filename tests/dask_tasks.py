@@ -1,0 +1,30 @@
+"""Worker functions the Dask tests send to their cluster (importable there, unlike a test)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from orchestrator_graph.workers import WorkerInput
+
+
+def where_it_ran(payload: WorkerInput) -> dict[str, Any]:
+    """Sleeps the task's effort and says which Dask worker ran it. With ``inputs.announce``
+    (a file), the first run of the task writes its process id there before sleeping, so a
+    test can kill that process mid-task."""
+    from distributed import get_worker
+
+    announce = payload.task.inputs.get("announce")
+    if announce and not Path(announce).exists():
+        Path(announce).write_text(str(os.getpid()))
+    time.sleep(payload.task.effort)
+    worker = get_worker()
+    regions = [r.removeprefix("region-") for r in worker.state.total_resources]
+    return {
+        "value": len(payload.task.id),
+        "pid": os.getpid(),
+        "regions": regions,
+        "summary": f"{payload.task.id} done in region {regions[0] if regions else '-'}",
+    }
