@@ -137,6 +137,7 @@ def declared_plan() -> dict[str, Any]:
         "planner.user",
         request=EXAMPLE,
         skills="analysis, data_collection, processing, reporting, validation",
+        workers="none",
         examples="none",
         feedback="none",
     )

@@ -16,6 +16,10 @@ class InputError(OrchestratorError, ValueError):
     """Bad input found at a boundary (a request, a plan, a roster, a setting, a file)."""
 
 
+class ToolArgumentsError(InputError):
+    """A task's inputs are not valid arguments for the tool that should run it."""
+
+
 class ContextError(InputError):
     """A ``Context`` field with a value it does not allow. ``field`` names it, ``allowed`` says
     what it takes (choices or a range), ``value`` is what was given."""

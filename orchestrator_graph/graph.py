@@ -30,8 +30,10 @@ from orchestrator_graph.nodes import (
     synthesizer,
 )
 from orchestrator_graph.nodes.services import Services
+from orchestrator_graph.prompt_overrides import PromptOverride
 from orchestrator_graph.registry import Registry
 from orchestrator_graph.state import InputState, OrchestratorState, OutputState
+from orchestrator_graph.worker_graph import drawn_with
 from orchestrator_graph.workers import Worker
 
 if TYPE_CHECKING:  # chromadb loads with the memory, not with the package
@@ -66,6 +68,7 @@ def create_orchestrator(
     models: Mapping[str, ModelSpec] | None = None,
     memory: PlanMemory | str | None = None,
     embeddings: Embeddings | EmbeddingFunction[Documents] | None = None,
+    prompts: Mapping[str, PromptOverride] | None = None,
 ) -> StateGraph[OrchestratorState, Context, InputState, OutputState]:
     """The orchestrator as an uncompiled ``StateGraph``: compile it with your saver and store.
 
@@ -81,12 +84,20 @@ def create_orchestrator(
             server URL; default ``$ORCHESTRATOR_GRAPH_CHROMA``, else ``<data dir>/chroma``.
         embeddings: how requests are embedded for recall: a LangChain ``Embeddings`` (a
             provider's) or a Chroma embedding function; default the offline MiniLM model.
+        prompts: per-role prompt overrides (``planner``, ``reviewer``, ``synthesizer``, ...): a
+            string or a file with ``$variables`` (replaces the role's user message) or a
+            ``ChatPromptTemplate`` (replaces all of it); see ``prompt_overrides``.
 
     Compile it with a store (``compile(checkpointer=..., store=...)``): the ledger of finished
     attempts lives there. Without one the run warns that task-level durability is off.
     """
     services = Services.build(
-        workers=workers, model=model, models=models, memory=memory, embeddings=embeddings
+        workers=workers,
+        model=model,
+        models=models,
+        memory=memory,
+        embeddings=embeddings,
+        prompts=prompts,
     )
     builder = StateGraph(
         OrchestratorState,
@@ -95,9 +106,12 @@ def create_orchestrator(
         output_schema=OutputState,
     )
     for name, module in NODES.items():
+        node = services.node(module.step)
+        if name == "dispatcher":
+            node = drawn_with(node, services.attempts.drawing())
         # langgraph's node protocols take the runtime as a keyword; it passes it by name.
         builder.add_node(  # type: ignore[call-overload]
-            name, services.node(module.step), destinations=getattr(module, "GOES_TO", None)
+            name, node, destinations=getattr(module, "GOES_TO", None)
         )
     for start, end in EDGES:
         builder.add_edge(start, end)

@@ -25,7 +25,9 @@ RECENT_RUNS = 50  # runs the operations views gather unless told otherwise
 def check_request(request: Any) -> str:
     """The request as a non-empty string within ``MAX_REQUEST_CHARS``."""
     if not isinstance(request, str) or not request.strip():
-        raise InputError("the input needs a non-empty 'request' string")
+        raise InputError(
+            "the input needs a non-empty 'request' string or a human message in 'messages'"
+        )
     if len(request) > MAX_REQUEST_CHARS:
         raise LimitError(
             f"the request is {len(request):,} characters; the limit is {MAX_REQUEST_CHARS:,}: "

@@ -13,7 +13,7 @@ import asyncio
 import json
 import random
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -27,7 +27,8 @@ from langchain_core.runnables import Runnable
 from pydantic import BaseModel
 
 from orchestrator_graph.errors import BudgetSpent, ProviderError, StructuredOutputError
-from orchestrator_graph.prompts import render
+from orchestrator_graph.langsmith_runs import run_config
+from orchestrator_graph.prompts import overriding, render
 from orchestrator_graph.providers import (
     FALLBACK,
     METHODS,
@@ -72,6 +73,10 @@ class CallProfile:
     deadline: float | None = None
     token_limit: int | None = None
     tokens_before: int = 0
+    prompts: Mapping[str, Any] | None = None
+    run_id: str = ""
+    """The orchestrator run the calls are made for (named in their LangSmith metadata)."""
+    """Role -> the user's prompt for it (``prompt_overrides``)."""
 
 
 _profile: ContextVar[CallProfile | None] = ContextVar("orchestrator_graph_call", default=None)
@@ -100,7 +105,8 @@ def calling(profile: CallProfile) -> Iterator[CallProfile]:
     """Model calls inside the block are made for ``profile``'s role, method, limits, budget."""
     token = _profile.set(profile)
     try:
-        yield profile
+        with overriding(profile.prompts):
+            yield profile
     finally:
         _profile.reset(token)
 
@@ -252,7 +258,11 @@ async def _request(
         try:
             runnable = _bind(model, schema, method)
             raw = await asyncio.wait_for(
-                runnable.ainvoke(_prompted(messages, schema, method)), timeout
+                runnable.ainvoke(
+                    _prompted(messages, schema, method),
+                    run_config(profile.role or "model", profile.run_id),
+                ),
+                timeout,
             )
         except Exception as err:
             _note(name, seconds=time.monotonic() - started)

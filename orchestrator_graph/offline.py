@@ -13,14 +13,14 @@ import hashlib
 import html
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import Field
@@ -398,3 +398,40 @@ class OfflineChatModel(BaseChatModel):
             "total_tokens": words_in + words_out,
         }
         return ChatResult(generations=[ChatGeneration(message=message)])
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        """The same answer as ``_generate``, a few characters at a time (text, or a tool call's
+        arguments), so ``stream_mode="messages"`` shows it arrive; usage on the last chunk."""
+        message = self._generate(messages, stop, None, **kwargs).generations[0].message
+        assert isinstance(message, AIMessage)
+        call = message.tool_calls[0] if message.tool_calls else None
+        text = json.dumps(call["args"]) if call else str(message.content)
+        pieces = [text[i : i + STREAM_CHARS] for i in range(0, len(text), STREAM_CHARS)] or [""]
+        for n, piece in enumerate(pieces):
+            last = n == len(pieces) - 1
+            chunk = AIMessageChunk(
+                content="" if call else piece,
+                tool_call_chunks=[
+                    {
+                        "name": call["name"] if n == 0 else None,
+                        "args": piece,
+                        "id": call["id"] if n == 0 else None,
+                        "index": 0,
+                    }
+                ]
+                if call
+                else [],
+                usage_metadata=message.usage_metadata if last else None,
+                response_metadata=message.response_metadata if last else {},
+            )
+            yield ChatGenerationChunk(message=chunk)  # the caller reports each new token
+
+
+STREAM_CHARS = 16
+"""Characters per streamed chunk: about a few tokens."""

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from string import Template
 
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+from langchain_core.prompts import ChatPromptTemplate
 
 from orchestrator_graph.textsafe import fence
 
@@ -40,11 +44,27 @@ def preload() -> None:
         load_prompt(path.stem)
 
 
-def render(name: str, **values: object) -> str:
+_overrides: ContextVar[Mapping[str, Template | ChatPromptTemplate] | None] = ContextVar(
+    "orchestrator_graph_prompts", default=None
+)
+
+
+@contextmanager
+def overriding(prompts: Mapping[str, Template | ChatPromptTemplate] | None) -> Iterator[None]:
+    """``messages`` inside the block use these prompts for their roles
+    (``prompt_overrides.check_overrides`` made them)."""
+    token = _overrides.set(prompts)
+    try:
+        yield
+    finally:
+        _overrides.reset(token)
+
+
+def render(name: str, template: Template | None = None, **values: object) -> str:
     """Fill a prompt's ``$placeholders``; a missing value is an error, not a blank. Every value
     is fenced (``textsafe.fence``) unless the code built it as a ``Block``: data in a prompt
     cannot open or close one of its tagged blocks."""
-    template = load_prompt(name)
+    template = template or load_prompt(name)
     try:
         return template.substitute({k: fence(v) for k, v in values.items()})
     except KeyError as err:
@@ -52,8 +72,12 @@ def render(name: str, **values: object) -> str:
 
 
 def messages(role: str, **values: object) -> list[BaseMessage]:
-    """The system and user messages of a role: ``<role>.system.md`` and ``<role>.user.md``."""
+    """The system and user messages of a role: ``<role>.system.md`` and ``<role>.user.md``,
+    or the role's override (``overriding``)."""
+    override = (_overrides.get() or {}).get(role)
+    if isinstance(override, ChatPromptTemplate):
+        return override.format_messages(**{k: fence(values[k]) for k in override.input_variables})
     return [
-        SystemMessage(render(f"{role}.system", **values)),
-        HumanMessage(render(f"{role}.user", **values)),
+        SystemMessage(render(f"{role}.system", None, **values)),
+        HumanMessage(render(f"{role}.user", override, **values)),
     ]

@@ -25,7 +25,13 @@ OTHER_MAX_TOKENS = 1024
 
 
 class Roles:
-    def __init__(self, default: ModelSpec, per_role: Mapping[str, ModelSpec] | None = None) -> None:
+    def __init__(
+        self,
+        default: ModelSpec,
+        per_role: Mapping[str, ModelSpec] | None = None,
+        prompts: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.prompts = dict(prompts or {})
         unknown = sorted(set(per_role or {}) - set(ROLES))
         if unknown:
             raise ValueError(
@@ -77,6 +83,8 @@ class Roles:
             deadline=deadline,
             token_limit=context.budget_tokens if state else None,
             tokens_before=sum(((state or {}).get("tokens") or {}).values()),
+            prompts=self.prompts,
+            run_id=str((state or {}).get("run_id") or ""),
         )
 
     def labels(self, context: Context) -> dict[str, str]:

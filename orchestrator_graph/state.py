@@ -6,6 +6,8 @@ from __future__ import annotations
 import operator
 from typing import Annotated, Any, NotRequired
 
+from langchain_core.messages import AnyMessage
+from langgraph.graph.message import add_messages
 from typing_extensions import TypedDict
 
 from orchestrator_graph.models import TaskRecord
@@ -25,7 +27,11 @@ def add_counts(left: dict[str, int] | None, right: dict[str, int] | None) -> dic
 
 
 class InputState(TypedDict):
-    request: str
+    request: NotRequired[str]
+    """What to do; or give ``messages``: the last human message is the request."""
+    messages: NotRequired[Annotated[list[AnyMessage], add_messages]]
+    """A conversation (``conversation.request_from``); the deliverable is appended to it as an
+    AI message."""
     plan: NotRequired[dict[str, Any] | None]
     """A declared plan (``models.Plan`` as a dict): used as is, no planning model call."""
 
@@ -33,9 +39,22 @@ class InputState(TypedDict):
 class OutputState(TypedDict):
     report: NotRequired[dict[str, Any]]
     """``models.RunReport``: status, deliverable, per-task records, decisions."""
+    messages: NotRequired[Annotated[list[AnyMessage], add_messages]]
+    # Output channels too so that a server's streams (which keep only the output channels)
+    # show the plan, the per-task records and the live status while the run goes.
+    plan: NotRequired[dict[str, Any] | None]
+    tasks: NotRequired[Annotated[dict[str, Any], merge]]
+    """task id -> ``models.TaskRecord``: the small hot status; outputs live in the store."""
+    status: NotRequired[dict[str, Any]]
+    """``models.StatusSnapshot`` as of the dispatcher's last step (live: the store, the stream)."""
+    deliverable: NotRequired[dict[str, Any]]
+    final_review: NotRequired[dict[str, Any]]
 
 
 class OrchestratorState(InputState, OutputState):
+    request: str  # type: ignore[misc]  # always set from the input by the recall node
+    asked: NotRequired[str]
+    """The id of the human message the run answers (``conversation.asked``)."""
     run_id: NotRequired[str]
     started_at: NotRequired[float]
     recalled: NotRequired[list[dict[str, Any]]]
@@ -47,14 +66,10 @@ class OrchestratorState(InputState, OutputState):
     analysis: NotRequired[dict[str, Any]]
     plan_review: NotRequired[dict[str, Any]]
     """``models.Review`` of the plan by the plan gate."""
-    tasks: NotRequired[Annotated[dict[str, Any], merge]]
-    """task id -> ``models.TaskRecord``: the small hot status; outputs live in the store."""
     escalations: NotRequired[list[dict[str, Any]]]
     decisions: NotRequired[Annotated[list[dict[str, Any]], operator.add]]
     conflicts: NotRequired[Annotated[list[dict[str, Any]], operator.add]]
     """``models.Conflict``: every disagreement found, and how it was settled."""
-    deliverable: NotRequired[dict[str, Any]]
-    final_review: NotRequired[dict[str, Any]]
     model_calls: NotRequired[Annotated[dict[str, int], add_counts]]
     tokens: NotRequired[Annotated[dict[str, int], add_counts]]
     """Model tokens by role (planner, synthesizer); the attempts' own are in the ledger."""
@@ -65,8 +80,6 @@ class OrchestratorState(InputState, OutputState):
     (``ledger.load_schedule``) and in the final report."""
     executing_since: NotRequired[float]
     """When execution started: the origin of the schedule, the deadline and the slip."""
-    status: NotRequired[dict[str, Any]]
-    """``models.StatusSnapshot`` as of the dispatcher's last step (live: the store, the stream)."""
     bottlenecks: NotRequired[Annotated[list[dict[str, Any]], operator.add]]
     replans: NotRequired[Annotated[list[dict[str, Any]], operator.add]]
     patterns: NotRequired[list[dict[str, Any]]]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 import traceback
+from collections.abc import Awaitable, Callable
 from typing import Any, NotRequired
 
 from langgraph.graph import END, START, StateGraph
@@ -20,6 +21,7 @@ from orchestrator_graph.dispatch.board import Launch
 from orchestrator_graph.env import Env
 from orchestrator_graph.errors import BudgetSpent, ProviderError
 from orchestrator_graph.events import Event
+from orchestrator_graph.langsmith_runs import at, attempt_run, record_verdict
 from orchestrator_graph.ledger import Ledger
 from orchestrator_graph.llm import calling
 from orchestrator_graph.models import Review, Task, TaskResult
@@ -62,6 +64,8 @@ class AttemptSteps:
     def __init__(self, registry: Registry, roles: Roles) -> None:
         self.registry, self.roles = registry, roles
         self.began: dict[tuple[str, str, int], float] = {}
+        self.traced: dict[tuple[str, str, int], dict[str, str] | None] = {}
+        """(run, task, attempt) -> the attempt's LangSmith run, for the QA verdict's feedback"""
         self.subgraph = self.graph()
 
     async def run(self, run_id: str, launch: Launch, env: Env) -> tuple[TaskResult, Review]:
@@ -126,7 +130,13 @@ class AttemptSteps:
         self.began[(run_id, task.id, attempt)] = started
         output, error = None, None
         try:
-            with track_usage() as usage, calling(self.roles.profile("worker", context)):
+            with (
+                track_usage() as usage,
+                calling(self.roles.profile("worker", context)),
+                at(run_id=run_id, task=task.id, worker=worker.name, attempt=attempt),
+                attempt_run() as traced,
+            ):
+                self.traced[(run_id, task.id, attempt)] = traced
                 call = worker.call(payload, ctx)
                 output = await (asyncio.wait_for(call, task.timeout) if task.timeout else call)
         except (ProviderError, BudgetSpent):
@@ -158,10 +168,12 @@ class AttemptSteps:
     ) -> Review:
         """Quality gates on the result, then the ledger entry for (run, task, attempt)."""
         context = env.context
-        with track_usage() as usage, calling(self.roles.profile("reviewer", context)):
+        where = at(run_id=run_id, task=task.id, worker=result.worker, attempt=result.attempt)
+        with track_usage() as usage, calling(self.roles.profile("reviewer", context)), where:
             verdict = await gate_result(
                 task, result, context, self.roles.model("reviewer", context), upstream
             )
+        await record_verdict(self.traced.pop((run_id, task.id, result.attempt), None), verdict)
         verdict.tokens, verdict.usage = usage.total_tokens, usage.dump()
         env.emit(
             Event(
@@ -187,7 +199,14 @@ class AttemptSteps:
         )
         return result, await self.review(run_id, task, result, upstream, env)
 
-    def graph(self) -> CompiledStateGraph[AttemptState, Context, AttemptState, AttemptOutput]:
+    def drawing(self) -> CompiledStateGraph[AttemptState, Context, AttemptState, AttemptOutput]:
+        """The same graph compiled to inherit a checkpointer, never run: langgraph's drawing
+        (``get_graph(xray=True)``) and ``get_subgraphs`` skip checkpointer-less subgraphs."""
+        return self.graph(checkpointer=None)
+
+    def graph(
+        self, checkpointer: bool | None = False
+    ) -> CompiledStateGraph[AttemptState, Context, AttemptState, AttemptOutput]:
         async def execute(state: AttemptState, runtime: Runtime[Context]) -> dict[str, Any]:
             result, upstream = await self.execute(
                 state["run_id"],
@@ -218,4 +237,18 @@ class AttemptSteps:
         builder.add_edge("review", END)
         # No checkpointer of its own: the ledger makes each attempt durable, and many attempts run
         # concurrently inside the dispatcher's one superstep.
-        return builder.compile(checkpointer=False, name="worker")
+        return builder.compile(checkpointer=checkpointer, name="worker")
+
+
+def drawn_with(
+    node: Callable[..., Awaitable[Any]], drawing: CompiledStateGraph[Any, Any, Any, Any]
+) -> Callable[..., Any]:
+    """``node`` (the dispatcher) naming the attempt graph it runs, so that langgraph, which
+    looks for a node's subgraphs among the names its function reads, draws it with xray and
+    lists it in ``get_subgraphs``; ``drawing`` itself never runs."""
+
+    async def dispatcher(state: Any, runtime: Runtime[Context]) -> Any:
+        _ = drawing
+        return await node(state, runtime)
+
+    return dispatcher

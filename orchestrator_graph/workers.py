@@ -13,6 +13,7 @@ from langchain_core.runnables import Runnable
 from langgraph.pregel.protocol import PregelProtocol
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from orchestrator_graph import adapters
 from orchestrator_graph.availability import WorkingHours
 from orchestrator_graph.events import Emit
 from orchestrator_graph.limits import MAX_CAPACITY
@@ -55,7 +56,10 @@ class Worker(BaseModel):
     """A member of the team. ``run`` is a function ``(WorkerInput[, WorkerContext]) -> output``
     (sync or async), a Runnable, a compiled graph or a ``RemoteGraph``; each gets the
     ``WorkerInput`` (a Runnable or graph as a dict) and returns the output (a graph: its
-    ``output`` key, else its whole state)."""
+    ``output`` key, else its whole state). Two kinds get their task in their own terms
+    (``adapters``): an agent whose state is ``messages`` gets it as a conversation and answers
+    with its structured response or last AI message; a LangChain or MCP tool gets the task's
+    inputs as its arguments, checked against its schema first."""
 
     model_config = ConfigDict(
         arbitrary_types_allowed=True, frozen=True, allow_inf_nan=False, extra="forbid"
@@ -84,6 +88,14 @@ class Worker(BaseModel):
     needs_inputs: list[str] = Field(
         default_factory=list,
         description="task inputs it cannot work without (e.g. 'path'), checked with the plan",
+    )
+    input_schema: dict[str, Any] | None = Field(
+        None,
+        description="JSON Schema its tasks' inputs must meet, shown to the planner and checked "
+        "with the plan (default: a tool's argument schema)",
+    )
+    output_schema: dict[str, Any] | None = Field(
+        None, description="JSON Schema of what it answers (e.g. an agent's response_format)"
     )
     heartbeat_timeout: float | None = Field(
         None, gt=0, description="seconds without a heartbeat before it counts as offline"
@@ -114,8 +126,23 @@ class Worker(BaseModel):
         return value
 
     def model_post_init(self, _context: Any) -> None:
+        self.__dict__["kind"] = adapters.kind_of(self.run)
         if not isinstance(self.run, Runnable):  # read once: a private attribute is slow to read
             self.__dict__["convention"] = _calling_convention(self.run)
+
+    def contract(self) -> dict[str, Any] | None:
+        """The JSON Schema its tasks' inputs must meet: declared, else a tool's arguments."""
+        if self.input_schema is not None:
+            return self.input_schema
+        if self.__dict__["kind"] == "tool":
+            return adapters.tool_schema(self.run)
+        return None
+
+    def about(self) -> str:
+        """What it does, for the planner: declared, else the tool's or the graph's own words."""
+        if self.description:
+            return self.description
+        return str(getattr(self.run, "description", "") or getattr(self.run, "name", "") or "")
 
     def can_do(self, task: Task) -> bool:
         """Its skills at the levels the task needs, in a region the task may run in."""
@@ -131,7 +158,11 @@ class Worker(BaseModel):
         return self.hours is None or self.hours.open_at(when)
 
     async def call(self, payload: WorkerInput, ctx: WorkerContext) -> Any:
-        run = self.run
+        run, kind = self.run, self.__dict__["kind"]
+        if kind == "tool":
+            return await adapters.call_tool(run, payload)
+        if kind == "agent":
+            return await adapters.call_agent(run, payload)
         if isinstance(run, Runnable):
             out = await run.ainvoke(payload.model_dump(mode="json"))
             if isinstance(run, PregelProtocol) and isinstance(out, Mapping):

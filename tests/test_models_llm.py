@@ -34,6 +34,7 @@ def test_offline_model_is_a_chat_model_with_structured_output():
         "planner",
         request="Collect data.csv, analyse it by region and report",
         skills="data_collection, analysis, reporting",
+        workers="none",
         examples="none",
         feedback="none",
     )

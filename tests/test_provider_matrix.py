@@ -62,7 +62,12 @@ ROLE_CALLS = {
         "planner",
         PlanDraft,
         lambda: messages(
-            "planner", request=EXAMPLE, skills=SKILLS, examples="none", feedback="none"
+            "planner",
+            request=EXAMPLE,
+            skills=SKILLS,
+            workers="none",
+            examples="none",
+            feedback="none",
         ),
     ),
     "replanner": RoleCall(

@@ -63,6 +63,14 @@ def test_every_python_block_runs(index, tmp_path):
         assert out.stdout.startswith("done") and "'helper'" in out.stdout, out.stdout
     if "# example: library" in code:
         assert out.stdout.strip() == "done ['line1', 'line2']", out.stdout
+    if "# example: ecosystem" in code:  # the agent's answer, then the contract's refusal
+        first, second = out.stdout.strip().splitlines()
+        assert first == "done The 100 EUR are 150.0 USD.", out.stdout
+        assert second.startswith("invalid plan: task 'c' inputs break worker 'fx''s contract")
+    if "# example: mcp" in code:
+        assert out.stdout.strip() == "done 26.219", out.stdout
+    if "# example: supervisor" in code:
+        assert out.stdout.strip() == "['supervisor', 'orchestrator']", out.stdout
     if "# example: hierarchy" in code:  # the run, then its three child runs, each done
         lines = out.stdout.strip().splitlines()
         assert lines[:2] == ["done", "child runs:"] and len(lines) == 5, out.stdout

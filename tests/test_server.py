@@ -99,6 +99,20 @@ async def test_human_escalation_paused_and_resumed_through_the_sdk(server):
     assert report["decisions"][0]["by"] == "human"
 
 
+def remote_stats_task():
+    """Statistics by region of the table task ``load`` gives, for the remote analyst."""
+    from orchestrator_graph import Task
+
+    return Task(
+        id="stats",
+        title="stats",
+        skills=["analysis"],
+        depends_on=["load"],
+        inputs={"group_by": "region"},
+        acceptance=[{"kind": "has_keys", "keys": ["groups"]}],
+    )
+
+
 async def test_a_remote_worker_served_by_langgraph_dev(server):
     """A local orchestrator whose analyst is a graph on the server (RemoteGraph)."""
     from langgraph.checkpoint.memory import InMemorySaver
@@ -117,14 +131,7 @@ async def test_a_remote_worker_served_by_langgraph_dev(server):
                 skills=["data_collection"],
                 inputs={"path": str(tools.SAMPLES / "sales.csv")},
             ),
-            Task(
-                id="stats",
-                title="stats",
-                skills=["analysis"],
-                depends_on=["load"],
-                inputs={"group_by": "region"},
-                acceptance=[{"kind": "has_keys", "keys": ["groups"]}],
-            ),
+            remote_stats_task(),
         ]
     )
     store = InMemoryStore()

@@ -94,7 +94,8 @@ def test_graph_shape_draws_every_node_and_routed_edge():
     ):
         assert edge in drawing, drawing
     schema = create_orchestrator().compile().get_input_jsonschema()
-    assert schema["required"] == ["request"]
+    assert "required" not in schema  # a request, or messages whose last human one is it
+    assert {"request", "messages", "plan"} == set(schema["properties"])
 
 
 @pytest.mark.slow
@@ -128,7 +129,8 @@ def test_prompts_ship_in_the_wheel_and_load_when_installed(tmp_path):
     )
     probe = (
         "import orchestrator_graph.prompts as p; print(p.prompt_dir()); "
-        "print(p.render('planner.user', request='r', skills='s', examples='e', feedback='f')[:9])"
+        "print(p.render('planner.user', request='r', skills='s', workers='w', examples='e', "
+        "feedback='f')[:9])"
     )
     out = subprocess.run(
         [sys.executable, "-c", probe],

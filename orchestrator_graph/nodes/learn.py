@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from orchestrator_graph.auditlog import chain_state
+from orchestrator_graph.conversation import answer
 from orchestrator_graph.env import Env
 from orchestrator_graph.events import Event
 from orchestrator_graph.ledger import Ledger, load_schedule, load_spent
@@ -58,7 +59,8 @@ async def step(services: Services, state: OrchestratorState, env: Env) -> dict[s
             data={"run_id": report.run_id},
         )
     )
-    return {"report": report.model_dump(mode="json")}
+    out = report.model_dump(mode="json")
+    return {"report": out, "messages": [answer(out)]}
 
 
 def accounting(

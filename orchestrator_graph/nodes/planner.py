@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator_graph.consensus import settle_priority
 from orchestrator_graph.context import Context
+from orchestrator_graph.contracts import check_contracts, team_sheet
 from orchestrator_graph.dag import (
     PlanRejectedError,
     able_workers,
@@ -141,6 +142,7 @@ class Planning:
                 "planner",
                 request=state["request"],
                 skills=", ".join(sorted(registry.skills())),
+                workers=team_sheet(registry.workers()),
                 examples=state.get("examples") or "none",
                 feedback=feedback or "none",
             ),
@@ -210,10 +212,12 @@ def settle_plan(plan: Plan, context: Context) -> tuple[Plan, list[Conflict]]:
 
 
 def validate_for_team(plan: Plan, registry: Registry) -> None:
-    """The plan's shape and skills, then its data flow on this team (``dag.check_data_flow``)."""
+    """The plan's shape and skills, then its data flow on this team (``dag.check_data_flow``),
+    then every task's inputs against its able workers' contracts (``contracts``)."""
     validate_plan(plan, registry.skills())
     check_residency(plan, registry.workers())
     check_data_flow(plan, registry.workers())
+    check_contracts(plan, registry.workers())
 
 
 def _valid(plan: Plan, registry: Registry) -> bool:

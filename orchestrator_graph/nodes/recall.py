@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from langgraph.types import Overwrite
 
+from orchestrator_graph.conversation import asked, request_from
 from orchestrator_graph.env import Env
 from orchestrator_graph.events import Event
 from orchestrator_graph.limits import check_request
@@ -41,7 +42,7 @@ FRESH_RUN: dict[str, dict[str, Any] | list[Any]] = {
 
 async def step(services: Services, state: OrchestratorState, env: Env) -> dict[str, Any]:
     context = env.context
-    request = check_request(state.get("request"))
+    request = check_request(request_from(state))
     await admit(request, context.output_dir)
     run_id = uuid.uuid4().hex[:12]
     env.emit(
@@ -73,6 +74,8 @@ async def step(services: Services, state: OrchestratorState, env: Env) -> dict[s
     )
     plan = reusable(found, context.reuse_threshold, request)
     return {
+        "request": request,
+        "asked": asked(state),
         "run_id": run_id,
         "started_at": time.time(),
         # The state keeps summaries and what planning needs, not the records themselves.

@@ -21,6 +21,7 @@ from orchestrator_graph.heap import long_lived_frozen
 from orchestrator_graph.llm import ModelSpec
 from orchestrator_graph.memory import MemoryHandle, PlanMemory
 from orchestrator_graph.models import Plan, PlanAnalysis, Schedule, Slot
+from orchestrator_graph.prompt_overrides import PromptOverride, check_overrides
 from orchestrator_graph.prompts import preload as preload_prompts
 from orchestrator_graph.protection.redact import default_redactor
 from orchestrator_graph.registry import Registry, expected_durations, load_history
@@ -54,11 +55,12 @@ class Services:
         models: Mapping[str, ModelSpec] | None,
         memory: PlanMemory | str | None,
         embeddings: Embeddings | EmbeddingFunction[Documents] | None,
+        prompts: Mapping[str, PromptOverride] | None = None,
     ) -> Services:
         preload_prompts()  # a missing prompt fails here, at build time, not mid-run
         default_redactor()  # the data policy and its detectors load here too, not in a run
         registry = team_registry(workers)
-        roles = Roles(model, models)
+        roles = Roles(model, models, check_overrides(prompts))
         return cls(registry, roles, MemoryHandle(memory, embeddings), AttemptSteps(registry, roles))
 
     def node(self, step: Step) -> Node:
