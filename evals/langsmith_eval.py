@@ -25,6 +25,7 @@ from langsmith.schemas import Example
 
 from orchestrator_graph import create_orchestrator
 from orchestrator_graph.cli import EXAMPLE
+from orchestrator_graph.sandbox import output_root
 from orchestrator_graph.tools import SAMPLES
 
 REQUESTS = [
@@ -108,7 +109,9 @@ def run(*, upload: bool = False, dataset: str = DATASET, model: str = "offline")
         data: Any = dataset
     else:  # a client that knows it is offline: it asks no server for its settings
         client, data = Client(api_key="offline", info={}), examples()
-    with tempfile.TemporaryDirectory() as folder:
+    root = output_root()  # the reports go where this deployment lets runs write
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=root) as folder:
         results = evaluate(
             make_target(model, folder, upload),
             data=data,

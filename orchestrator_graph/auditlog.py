@@ -87,7 +87,7 @@ def audit_key(home: str | os.PathLike[str] | None = None, *, create: bool = True
         return key
     if named or not create:
         raise InputError(f"audit key {path}: no such file; set {KEY_ENV} or {KEY_FILE_ENV}")
-    draft = path.with_name(f".{KEY_FILE}.{os.getpid()}")
+    draft = path.with_name(f".{KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
     draft.write_text(secrets.token_hex(32))
     draft.chmod(0o600)
     try:

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from orchestrator_graph.auditlog import ACTIVE_KEY, AuditLog, audit_key
 from orchestrator_graph.identity import Identity
 from orchestrator_graph.ledger import (
+    COMPLIANCE,
     ROOT,
     SCHEDULES,
     SPENT,
@@ -59,6 +60,7 @@ async def purge_thread(
     if run_id:
         items += await _drop_namespace(store, (ROOT, "runs", run_id))
         items += await _drop_namespace(store, (*SPENT, run_id))
+        items += await _drop_namespace(store, (*COMPLIANCE, run_id))
         for namespace in (STATUS, SCHEDULES):
             items += await store.aget(namespace, run_id) is not None
             await store.adelete(namespace, run_id)

@@ -115,6 +115,8 @@ def leases_for(store: BaseStore | None) -> WorkerLeases | None:
         from psycopg_pool import AsyncConnectionPool
     except ImportError:  # without the postgres extra there is no PostgreSQL store either
         return None
+    while (inner := getattr(store, "inner", None)) is not None:  # the policy's, the tenant's
+        store = inner
     if not isinstance(store, AsyncPostgresStore):
         return None
     conn = store.conn

@@ -27,7 +27,9 @@ MCP_SERVER = Path(__file__).with_name("mcp_server.py")
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    with langgraph_dev(tmp_path_factory.mktemp("eco-server")) as url:
+    folder = tmp_path_factory.mktemp("eco-server")
+    env = {"ORCHESTRATOR_GRAPH_OUTPUT_ROOT": str(folder / "outputs")}  # what clients may write in
+    with langgraph_dev(folder, env=env) as url:
         yield url
 
 
@@ -93,7 +95,7 @@ async def test_agent_tool_mcp_and_remote_workers_in_one_run(server):
     assert '"groups": {' in conversation  # the remote analyst's approved output
 
 
-async def test_studio_sees_node_updates_state_and_the_chat_answer_while_it_runs(server, tmp_path):
+async def test_studio_sees_node_updates_state_and_the_chat_answer_while_it_runs(server):
     from langgraph_sdk import get_client
 
     from orchestrator_graph.cli import EXAMPLE
@@ -105,7 +107,7 @@ async def test_studio_sees_node_updates_state_and_the_chat_answer_while_it_runs(
         thread["thread_id"],
         "orchestrator",
         input={"messages": [{"role": "human", "content": EXAMPLE}]},  # as Studio's chat sends
-        context={"output_dir": str(tmp_path)},
+        context={"output_dir": "studio"},  # inside the deployment's output root
         stream_mode=["updates", "values", "custom"],
     ):
         events.append((part.event, part.data))
