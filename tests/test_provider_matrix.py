@@ -140,7 +140,7 @@ MODES = (
     "401",
     "400",
 )
-TIMEOUT = 0.15
+TIMEOUT = 0.5  # a loaded machine answers the big prompts in over 0.15 s: spurious time-outs
 
 
 def _messages(call: RoleCall) -> list[BaseMessage]:
