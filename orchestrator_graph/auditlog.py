@@ -28,6 +28,7 @@ from pydantic import BaseModel, Field
 from orchestrator_graph.errors import InputError
 from orchestrator_graph.ledger import ROOT
 from orchestrator_graph.persistence import HOME_ENV, data_dir
+from orchestrator_graph.protection.redact import default_redactor
 
 KEY_ENV = "ORCHESTRATOR_GRAPH_AUDIT_KEY"  # the key itself (hex or text)
 KEY_FILE_ENV = "ORCHESTRATOR_GRAPH_AUDIT_KEY_FILE"  # or a file holding it
@@ -162,6 +163,7 @@ class AuditLog:
                 if event in head.seen:
                     continue
                 seq, prev = head.seq + 1, head.mac
+                payload = default_redactor().value(payload)  # redacted, then hashed and kept
                 digest = hashlib.sha256(canonical(payload)).hexdigest()
                 mac = _mac(self.key, seq, event, actor, action, digest, prev)
                 record = AuditRecord(

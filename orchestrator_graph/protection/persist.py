@@ -21,6 +21,8 @@ from orchestrator_graph.ledger import COMPLIANCE, ROOT, SCHEDULES, STATUS
 from orchestrator_graph.protection.detect import Finding
 from orchestrator_graph.protection.redact import Redactor, default_redactor
 
+AUDIT = (ROOT, "audit")  # + run id: the audit chain (auditlog.namespace)
+
 
 def protect_saver(saver: BaseCheckpointSaver, redactor: Redactor | None = None) -> Any:
     """The saver with every checkpoint, its metadata and every pending write redacted before
@@ -90,7 +92,9 @@ class ProtectedStore(BaseStore):
         self.ttl_config = inner.ttl_config
 
     def _redact(self, namespace: tuple[str, ...], key: str, value: Any) -> tuple[Any, list[PutOp]]:
-        if value is None or namespace[:2] == COMPLIANCE:
+        if value is None or namespace[:2] in (COMPLIANCE, AUDIT):
+            # audit entries are redacted before they are hashed (auditlog): their digests and
+            # MACs are hex that a secrets detector may take for a key, and must stay exact
             return value, []
         found: list[Finding] = []
         clean = self.redactor.value(value, found)
