@@ -26,7 +26,7 @@ from langgraph.store.base import BaseStore
 from pydantic import BaseModel, Field
 
 from orchestrator_graph.errors import InputError
-from orchestrator_graph.ledger import ROOT
+from orchestrator_graph.ledger import AUDIT
 from orchestrator_graph.persistence import HOME_ENV, data_dir
 from orchestrator_graph.protection.redact import default_redactor
 
@@ -106,7 +106,7 @@ def _mac(key: bytes, seq: int, event: str, actor: str, action: str, digest: str,
 
 
 def namespace(run_id: str) -> tuple[str, ...]:
-    return (ROOT, "audit", run_id)
+    return (*AUDIT, run_id)
 
 
 class _Head:

@@ -29,6 +29,7 @@ SPENT = (ROOT, "spent")  # + run id: usage of nodes that failed after calling mo
 THREAD_OWNERS = (ROOT, "cli_owners")  # thread id -> the process driving it now
 THREAD_SETTINGS = (ROOT, "cli_threads")  # thread id -> the CLI settings it was started with
 DOCTOR = (ROOT, "doctor")  # the deployment check's write probe
+AUDIT = (ROOT, "audit")  # + run id: the keyed, hash-chained audit log (auditlog)
 COMPLIANCE = (ROOT, "compliance")  # + run id: value fingerprint or check -> what was found/checked
 
 

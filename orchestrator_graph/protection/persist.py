@@ -17,11 +17,9 @@ from typing import Any
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.store.base import BaseStore, Op, PutOp, Result
 
-from orchestrator_graph.ledger import COMPLIANCE, ROOT, SCHEDULES, STATUS
+from orchestrator_graph.ledger import AUDIT, COMPLIANCE, ROOT, SCHEDULES, STATUS
 from orchestrator_graph.protection.detect import Finding
 from orchestrator_graph.protection.redact import Redactor, default_redactor
-
-AUDIT = (ROOT, "audit")  # + run id: the audit chain (auditlog.namespace)
 
 
 def protect_saver(saver: BaseCheckpointSaver, redactor: Redactor | None = None) -> Any:
