@@ -100,6 +100,31 @@ class Running:
         return self.began if self.began is not None else self.dispatched
 
 
+AttemptKey = tuple[str, str, int]  # (run, task, attempt)
+
+
+@dataclass
+class WorkerClocks:
+    """When each attempt's worker began and when its call returned: written by the attempt as
+    it runs, read by the dispatcher, which measures stalls and pace from the worker itself (not
+    from dispatch, and not through the review and recording that follow)."""
+
+    began: dict[AttemptKey, float] = field(default_factory=dict)
+    returned: dict[AttemptKey, float] = field(default_factory=dict)
+
+    def note(self, run_id: str, run: Running) -> None:
+        key = (run_id, run.task_id, run.attempt)
+        if run.began is None:
+            run.began = self.began.get(key)
+        if run.returned is None:
+            run.returned = self.returned.get(key)
+
+    def forget(self, run_id: str, run: Running) -> None:
+        key = (run_id, run.task_id, run.attempt)
+        self.began.pop(key, None)
+        self.returned.pop(key, None)
+
+
 @dataclass(frozen=True)
 class Launch:
     """What the runner needs to run an attempt."""
