@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from orchestrator_graph.adapters import schema_errors
+from orchestrator_graph.dag import able_workers
 from orchestrator_graph.errors import PlanValidationError
 from orchestrator_graph.models import Plan
 from orchestrator_graph.workers import Worker
@@ -42,12 +43,13 @@ def _compact(schema: dict[str, Any]) -> str:
 def check_contracts(plan: Plan, workers: Sequence[Worker]) -> None:
     """Raise ``PlanValidationError`` naming every task whose inputs break the contract of a
     worker able to take it, and how."""
+    bound = [(w, c) for w in workers if (c := w.contract()) is not None]
+    able = able_workers(plan.tasks, [w for w, _ in bound])  # once per kind of task
+    contracts = {w.name: c for w, c in bound}
     problems = []
     for task in plan.tasks:
-        for worker in workers:
-            contract = worker.contract()
-            if contract is None or not worker.can_do(task):
-                continue
+        for worker in able[task.id]:
+            contract = contracts[worker.name]
             broken = schema_errors(contract, _arguments(worker, contract, task.inputs))
             if broken:
                 problems.append(

@@ -48,21 +48,17 @@ def list_schedule(
     ``epoch`` (the wall-clock time of schedule time 0), a task starts on a worker with working
     hours only within them."""
     by_id = {t.id: t for t in tasks}
-    able: dict[str, list[Worker]] = {}
-    cost: dict[tuple[str, str], float] = {}  # the duration of each task on each able worker
-    kinds: dict[tuple[Any, ...], list[tuple[Worker, float]]] = {}  # per kind of task: who, pace
+    kinds: dict[tuple[Any, ...], _Kind] = {}
+    of_task: dict[str, _Kind] = {}
     for t in tasks:
         kind = task_kind(t)
         if kind not in kinds:
-            kinds[kind] = [(w, slowness(w, t.skills, history)) for w in workers if w.can_do(t)]
-        able[t.id] = [w for w, _ in kinds[kind]]
-        for w, pace in kinds[kind]:
-            cost[t.id, w.name] = t.effort * pace
+            kinds[kind] = _Kind(
+                [(w, slowness(w, t.skills, history)) for w in workers if w.can_do(t)]
+            )
+        of_task[t.id] = kinds[kind]
     mean = {
-        t.id: sum(cost[t.id, w.name] for w in able[t.id]) / len(able[t.id])
-        if able[t.id]
-        else t.effort
-        for t in tasks
+        t.id: t.effort * of_task[t.id].mean_pace if of_task[t.id].able else t.effort for t in tasks
     }
     inner = {tid: [d for d in deps.get(tid, ()) if d in by_id] for tid in by_id}
     dependents: dict[str, list[str]] = {tid: [] for tid in by_id}
@@ -73,6 +69,8 @@ def list_schedule(
     for tid in _reverse_topological(inner, dependents):
         rank[tid] = mean[tid] + max((rank[d] for d in dependents[tid]), default=0.0)
     slots = {w.name: sorted((free_at or {}).get(w.name) or [now] * w.capacity) for w in workers}
+    for able in kinds.values():
+        able.index(slots, timed=epoch is not None)
     known = dict(ready_at or {})
     unmet = {tid: len(ds) for tid, ds in inner.items()}
     heap = [(-rank[tid], tid) for tid, n in unmet.items() if n == 0]
@@ -86,19 +84,23 @@ def list_schedule(
             default=now,
         )
         data_ready = max(data_ready, now)
-        best: tuple[float, str, int, float] | None = None
-        for w in able[tid]:
-            free = slots[w.name]
-            start = max(free[0], data_ready)
-            if epoch is not None and w.hours is not None:
-                start = available_from(w, epoch + start) - epoch
-            end = start + cost[tid, w.name]
-            if best is None or (end, w.name) < (best[0], best[1]):
-                best = (end, w.name, 0, start)
+        effort = by_id[tid].effort
+        best: tuple[float, str, float] | None = None
+        for free, name, pace in of_task[tid].candidates(slots):
+            start = max(free, data_ready)
+            end = start + effort * pace
+            if best is None or (end, name) < best[:2]:
+                best = (end, name, start)
+        for w, pace in of_task[tid].timed:  # workers with working hours: each on its own
+            assert epoch is not None  # only then are hours looked at (_Kind.index)
+            start = available_from(w, epoch + max(slots[w.name][0], data_ready)) - epoch
+            end = start + effort * pace
+            if best is None or (end, w.name) < best[:2]:
+                best = (end, w.name, start)
         if best is None:  # nobody can do it: it takes its estimate, on nobody
-            end, worker, start = data_ready + by_id[tid].effort, UNASSIGNED, data_ready
+            end, worker, start = data_ready + effort, UNASSIGNED, data_ready
         else:
-            end, worker, _, start = best
+            end, worker, start = best
             heapq.heapreplace(slots[worker], end)
         finish[tid] = end
         out.append(Slot(task_id=tid, worker=worker, start=start, finish=end))
@@ -107,6 +109,38 @@ def list_schedule(
             if not unmet[child]:
                 heapq.heappush(heap, (-rank[child], child))
     return out
+
+
+class _Kind:
+    """The workers able to do one kind of task, for HEFT. Workers of equal pace (and no working
+    hours) are interchangeable but for their free slots, so each such group is a heap by
+    earliest free slot: a task looks at one candidate per pace, not at every worker, which keeps
+    a schedule of T tasks over W workers near O(T x paces x log W) instead of O(T x W). Of
+    equally good slots, the earliest-free worker is taken (then the first by name)."""
+
+    def __init__(self, able: list[tuple[Worker, float]]) -> None:
+        self.able = able
+        self.mean_pace = sum(p for _, p in able) / len(able) if able else 1.0
+        self.groups: dict[float, list[tuple[float, str]]] = {}
+        self.timed: list[tuple[Worker, float]] = []
+
+    def index(self, slots: Mapping[str, list[float]], *, timed: bool) -> None:
+        self.groups, self.timed = {}, []
+        for w, pace in self.able:
+            if timed and w.hours is not None:
+                self.timed.append((w, pace))
+            else:
+                self.groups.setdefault(pace, []).append((slots[w.name][0], w.name))
+        for group in self.groups.values():
+            heapq.heapify(group)
+
+    def candidates(self, slots: Mapping[str, list[float]]) -> Iterable[tuple[float, str, float]]:
+        """Per pace: (earliest free time, worker, pace). A worker's entry is brought up to
+        date when it surfaces (its slots may have been taken through another kind)."""
+        for pace, group in self.groups.items():
+            while group[0][0] != slots[group[0][1]][0]:
+                heapq.heapreplace(group, (slots[group[0][1]][0], group[0][1]))
+            yield group[0][0], group[0][1], pace
 
 
 def _reverse_topological(

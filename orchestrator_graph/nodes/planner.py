@@ -48,9 +48,12 @@ async def step(services: Services, state: OrchestratorState, env: Env) -> dict[s
     plan = await guard_plan(
         plan, state["request"], registry.workers(), models, env.store, state["run_id"]
     )
-    able = {
-        t: [w.name for w in ws] for t, ws in able_workers(plan.tasks, registry.workers()).items()
-    }
+    names: dict[int, list[str]] = {}  # able_workers shares one list per kind of task
+    able = {}
+    for t, ws in able_workers(plan.tasks, registry.workers()).items():
+        if id(ws) not in names:
+            names[id(ws)] = [w.name for w in ws]
+        able[t] = names[id(ws)]
     patterns = [FailurePattern.model_validate(p) for p in state.get("patterns", [])]
     fixes = mitigations(plan.tasks, patterns, able)
     plan = plan.model_copy(
