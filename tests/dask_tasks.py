@@ -28,3 +28,11 @@ def where_it_ran(payload: WorkerInput) -> dict[str, Any]:
         "regions": regions,
         "summary": f"{payload.task.id} done in region {regions[0] if regions else '-'}",
     }
+
+
+def measure_upstream(payload: WorkerInput) -> dict[str, Any]:
+    """The length and digest of the ``blob`` its dependency ``big`` produced."""
+    import hashlib
+
+    blob = payload.upstream["big"]["blob"]
+    return {"length": len(blob), "digest": hashlib.sha256(blob.encode()).hexdigest()}

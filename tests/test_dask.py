@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from dask_tasks import where_it_ran
+from dask_tasks import measure_upstream, where_it_ran
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
 
@@ -20,7 +20,7 @@ from orchestrator_graph.dask_workers import CLIENTS, DASK_ENV, dask_worker
 from orchestrator_graph.errors import InputError
 from orchestrator_graph.ledger import Ledger
 from orchestrator_graph.models import Criterion, Plan, Task
-from orchestrator_graph.workers import WorkerContext, WorkerInput
+from orchestrator_graph.workers import Worker, WorkerContext, WorkerInput
 
 pytestmark = pytest.mark.slow
 
@@ -97,6 +97,56 @@ async def test_a_killed_dask_worker_process_costs_no_extra_attempt(tmp_path):
     assert outputs["eu0"]["pid"] != killed  # finished by another process than the killed one
     assert all(o["regions"] == [tid[:2]] for tid, o in outputs.items())
     assert team[0].run.traffic.tasks == 3 and team[0].run.traffic.sent > 0
+
+
+async def test_a_large_dependency_output_goes_to_dask_by_reference():
+    """A 1 MB output read by four Dask tasks crosses once (scattered), not in each payload."""
+    import hashlib
+
+    from distributed import Scheduler
+    from distributed import Worker as DaskProcess
+
+    blob = "x" * 1_000_000
+    maker = Worker(name="maker", skills=["make"], run=lambda p: {"blob": blob, "summary": "big"})
+    readers = [
+        Task(id=f"read{i}", title=f"read {i}", skills=["read"], depends_on=["big"])
+        for i in range(4)
+    ]
+    plan = Plan(
+        goal="fan out a large output",
+        tasks=[Task(id="big", title="make it", skills=["make"]), *readers],
+        source="declared",
+    )
+    async with (
+        Scheduler(host="127.0.0.1", port=0, dashboard=False) as scheduler,
+        DaskProcess(scheduler.address, host="127.0.0.1", nthreads=2, dashboard=False),
+    ):
+        reader = dask_worker(
+            "reader", measure_upstream, skills=["read"], capacity=4, address=scheduler.address
+        )
+        store = InMemoryStore()
+        graph = create_orchestrator(workers=[maker, reader]).compile(
+            checkpointer=InMemorySaver(), store=store
+        )
+        try:
+            out = await graph.ainvoke(
+                {"request": "fan out", "plan": plan.model_dump(mode="json")},
+                {"configurable": {"thread_id": "by-reference"}},
+                context={"use_memory": False},
+            )
+        finally:
+            await CLIENTS.close()
+    assert out["report"]["status"] == "done", out["report"]["reason"]
+    traffic = reader.run.traffic
+    assert (traffic.tasks, traffic.references) == (4, 4)
+    assert traffic.sent / traffic.tasks < 5_000  # the payloads, without the megabyte
+    assert 1_000_000 < traffic.scattered < 1_100_000  # the megabyte, once
+    digest = hashlib.sha256(blob.encode()).hexdigest()
+    expected = {"length": 1_000_000, "digest": digest}
+    assert all(out["tasks"][t.id]["status"] == "approved" for t in readers)
+    attempts = await Ledger(store, out["report"]["run_id"]).attempts()
+    read = {r.task_id: r.output for r, v in attempts if v.verdict == "approve"}
+    assert [read[t.id] for t in readers] == [expected] * 4
 
 
 async def test_no_cluster_address_is_one_clear_error(monkeypatch):
