@@ -14,6 +14,14 @@ exception raised by ``fn`` comes back as the attempt's error, for the QA gate an
 orchestrator's own retry policy (``retries=0`` on the Dask side). Either way the attempt ends
 once, so its result is reviewed and recorded once.
 
+Hedging works with Dask: when an attempt stalls (a slow machine, or a worker process that died
+while Dask reruns its task), the orchestrator may start a second attempt on another worker of
+the team; whichever passes QA first is the one result, and the other attempt's Dask task is
+cancelled on the cluster (``Client.cancel``), so neither Dask's rerun nor the hedge goes on
+after the task is settled and the ledger holds one approved attempt. (A task already running
+in a Dask worker's thread cannot be interrupted: that thread finishes and its result is
+dropped.) ``stall_after=0`` turns hedging off, leaving a dead worker's task to Dask alone.
+
 Large values go by reference: an input or an upstream output whose JSON exceeds
 ``by_reference`` bytes (default ``BY_REFERENCE``) is not put in the task's payload but scattered
 to the cluster once (``Client.scatter``, keyed by its content) and passed as a Dask future, which
@@ -45,6 +53,7 @@ from orchestrator_graph.workers import Worker, WorkerContext, WorkerInput
 
 DASK_ENV = "ORCHESTRATOR_GRAPH_DASK"
 BY_REFERENCE = 64 * 1024  # bytes of JSON above which a value is scattered, not in the payload
+DROPPED = "the orchestrator dropped this attempt (a hedge's loser, or its run was cancelled)"
 KEPT = 32  # scattered values kept on the cluster per Dask worker of the team
 
 
@@ -59,6 +68,8 @@ class Traffic(BaseModel):
     """Large values, each sent once (see the module)."""
     references: int = 0
     """Large values passed by reference instead of in a payload."""
+    cancelled: int = 0
+    """Tasks cancelled on the cluster because the orchestrator dropped their attempt."""
 
 
 def split_large(payload: dict[str, Any], limit: int) -> dict[str, Any]:
@@ -168,6 +179,10 @@ class DaskWork:
         )
         try:
             result = await future
+        except asyncio.CancelledError:  # a hedge's loser, a cancelled run: stopped there too
+            await asyncio.shield(client.cancel([future], reason="attempt dropped", msg=DROPPED))
+            self.traffic.cancelled += 1
+            raise
         finally:
             future.release()
         self.traffic.tasks += 1
