@@ -32,7 +32,7 @@ from langgraph.store.base import BaseStore
 from pydantic import BaseModel, Field
 
 from orchestrator_graph.context import Context
-from orchestrator_graph.events import Event
+from orchestrator_graph.events import Event, StreamEmit
 from orchestrator_graph.ledger import ROOT
 from orchestrator_graph.llm import ambient_deadline
 from orchestrator_graph.models import Plan, Task
@@ -256,11 +256,14 @@ class TeamLead:
             link.child_run_id = event.get("data", {}).get("run_id", "")
         if not self.forward or event.get("kind") in QUIET:
             return
-        fields = {k: v for k, v in event.items() if k in Event.model_fields}
-        data = {**fields.get("data", {})}
+        data = {**event.get("data", {})}
         data.setdefault("thread", link.child_thread)  # the deepest run the event came from
         data.setdefault("depth", link.child_thread.count("/"))
-        ctx.emit(Event(**{**fields, "node": f"{self.name}.{fields['node']}", "data": data}))
+        relayed = {**event, "node": f"{self.name}.{event['node']}", "data": data}
+        if isinstance(ctx.emit, StreamEmit):  # the child's emitter redacted it already
+            ctx.emit.relay(relayed)
+        else:
+            ctx.emit(Event(**{k: v for k, v in relayed.items() if k in Event.model_fields}))
 
     async def _answer(self, state: Any, link: ChildLink, store: BaseStore) -> dict[str, Any]:
         values = state.values
