@@ -80,7 +80,8 @@ class BoardRules:
 @dataclass
 class Running:
     """One attempt at work. ``began`` is when the worker itself started (after the attempt's
-    own set-up); stalls and pace are measured from there."""
+    own set-up); stalls and pace are measured from there. ``returned`` is when the worker's
+    call returned: from then on only review and bookkeeping remain, which cannot stall it."""
 
     task_id: str
     worker: str
@@ -88,6 +89,7 @@ class Running:
     dispatched: float
     expected: float
     began: float | None = None
+    returned: float | None = None
 
     @property
     def key(self) -> tuple[str, int]:
@@ -96,6 +98,31 @@ class Running:
     @property
     def since(self) -> float:
         return self.began if self.began is not None else self.dispatched
+
+
+AttemptKey = tuple[str, str, int]  # (run, task, attempt)
+
+
+@dataclass
+class WorkerClocks:
+    """When each attempt's worker began and when its call returned: written by the attempt as
+    it runs, read by the dispatcher, which measures stalls and pace from the worker itself (not
+    from dispatch, and not through the review and recording that follow)."""
+
+    began: dict[AttemptKey, float] = field(default_factory=dict)
+    returned: dict[AttemptKey, float] = field(default_factory=dict)
+
+    def note(self, run_id: str, run: Running) -> None:
+        key = (run_id, run.task_id, run.attempt)
+        if run.began is None:
+            run.began = self.began.get(key)
+        if run.returned is None:
+            run.returned = self.returned.get(key)
+
+    def forget(self, run_id: str, run: Running) -> None:
+        key = (run_id, run.task_id, run.attempt)
+        self.began.pop(key, None)
+        self.returned.pop(key, None)
 
 
 @dataclass(frozen=True)
