@@ -376,7 +376,7 @@ async def report_links(store: BaseStore, run_id: str, thread: str) -> dict[str, 
             status=v.get("status", "running"),
             cost=v.get("cost", 0.0),
         )
-        for v in sorted((i.value for i in links), key=lambda v: (v["started_at"], v["task_id"]))
+        for v in sorted((i.value for i in links), key=lambda v: (v["task_id"], v["attempt"]))
     ]
     parent = await store.aget(PARENTS, thread) if thread else None
     return {

@@ -31,7 +31,7 @@ def physical(store: BaseStore) -> tuple[BaseStore, tuple[str, ...]]:
     """The store under the wrappers, and the namespace prefix they add (a tenant's)."""
     prefix: tuple[str, ...] = ()
     while (inner := getattr(store, "inner", None)) is not None:
-        prefix = (*prefix, *getattr(store, "prefix", ()))
+        prefix = (*getattr(store, "prefix", ()), *prefix)  # an inner wrapper's goes first
         store = inner
     return store, prefix
 

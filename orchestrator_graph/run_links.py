@@ -6,7 +6,8 @@ from pydantic import BaseModel
 
 
 class ChildRun(BaseModel):
-    """A child orchestrator one of the run's team leads ran for one attempt of one task."""
+    """A child orchestrator one of the run's team leads ran for one attempt of one task (a
+    report lists them by task, then attempt)."""
 
     task_id: str
     attempt: int

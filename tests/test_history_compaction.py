@@ -106,3 +106,20 @@ async def test_a_load_compacts_a_long_log(make_persistence, monkeypatch):
         mine = [i for i in await store.asearch(LOG, limit=10_000) if i.value["worker"] == name]
         assert mine == []
         assert (await load_history(store, [name]))[name]["sim"].attempts == 5
+
+
+async def test_a_tenants_history_is_compacted_under_its_own_namespace(make_persistence):
+    from orchestrator_graph.tenancy import TenantStore
+
+    async with make_persistence() as (_saver, store):
+        tenants = {t: TenantStore(store, f"{t}{uuid.uuid4().hex[:6]}") for t in ("a", "b")}
+        for n, tenant in enumerate(tenants.values(), start=1):
+            history = await load_history(tenant, ["w"])
+            writer = HistoryWriter(tenant, history)
+            for _ in range(n):
+                history["w"].setdefault("sim", SkillStats()).add(True, 1.0, 1.0)
+                await writer.save(history, ["w"])
+        assert await compact(tenants["a"]) == 1  # its own entry, not the other tenant's
+        assert len(await tenants["b"].asearch(LOG)) == 2
+        totals = [(await load_history(t, ["w"]))["w"]["sim"].attempts for t in tenants.values()]
+    assert totals == [1, 2]

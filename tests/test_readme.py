@@ -73,7 +73,7 @@ def test_every_python_block_runs(index, tmp_path):
         assert out.stdout.strip() == "['supervisor', 'orchestrator']", out.stdout
     if "# example: hierarchy" in code:  # the run with its report's child runs, then the tree
         lines = out.stdout.strip().splitlines()
-        children = "[('eu-collect', 'done'), ('us-collect', 'done'), ('merge', 'done')]"
+        children = "[('eu-collect', 'done'), ('merge', 'done'), ('us-collect', 'done')]"
         assert lines[:2] == [f"done {children}", "child runs:"] and len(lines) == 5, out.stdout
         assert all(line.endswith(" done") and "thread project/" in line for line in lines[2:])
     if "# example: dask" in code:
