@@ -153,11 +153,19 @@ class Abilities:
         self.tasks, self.registry = tasks, registry
         self.kind = {tid: task_kind(t) for tid, t in tasks.items()}
         self._cache: dict[tuple[str, tuple[Any, ...]], bool] = {}
+        self._counts: dict[tuple[Any, ...], int] = {}
         self._version = -1
+
+    def count(self, tid: str) -> int:
+        """How many of the team can do the task: once per kind of task."""
+        kind = self.kind[tid]
+        if self._version != self.registry.version or kind not in self._counts:
+            self._counts[kind] = sum(self(tid, w) for w in self.registry.workers())
+        return self._counts[kind]
 
     def __call__(self, tid: str, worker: Worker) -> bool:
         if self._version != self.registry.version:
-            self._cache, self._version = {}, self.registry.version
+            self._cache, self._counts, self._version = {}, {}, self.registry.version
         key = (worker.name, self.kind[tid])
         hit = self._cache.get(key)
         if hit is None:
@@ -186,10 +194,9 @@ class TaskBoard:
         self.history: History = history if history is not None else {}
         self.outbox: list[Event] = []
         self.able = Abilities(self.tasks, registry)
-        team = registry.workers()
-        able = {tid: sum(self.able(tid, w) for w in team) for tid in self.tasks}
         self.redundancy = {
-            tid: max(1, min(t.redundancy, able[tid])) for tid, t in self.tasks.items()
+            tid: max(1, min(t.redundancy, self.able.count(tid))) if t.redundancy > 1 else 1
+            for tid, t in self.tasks.items()
         }
         self.approved: dict[str, list[Approval]] = {t: [] for t in self.tasks}
         self.reviews: dict[str, list[Review]] = {t: [] for t in self.tasks}
