@@ -61,7 +61,9 @@ async def two_regions():
     the tests that kill one: started once (processes take seconds to start)."""
     from distributed import Nanny, Scheduler
 
-    async with Scheduler(host="127.0.0.1", port=0, dashboard=False) as scheduler:
+    async with Scheduler(
+        host="127.0.0.1", port=0, dashboard=False, dashboard_address=LOCAL
+    ) as scheduler:
         nannies = [
             Nanny(
                 scheduler.address,
@@ -69,6 +71,7 @@ async def two_regions():
                 nthreads=1,
                 resources={f"region-{region}": 1},
                 dashboard=False,
+                dashboard_address=LOCAL,
                 silence_logs=True,
             )
             for region in ("eu", "eu", "us")
@@ -181,7 +184,7 @@ async def test_a_large_dependency_output_goes_to_dask_by_reference():
         source="declared",
     )
     async with (
-        Scheduler(host="127.0.0.1", port=0, dashboard=False) as scheduler,
+        Scheduler(host="127.0.0.1", port=0, dashboard=False, dashboard_address=LOCAL) as scheduler,
         DaskProcess(scheduler.address, host="127.0.0.1", nthreads=2, dashboard_address=LOCAL),
     ):
         reader = dask_worker(
