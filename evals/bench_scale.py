@@ -8,7 +8,9 @@
    crossed each parent -> child boundary per task (down: the phase and its plan; up: summary and
    references), and the bytes written into checkpoints per task;
 2. throughput of CPU-bound work run in-process vs on a local Dask cluster of 1, 2 and 4 worker
-   processes (bound to 127.0.0.1), with the bytes per task each way.
+   processes (bound to 127.0.0.1), with the bytes per task each way;
+3. a 1 MB dependency output read by 20 tasks on Dask: the bytes per task that cross to the
+   cluster with every value in the payload (before) and with large values by reference (now).
 
 Sizes (chosen to keep the run to a few minutes on 2 cores): 100 workers x 1,000 tasks, 1,000 x
 1,000 and 10,000 x 10,000. Every organisation holds about a hundred members per orchestrator
@@ -187,6 +189,65 @@ async def dask_table(n: int, repeats: int) -> None:
         )
 
 
+def read_blob(payload: WorkerInput) -> dict[str, Any]:
+    blob = payload.upstream["big"]["blob"]
+    return {"value": hashlib.sha256(blob.encode()).hexdigest()[:8], "summary": "read"}
+
+
+def fan_out_plan(readers: int) -> Plan:
+    tasks = [Task(id="big", title="make it", skills=["make"])]
+    tasks += [
+        Task(id=f"r{i:03d}", title=f"read {i}", skills=["read"], depends_on=["big"])
+        for i in range(readers)
+    ]
+    return Plan(goal="fan out", tasks=tasks, source="declared")
+
+
+async def reference_table(readers: int = 20) -> None:
+    from distributed import LocalCluster
+
+    from orchestrator_graph.dask_workers import BY_REFERENCE, CLIENTS, dask_worker
+
+    blob = "x" * 1_000_000
+    maker = Worker(name="maker", skills=["make"], run=lambda p: {"blob": blob, "summary": "big"})
+    print(f"\n## A 1 MB dependency output read by {readers} tasks on Dask (2 processes)\n")
+    print("| large values | payload bytes/task | scattered bytes/task | total bytes/task | s |")
+    print("|---|---:|---:|---:|---:|")
+    async with LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        host="127.0.0.1",
+        dashboard_address=None,
+        asynchronous=True,
+    ) as cluster:
+        for label, limit in (("in the payload (before)", 10**12), ("by reference", BY_REFERENCE)):
+            reader = dask_worker(
+                "reader",
+                read_blob,
+                skills=["read"],
+                capacity=4,
+                address=cluster.scheduler_address,
+                by_reference=limit,
+            )
+            graph = create_orchestrator(workers=[maker, reader]).compile(
+                checkpointer=InMemorySaver(), store=InMemoryStore()
+            )
+            start = time.perf_counter()
+            out = await graph.ainvoke(
+                {"request": "fan out", "plan": fan_out_plan(readers).model_dump(mode="json")},
+                {"configurable": {"thread_id": "fan-out"}},
+                context=CONTEXT,
+            )
+            assert out["report"]["status"] == "done", out["report"]["reason"]
+            t = reader.run.traffic
+            print(
+                f"| {label} | {t.sent / t.tasks:,.0f} | {t.scattered / t.tasks:,.0f} | "
+                f"{(t.sent + t.scattered) / t.tasks:,.0f} | {time.perf_counter() - start:.2f} |",
+                flush=True,
+            )
+        await CLIENTS.close()
+
+
 async def main(argv: list[str]) -> None:
     args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     args.add_argument("--quick", action="store_true", help="small sizes, one run each")
@@ -202,6 +263,7 @@ async def main(argv: list[str]) -> None:
     await organisations(sizes, repeats)  # type: ignore[arg-type]
     if not opts.skip_dask:
         await dask_table(40 if opts.quick else 100, repeats)
+        await reference_table()
 
 
 if __name__ == "__main__":

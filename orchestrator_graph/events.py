@@ -52,13 +52,26 @@ class Event(BaseModel):
 Emit = Callable[[Event], None]
 
 
-def stream_emitter(writer: Callable[[Any], None] | None) -> Emit:
-    """Events go out as plain dicts with ``"event": "orchestrator"`` so consumers can filter."""
-    if writer is None:
-        return lambda event: None
-    from orchestrator_graph.protection.redact import default_redactor
+class StreamEmit:
+    """Events go out as plain dicts with ``"event": "orchestrator"`` so consumers can filter,
+    redacted (they reach logs, streams and the server's clients)."""
 
-    redactor = default_redactor()  # events reach logs, streams and the server's clients
-    return lambda event: writer(
-        {"event": "orchestrator", **redactor.value(event.model_dump(mode="json"))}
-    )
+    def __init__(self, writer: Callable[[Any], None] | None) -> None:
+        from orchestrator_graph.protection.redact import default_redactor
+
+        self.writer, self.redactor = writer, default_redactor()
+
+    def __call__(self, event: Event) -> None:
+        if self.writer is not None:
+            dumped = self.redactor.value(event.model_dump(mode="json"))
+            self.writer({"event": "orchestrator", **dumped})
+
+    def relay(self, event: dict[str, Any]) -> None:
+        """An event as another run's ``StreamEmit`` wrote it (a child orchestrator's, already
+        redacted there), passed on as it is."""
+        if self.writer is not None:
+            self.writer(event)
+
+
+def stream_emitter(writer: Callable[[Any], None] | None) -> Emit:
+    return StreamEmit(writer)

@@ -12,8 +12,10 @@ mediator take over. Cancelling the parent's attempt cancels the child; the child
 phase's, capped by what the parent has left. Any depth works: a child's team may hold leads.
 
 Every link is kept in the store (``ROOT/hierarchy/<parent run>``, key ``<task>#<attempt>``) with
-both threads, both run ids and the bytes that crossed each way; ``tree`` reads it back for
-``orchestrator-graph status`` and the audit trail."""
+both threads, both run ids, the child's status and cost and the bytes that crossed each way;
+``tree`` reads it back for ``orchestrator-graph status`` and the audit trail, and
+``report_links`` for the reports: a parent's lists its child runs, a child's names its parent
+(kept under ``ROOT/hierarchy_parents``, key the child's thread)."""
 
 from __future__ import annotations
 
@@ -30,14 +32,16 @@ from langgraph.store.base import BaseStore
 from pydantic import BaseModel, Field
 
 from orchestrator_graph.context import Context
-from orchestrator_graph.events import Event
+from orchestrator_graph.events import Event, StreamEmit
 from orchestrator_graph.ledger import ROOT
 from orchestrator_graph.llm import ambient_deadline
 from orchestrator_graph.models import Plan, Task
 from orchestrator_graph.registry import Registry
+from orchestrator_graph.run_links import ChildRun, ParentRun
 from orchestrator_graph.workers import Worker, WorkerContext, WorkerInput
 
 HIERARCHY = (ROOT, "hierarchy")
+PARENTS = (ROOT, "hierarchy_parents")  # child thread -> models.ParentRun
 STREAM = {"stream_mode": "custom", "durability": "sync"}
 _END = object()
 QUIET = frozenset({"status"})  # frequent, large snapshots stay in the child's own stream
@@ -80,6 +84,7 @@ class ChildLink(BaseModel):
     child_thread: str
     child_run_id: str = ""
     status: str = "running"
+    cost: float = 0.0
     bytes_down: int = 0
     bytes_up: int = 0
     started_at: float = Field(default_factory=time.time)
@@ -202,6 +207,14 @@ class TeamLead:
             payload = self._payload(delegation) if not state.values else None
             link.bytes_down = len(json.dumps(payload or {}, default=str))
             await self._save(store, link)
+            parent = ParentRun(
+                thread_id=link.parent_thread,
+                run_id=link.parent_run_id,
+                task_id=link.task_id,
+                attempt=link.attempt,
+                lead=link.lead,
+            )
+            await store.aput(PARENTS, link.child_thread, parent.model_dump(), index=False)
             await self._drive(graph.astream(payload, config, context=context, **STREAM), link, ctx)
             state = await graph.aget_state(config)
         return await self._answer(state, link, store)
@@ -243,11 +256,14 @@ class TeamLead:
             link.child_run_id = event.get("data", {}).get("run_id", "")
         if not self.forward or event.get("kind") in QUIET:
             return
-        fields = {k: v for k, v in event.items() if k in Event.model_fields}
-        data = {**fields.get("data", {})}
+        data = {**event.get("data", {})}
         data.setdefault("thread", link.child_thread)  # the deepest run the event came from
         data.setdefault("depth", link.child_thread.count("/"))
-        ctx.emit(Event(**{**fields, "node": f"{self.name}.{fields['node']}", "data": data}))
+        relayed = {**event, "node": f"{self.name}.{event['node']}", "data": data}
+        if isinstance(ctx.emit, StreamEmit):  # the child's emitter redacted it already
+            ctx.emit.relay(relayed)
+        else:
+            ctx.emit(Event(**{k: v for k, v in relayed.items() if k in Event.model_fields}))
 
     async def _answer(self, state: Any, link: ChildLink, store: BaseStore) -> dict[str, Any]:
         values = state.values
@@ -255,6 +271,7 @@ class TeamLead:
         report = values.get("report") or {}
         waiting = _waiting(state)
         link.status = report.get("status") or ("waiting" if waiting else "interrupted")
+        link.cost = float(report.get("cost") or 0.0)
         link.finished_at = time.time()
         if link.status != "done":
             await self._save(store, link)
@@ -344,6 +361,28 @@ async def tree(store: BaseStore, run_id: str, *, depth: int = 8) -> list[dict[st
         link["children"] = await tree(store, link.get("child_run_id", ""), depth=depth - 1)
         out.append(link)
     return out
+
+
+async def report_links(store: BaseStore, run_id: str, thread: str) -> dict[str, Any]:
+    """The ``parent`` and ``children`` fields of a run's report (see the module)."""
+    links = await store.asearch((*HIERARCHY, run_id), limit=10_000) if run_id else []
+    children = [
+        ChildRun(
+            task_id=v["task_id"],
+            attempt=v["attempt"],
+            lead=v["lead"],
+            thread_id=v["child_thread"],
+            run_id=v.get("child_run_id", ""),
+            status=v.get("status", "running"),
+            cost=v.get("cost", 0.0),
+        )
+        for v in sorted((i.value for i in links), key=lambda v: (v["task_id"], v["attempt"]))
+    ]
+    parent = await store.aget(PARENTS, thread) if thread else None
+    return {
+        "parent": ParentRun.model_validate(parent.value) if parent else None,
+        "children": children,
+    }
 
 
 def tree_lines(links: list[dict[str, Any]], indent: str = "") -> list[str]:

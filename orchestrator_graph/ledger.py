@@ -24,7 +24,9 @@ ROOT = "orchestrator_graph"
 # The store's layout: every namespace the package reads or writes.
 STATUS = (ROOT, "status")  # run id -> its latest StatusSnapshot
 SCHEDULES = (ROOT, "schedules")  # run id -> its planned Schedule (O(tasks): kept out of the state)
-HISTORY = (ROOT, "performance")  # worker name -> skill -> SkillStats
+HISTORY = (ROOT, "performance")  # worker name -> skill -> SkillStats (compacted: history_log)
+HISTORY_LOG = (ROOT, "performance_log")  # writer/seq/worker -> {"worker", "skills": additions}
+HISTORY_GENERATION = (ROOT, "performance_generation")  # "generation": compactions committed
 SPENT = (ROOT, "spent")  # + run id: usage of nodes that failed after calling models
 THREAD_OWNERS = (ROOT, "cli_owners")  # thread id -> the process driving it now
 THREAD_SETTINGS = (ROOT, "cli_threads")  # thread id -> the CLI settings it was started with

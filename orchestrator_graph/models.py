@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from orchestrator_graph.run_links import ChildRun, ParentRun
+
 TaskStatus = Literal["pending", "running", "approved", "rejected", "escalated", "failed", "skipped"]
 Verdict = Literal["approve", "reject"]
 
@@ -486,3 +488,5 @@ class RunReport(BaseModel):
     fairness: float | None = Field(
         None, description="Jain's index of tasks per worker among equally skilled workers"
     )
+    parent: ParentRun | None = Field(None, description="the run that delegated this one")
+    children: list[ChildRun] = Field(default_factory=list, description="runs its leads ran")

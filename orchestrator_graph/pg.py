@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import hashlib
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import psycopg
@@ -50,3 +50,20 @@ async def setup_lock(url: str) -> AsyncIterator[None]:
         yield
     finally:
         await conn.close()
+
+
+def postgres_url(store: Any) -> str | None:
+    """The URL of a PostgreSQL store's database (unwrapped), else ``None``."""
+    try:
+        from langgraph.store.postgres.aio import AsyncPostgresStore
+        from psycopg.conninfo import make_conninfo
+        from psycopg_pool import AsyncConnectionPool
+    except ImportError:  # without the postgres extra there is no PostgreSQL store either
+        return None
+    if not isinstance(store, AsyncPostgresStore):
+        return None
+    conn = store.conn
+    if isinstance(conn, AsyncConnectionPool):
+        return str(conn.conninfo)  # a pool built from a URL string (how this package builds it)
+    # the dsn leaves the password out; it is added back from the connection
+    return make_conninfo(conn.info.dsn, password=conn.info.password or None)

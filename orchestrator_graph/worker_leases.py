@@ -109,21 +109,13 @@ _shared: dict[str, WorkerLeases] = {}
 
 def leases_for(store: BaseStore | None) -> WorkerLeases | None:
     """The cross-process leases for a PostgreSQL store (same database), else ``None``."""
-    try:
-        from langgraph.store.postgres.aio import AsyncPostgresStore
-        from psycopg.conninfo import make_conninfo
-        from psycopg_pool import AsyncConnectionPool
-    except ImportError:  # without the postgres extra there is no PostgreSQL store either
-        return None
+    from orchestrator_graph.pg import postgres_url
+
     while (inner := getattr(store, "inner", None)) is not None:  # the policy's, the tenant's
         store = inner
-    if not isinstance(store, AsyncPostgresStore):
+    url = postgres_url(store)
+    if url is None:
         return None
-    conn = store.conn
-    if isinstance(conn, AsyncConnectionPool):
-        url = str(conn.conninfo)  # a pool built from a URL string (how this package builds it)
-    else:  # the dsn leaves the password out; it is added back from the connection
-        url = make_conninfo(conn.info.dsn, password=conn.info.password or None)
     if url not in _shared:
         _shared[url] = WorkerLeases(url)
     return _shared[url]

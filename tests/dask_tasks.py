@@ -28,3 +28,29 @@ def where_it_ran(payload: WorkerInput) -> dict[str, Any]:
         "regions": regions,
         "summary": f"{payload.task.id} done in region {regions[0] if regions else '-'}",
     }
+
+
+def measure_upstream(payload: WorkerInput) -> dict[str, Any]:
+    """The length and digest of the ``blob`` its dependency ``big`` produced."""
+    import hashlib
+
+    blob = payload.upstream["big"]["blob"]
+    return {"length": len(blob), "digest": hashlib.sha256(blob.encode()).hexdigest()}
+
+
+def slow_when_rerun(payload: WorkerInput) -> dict[str, Any]:
+    """Attempt 1 writes its process id to ``inputs.announce`` and waits to be killed; Dask's
+    rerun of it (the file is there) takes ``inputs.rerun`` seconds; a later attempt (the
+    orchestrator's hedge) answers at once."""
+    announce = Path(payload.task.inputs["announce"])
+    if payload.attempt == 1 and not announce.exists():
+        announce.write_text(str(os.getpid()))
+        time.sleep(60)
+    elif payload.attempt == 1:
+        time.sleep(payload.task.inputs["rerun"])
+    return {"value": payload.attempt, "pid": os.getpid(), "summary": f"attempt {payload.attempt}"}
+
+
+def warm() -> None:
+    """Import what a task needs once per Dask worker process, before a test's clock runs."""
+    import orchestrator_graph.workers  # noqa: F401

@@ -21,8 +21,9 @@ from orchestrator_graph import create_orchestrator
 from orchestrator_graph.audit import audit_trail
 from orchestrator_graph.hierarchy import ChildFailed, child_thread, resolve, team_lead, tree
 from orchestrator_graph.ledger import ROOT, Ledger
-from orchestrator_graph.models import Criterion, Plan, Task
+from orchestrator_graph.models import Criterion, Plan, RunReport, Task
 from orchestrator_graph.persistence import open_persistence
+from orchestrator_graph.run_links import ParentRun
 from orchestrator_graph.simulation import random_plan, simulated_team
 from orchestrator_graph.workers import Worker
 
@@ -182,6 +183,36 @@ async def test_child_returns_references_and_the_parent_gates_them():
         ("p1", links[1]["child_run_id"], "done"),
     ]
     assert all(x["bytes_down"] > 0 and x["bytes_up"] > 0 for x in links)
+
+
+async def test_the_reports_link_parent_and_child_runs():
+    sub = random_plan(2, seed=3, shape="independent", mean_effort=0.01)
+    team = [w.model_copy(update={"cost": 0.25}) for w in simulated_team(2)]
+    lead = team_lead("lead", skills=["phase"], team=team, plan=lambda d: sub)
+    saver, store = InMemorySaver(), InMemoryStore()
+    graph = create_orchestrator(workers=[lead]).compile(checkpointer=saver, store=store)
+    out = await graph.ainvoke(
+        {"request": "phases", "plan": _phase_plan(2).model_dump(mode="json")},
+        {"configurable": {"thread_id": "top"}},
+        context={"use_memory": False, "max_attempts": 1},
+    )
+    report = RunReport.model_validate(out["report"])
+    assert report.parent is None
+    assert [(c.task_id, c.attempt, c.lead, c.thread_id, c.status) for c in report.children] == [
+        ("p0", 1, "lead", "top/p0#1", "done"),
+        ("p1", 1, "lead", "top/p1#1", "done"),
+    ]
+    for child in report.children:
+        assert len(await Ledger(store, child.run_id).attempts()) == 2  # the child's own ledger
+        assert child.cost == pytest.approx(0.5)  # two attempts at 0.25
+    child_graph = create_orchestrator(workers=team).compile(checkpointer=saver, store=store)
+    state = await child_graph.aget_state({"configurable": {"thread_id": "top/p1#1"}})
+    child_report = RunReport.model_validate(state.values["report"])
+    assert child_report.run_id == report.children[1].run_id
+    assert child_report.parent == ParentRun(
+        thread_id="top", run_id=report.run_id, task_id="p1", attempt=1, lead="lead"
+    )
+    assert child_report.children == []
 
 
 async def test_a_child_that_cannot_finish_fails_its_phase_up_to_the_parent():

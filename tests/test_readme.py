@@ -71,9 +71,10 @@ def test_every_python_block_runs(index, tmp_path):
         assert out.stdout.strip() == "done 26.219", out.stdout
     if "# example: supervisor" in code:
         assert out.stdout.strip() == "['supervisor', 'orchestrator']", out.stdout
-    if "# example: hierarchy" in code:  # the run, then its three child runs, each done
+    if "# example: hierarchy" in code:  # the run with its report's child runs, then the tree
         lines = out.stdout.strip().splitlines()
-        assert lines[:2] == ["done", "child runs:"] and len(lines) == 5, out.stdout
+        children = "[('eu-collect', 'done'), ('merge', 'done'), ('us-collect', 'done')]"
+        assert lines[:2] == [f"done {children}", "child runs:"] and len(lines) == 5, out.stdout
         assert all(line.endswith(" done") and "thread project/" in line for line in lines[2:])
     if "# example: dask" in code:
         assert out.stdout.strip() == "done 4 tasks ran on Dask", out.stdout

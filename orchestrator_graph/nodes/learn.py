@@ -10,6 +10,7 @@ from orchestrator_graph.auditlog import chain_state
 from orchestrator_graph.conversation import answer
 from orchestrator_graph.env import Env
 from orchestrator_graph.events import Event
+from orchestrator_graph.hierarchy import report_links
 from orchestrator_graph.ledger import Ledger, load_schedule, load_spent
 from orchestrator_graph.memory import MemoryUnavailable
 from orchestrator_graph.models import Review, TaskResult
@@ -36,6 +37,7 @@ async def step(services: Services, state: OrchestratorState, env: Env) -> dict[s
             "actual": actual_slots(attempts, since),
             "models": services.roles.labels(context),
             "cost": attempts_cost(attempts, registry),
+            **await report_links(store, run_id, env.thread_id),
         }
     )
     note = state.get("memory_note") or ""
