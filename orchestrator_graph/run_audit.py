@@ -8,7 +8,7 @@ from typing import Any
 
 from langgraph.store.base import BaseStore
 
-from orchestrator_graph.auditlog import ACTIVE_KEY, AuditLog, audit_key, chain_state
+from orchestrator_graph.auditlog import ACTIVE_KEY, AuditLog, audit_key, chain_state, use_home
 from orchestrator_graph.identity import Action, Identity, local_identity
 from orchestrator_graph.threads import alive
 
@@ -25,7 +25,7 @@ def enter(payload: Any, home: str | None) -> Identity:
     """The CLI's identity, allowed to do what ``payload`` asks; the audit key for this process."""
     identity = local_identity()
     identity.require(cli_action(payload), "this thread")
-    ACTIVE_KEY.set(audit_key(home))
+    use_home(home)
     return identity
 
 

@@ -8,6 +8,7 @@ import json
 import subprocess
 import tarfile
 import uuid
+from pathlib import Path
 
 import pytest
 from conftest import PG_ADMIN
@@ -130,3 +131,37 @@ def test_backed_up_while_paused_restored_and_resumed(engine, expected, tmp_path,
     with pytest.raises(InputError, match="backup .*(not a readable backup|checksum)"):
         restore(archive, tmp_path / "elsewhere", None, None)
     assert not (tmp_path / "elsewhere" / "state.db").exists()
+
+
+def test_the_postgres_tools_get_the_connection_from_their_environment(
+    tmp_path, fresh_database, monkeypatch
+):
+    """pg_dump and pg_restore run with neither URL nor password in their argv (which ``ps``
+    shows every user): libpq's PG* variables carry the connection."""
+    import psycopg
+
+    from orchestrator_graph import backup as backup_module
+
+    source, target = fresh_database(), fresh_database()
+    with psycopg.connect(source, autocommit=True) as db:
+        db.execute("CREATE TABLE store (prefix text, key text, value text)")
+        db.execute("INSERT INTO store VALUES ('kept', 'k', 'v')")
+    with_password = lambda url: url.replace("postgres@", "postgres:pw-in-url-77@")  # noqa: E731
+    seen: list[tuple[list[str], dict[str, str]]] = []
+    real_run = subprocess.run
+
+    def spy(argv, **kwargs):
+        seen.append((list(argv), kwargs["env"]))
+        return real_run(argv, **kwargs)
+
+    monkeypatch.setattr(backup_module.subprocess, "run", spy)
+    archive = tmp_path / "pg.tar.gz"
+    backup_module.backup(archive, tmp_path, with_password(source), None)
+    backup_module.restore(archive, tmp_path / "fresh", with_password(target), None)
+    assert [Path(argv[0]).name for argv, _ in seen] == ["pg_dump", "pg_restore"]
+    for argv, env in seen:
+        assert not any("pw-in-url" in a or "postgresql://" in a or "@" in a for a in argv), argv
+        assert env["PGPASSWORD"] == "pw-in-url-77" and env["PGHOST"] == "127.0.0.1"
+    assert seen[1][0][seen[1][0].index("-d") + 1] == target.rsplit("/", 1)[1]
+    with psycopg.connect(target) as db:
+        assert db.execute("SELECT prefix, key, value FROM store").fetchall() == [("kept", "k", "v")]
