@@ -41,6 +41,9 @@ ACTIVE_KEY: contextvars.ContextVar[bytes | None] = contextvars.ContextVar("audit
 ACTIVE_HEADS: contextvars.ContextVar[Path | None] = contextvars.ContextVar("heads", default=None)
 
 
+ChainEvent = tuple[str, str, str, dict[str, Any]]  # (event id, actor, action, payload)
+
+
 class AuditRecord(BaseModel):
     """One link of the chain as stored. ``payload`` is None once the run has been purged."""
 
@@ -213,9 +216,7 @@ class AuditLog:
             offset += PAGE
         return sorted(out, key=lambda r: r.seq)
 
-    async def append(
-        self, events: Iterable[tuple[str, str, str, dict[str, Any]]]
-    ) -> list[AuditRecord]:
+    async def append(self, events: Iterable[ChainEvent]) -> list[AuditRecord]:
         """Chain each ``(event id, actor, action, payload)`` not chained before, in order."""
         stores = _heads.setdefault(asyncio.get_running_loop(), weakref.WeakKeyDictionary())
         head = stores.setdefault(self.store, {}).setdefault(self.run_id, _Head())
@@ -330,10 +331,10 @@ def _against_head(records: list[AuditRecord], key: bytes, kept: ChainHead | None
     return None
 
 
-def state_events(values: Mapping[str, Any]) -> list[tuple[str, str, str, dict[str, Any]]]:
+def state_events(values: Mapping[str, Any]) -> list[ChainEvent]:
     """The events a run's state records (plan gate, assignments with their reasons, conflicts,
     decisions and escalation answers with who gave them, the final gate), as chain events."""
-    out: list[tuple[str, str, str, dict[str, Any]]] = []
+    out: list[ChainEvent] = []
     if gate := values.get("plan_review"):
         out.append(("plan_review", gate["reviewer"], f"plan {gate['verdict']}", dict(gate)))
     for i, conflict in enumerate(values.get("conflicts", [])):
@@ -341,17 +342,28 @@ def state_events(values: Mapping[str, Any]) -> list[tuple[str, str, str, dict[st
         out.append((f"conflict:{i}", actor, f"conflict {conflict['kind']}", dict(conflict)))
     for task_id, record in sorted((values.get("tasks") or {}).items()):
         if worker := record.get("worker"):
-            payload = {"task_id": task_id, "worker": worker, "reasons": record.get("assignment")}
-            out.append((f"assigned:{task_id}:{worker}", "dispatcher", "assignment", payload))
+            out.append(assignment_event(task_id, worker, record.get("assignment")))
     for i, decision in enumerate(values.get("decisions", [])):
-        actor = decision.get("actor") or decision["by"]
-        out.append((f"decision:{i}", actor, f"decision {decision['action']}", dict(decision)))
+        out.append(decision_event(i, decision))
     if final := values.get("final_review"):
         out.append(("final_review", final["reviewer"], f"deliverable {final['verdict']}", final))
     return out
 
 
-def attempt_event(result: Mapping[str, Any], review: Mapping[str, Any]) -> tuple:
+def assignment_event(task_id: str, worker: str, reasons: Any) -> ChainEvent:
+    """A task given to a worker, and why (score parts, runner-up): one entry per task and
+    worker, whether chained when the dispatcher assigns or later from the state."""
+    payload = {"task_id": task_id, "worker": worker, "reasons": reasons}
+    return (f"assigned:{task_id}:{worker}", "dispatcher", "assignment", payload)
+
+
+def decision_event(index: int, decision: Mapping[str, Any]) -> ChainEvent:
+    """The run's ``index``-th decision (a human's answer names who gave it)."""
+    actor = decision.get("actor") or decision["by"]
+    return (f"decision:{index}", actor, f"decision {decision['action']}", dict(decision))
+
+
+def attempt_event(result: Mapping[str, Any], review: Mapping[str, Any]) -> ChainEvent:
     """A ledger entry as a chain event: who did the attempt, the verdict and why."""
     key = f"{result['task_id']}#{result['attempt']}"
     payload = {
@@ -398,7 +410,7 @@ async def chain_state(store: BaseStore, values: Mapping[str, Any], key: bytes | 
     if not run_id:
         return 0
     events = state_events(values)
-    if report := values.get("report"):
+    if (report := values.get("report")) and not values.get("stopped"):  # not a budget pause
         summary = {"status": report.get("status"), "reason": report.get("reason")}
         events.append(("finished", "orchestrator", f"run {report.get('status')}", summary))
     log = AuditLog(store, run_id, key or await run_key())

@@ -22,6 +22,7 @@ from pydantic import BaseModel
 
 from orchestrator_graph.errors import ConnectionFailed, InputError
 from orchestrator_graph.ledger import THREAD_OWNERS
+from orchestrator_graph.worker_leases import TABLE as SLOTS
 
 FORMAT = 1
 DATABASES = ("state.db", "store.db")
@@ -124,7 +125,15 @@ def backup(out: Path, home: Path, postgres_url: str | None, chroma: Path | None)
         stage = Path(tmp)
         if postgres_url:
             dump = stage / "postgres.dump"
-            _engine_tool("pg_dump", postgres_url, "--format=custom", "--no-owner", "-f", str(dump))
+            _engine_tool(
+                "pg_dump",
+                postgres_url,
+                "--format=custom",
+                "--no-owner",
+                f"--exclude-table-data={SLOTS}",  # leases of attempts running now: not data
+                "-f",
+                str(dump),
+            )
         else:
             for name in DATABASES:
                 if (home / name).is_file():
@@ -218,12 +227,16 @@ def _holds_runs(postgres_url: str) -> bool:
 
 def _forget_owners(home: Path, postgres_url: str | None) -> None:
     """A restored thread is driven by no process: the snapshot's owner records (pids of the
-    machine it came from, possibly alive here) would make ``resume`` refuse it."""
+    machine it came from, possibly alive here) would make ``resume`` refuse it, and worker
+    leases taken by attempts running at backup time would hold their slots until they expire."""
     if postgres_url:
         import psycopg
 
         with psycopg.connect(postgres_url, autocommit=True) as db:
             db.execute("DELETE FROM store WHERE prefix = %s", (OWNERS,))
+            if db.execute("SELECT to_regclass(%s)", (SLOTS,)).fetchone() != (None,):
+                # an older archive's worker leases: the restored run would wait for them
+                db.execute(f"UPDATE {SLOTS} SET holder = NULL, expires_at = NULL")  # noqa: S608
         return
     if (home / "store.db").is_file():
         with closing(sqlite3.connect(home / "store.db")) as lite, lite:

@@ -70,6 +70,7 @@ class AttemptSteps:
 
     async def run(self, run_id: str, launch: Launch, env: Env) -> tuple[TaskResult, Review]:
         """One attempt: inline, or (``Context.worker_subgraph``) through the ``worker`` subgraph."""
+        await env.audit.flush(env.store, run_id)  # its assignment is chained before it runs
         if not env.context.worker_subgraph:
             return await self.run_inline(run_id, launch, env)
         task = launch.task

@@ -165,3 +165,88 @@ def test_the_postgres_tools_get_the_connection_from_their_environment(
     assert seen[1][0][seen[1][0].index("-d") + 1] == target.rsplit("/", 1)[1]
     with psycopg.connect(target) as db:
         assert db.execute("SELECT prefix, key, value FROM store").fetchall() == [("kept", "k", "v")]
+
+
+def chained_plan() -> dict:
+    """Six short simulated tasks in two chains of three: enough to back up mid-way."""
+    tasks = [
+        {
+            "id": f"t{i}",
+            "title": f"t{i}",
+            "skills": ["sim"],
+            "effort": 0.3,
+            "depends_on": [f"t{i - 2}"] if i >= 2 else [],
+            "acceptance": [{"kind": "has_keys", "keys": ["value"]}],
+        }
+        for i in range(6)
+    ]
+    return {"tasks": tasks}
+
+
+def sim_graph(saver, store, side_effects):
+    from orchestrator_graph import create_orchestrator
+    from orchestrator_graph.simulation import simulated_team
+
+    team = simulated_team(2, skills=("sim",), seed=3, side_effects=side_effects)
+    return create_orchestrator(workers=team).compile(checkpointer=saver, store=store)
+
+
+async def outcome(graph, config) -> dict:
+    """What the run produced: its status and each task's approved value."""
+    from orchestrator_graph.ledger import Ledger
+
+    values = (await graph.aget_state(config)).values
+    attempts = await Ledger(graph.store, values["run_id"]).attempts()
+    approved = {r.task_id: r.output["value"] for r, v in attempts if v.verdict == "approve"}
+    return {"status": values["report"]["status"], "values": approved}
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgres"])
+async def test_backed_up_while_running_restored_and_resumed(
+    engine, tmp_path, fresh_database, monkeypatch
+):
+    """The backup is taken while the run is executing (its dispatcher writing the ledger on
+    the same database); the source run goes on to the end and is the uninterrupted result."""
+    import asyncio
+    import time
+
+    from orchestrator_graph.auditlog import AuditLog
+    from orchestrator_graph.backup import backup
+    from orchestrator_graph.ledger import Ledger
+    from orchestrator_graph.persistence import open_persistence
+
+    urls = [fresh_database(), fresh_database()] if engine == "postgres" else [None, None]
+    source, target, archive = tmp_path / "source", tmp_path / "target", tmp_path / "b.tar.gz"
+    ran, resumed = tmp_path / "ran.log", tmp_path / "resumed.log"
+    ran.touch()
+    config = {"configurable": {"thread_id": "live"}}
+    request = {"request": "six tasks", "plan": chained_plan()}
+    monkeypatch.setenv("ORCHESTRATOR_GRAPH_AUDIT_KEY", ENV["ORCHESTRATOR_GRAPH_AUDIT_KEY"])
+    monkeypatch.setenv("ORCHESTRATOR_GRAPH_HOME", str(source))  # each machine its own folder
+    async with open_persistence(source, urls[0]) as (saver, store):
+        graph = sim_graph(saver, store, ran)
+        running = asyncio.create_task(graph.ainvoke(request, config))
+        while len(ran.read_text().splitlines()) < 2:  # some work finished, some still to do
+            assert not running.done(), "the run ended before it could be backed up"
+            await asyncio.sleep(0.02)
+        await asyncio.to_thread(backup, archive, source, urls[0], None)
+        assert not running.done(), "the backup was not taken while the run was executing"
+        await running
+        expected = await outcome(graph, config)
+    assert expected["status"] == "done" and len(expected["values"]) == 6
+
+    restore(archive, target, urls[1], None)
+    monkeypatch.setenv("ORCHESTRATOR_GRAPH_HOME", str(target))
+    async with open_persistence(target, urls[1]) as (saver, store):
+        graph = sim_graph(saver, store, resumed)
+        run_id = (await graph.aget_state(config)).values["run_id"]
+        kept = {r.task_id for r, _v in await Ledger(store, run_id).attempts()}
+        assert 1 <= len(kept) < 6  # the backup holds finished work and not all of it
+        began = time.monotonic()
+        await graph.ainvoke(None, config)  # resumed from the backup's last checkpoint
+        assert time.monotonic() - began < 10  # no worker lease of the backup's time held it
+        assert await outcome(graph, config) == expected
+        key = ENV["ORCHESTRATOR_GRAPH_AUDIT_KEY"].encode()
+        assert (await AuditLog(store, run_id, key, target / "audit-heads").verify()).ok
+    again = {line.split()[1] for line in resumed.read_text().splitlines()}
+    assert again == {f"t{i}" for i in range(6)} - kept  # nothing in the backup ran again

@@ -169,3 +169,49 @@ async def test_purge_runs_from_the_library_needs_an_admin(tmp_path, monkeypatch)
     assert await purge_runs(graph, identity=admin, older_than=3600) == []  # nothing that old
     (by_age,) = await purge_runs(graph, identity=admin, older_than=0)
     assert by_age.thread == "kept" and by_age.run_id == runs["kept"]
+
+
+async def test_a_run_paused_midway_has_its_assignments_and_answers_chained(tmp_path, monkeypatch):
+    """Chained as they happen, not when the run ends: a run paused for a human already holds
+    each assignment (with why) before its attempt, and the answer once it is given."""
+    monkeypatch.setenv("ORCHESTRATOR_GRAPH_HOME", str(tmp_path))
+    monkeypatch.setenv("ORCHESTRATOR_GRAPH_AUDIT_KEY", KEY)
+    needs_v = [{"kind": "has_keys", "keys": ["v"]}]
+    plan = Plan(
+        tasks=[
+            Task(id="a", title="a", skills=["s"]),
+            Task(id="x", title="x", skills=["s"], acceptance=needs_v),
+        ]
+    )
+    graph = create_orchestrator(
+        workers=[
+            Worker(name="w", skills=["s"], run=lambda p: {"note": "no v"}),
+            Worker(name="u", skills=["s"], run=lambda p: {"note": "no v either"}),
+        ]
+    ).compile(checkpointer=InMemorySaver(), store=InMemoryStore())
+    config = {"configurable": {"thread_id": "p"}}
+    ctx = {"escalation": "human", "max_attempts": 1}
+    await graph.ainvoke({"request": "r", "plan": plan.model_dump()}, config, context=ctx)
+    state = await graph.aget_state(config)
+    assert [i.value["task_id"] for t in state.tasks for i in t.interrupts] == ["x"]
+    log = AuditLog(graph.store, state.values["run_id"], KEY.encode(), tmp_path / "audit-heads")
+
+    records = await log.records()
+    seq = {r.event: r.seq for r in records}
+    for task in ("a", "x"):
+        (assigned,) = [
+            r for r in records if r.action == "assignment" and r.payload["task_id"] == task
+        ]
+        assert assigned.payload["reasons"], f"why {task} went to {assigned.payload['worker']}"
+        assert assigned.seq < seq[f"attempt:{task}#1"]  # chained before its attempt ran
+    assert not [r for r in records if r.action.startswith(("decision", "run "))]
+    checked = await log.verify()
+    assert checked.ok and checked.head == checked.entries == len(records)
+
+    approver = {"name": "ann", "tenant": "acme", "roles": ["approver"]}
+    await graph.ainvoke(Command(resume="retry"), config, context={**ctx, "identity": approver})
+    state = await graph.aget_state(config)
+    assert [i.value["task_id"] for t in state.tasks for i in t.interrupts] == ["x"]  # again
+    (answer,) = [r for r in await log.records() if r.action.startswith("decision")]
+    assert (answer.action, answer.actor) == ("decision retry", "ann")
+    assert (await log.verify()).ok
