@@ -93,11 +93,21 @@ async def test_secrets_in_a_runs_input_are_kept_nowhere_in_clear(served):
     assert "private_key, which the data policy" in error.value.response.text
 
 
-@pytest.mark.parametrize("path", ["/dashboard", "/orchestrator/metrics", "/alerts", "/healthz"])
+@pytest.mark.parametrize("path", ["/dashboard", "/orchestrator/metrics", "/alerts"])
 def test_the_dashboard_and_metrics_need_an_identity(served, path):
     for headers in ({}, {"x-auth-scheme": "langsmith"}, {"x-api-key": "not-a-key"}):
         got = httpx.get(served["url"] + path, headers=headers, timeout=30)
         assert got.status_code in (401, 403), (path, headers, got.status_code)
+
+
+def test_health_probes_answer_without_credentials_and_reach_nothing_else(served):
+    """A container's health check has no key: ``/healthz`` and ``/readyz`` answer it; the
+    same anonymous caller is refused everywhere else, API included."""
+    for path in ("/healthz", "/readyz"):
+        assert httpx.get(served["url"] + path, timeout=30).status_code == 200, path
+    thread = served["threads"]["a"]
+    for path in (f"/threads/{thread}", f"/dashboard/runs/{thread}"):
+        assert httpx.get(served["url"] + path, timeout=30).status_code in (401, 403), path
 
 
 def test_a_viewer_sees_only_its_tenants_runs_on_the_dashboard(served):
