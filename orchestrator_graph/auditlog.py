@@ -202,7 +202,10 @@ class AuditLog:
 
     async def folder(self) -> Path:
         if self.heads is None:
-            self.heads = await asyncio.to_thread(heads_dir)
+            setting = (os.environ.get(KEY_FILE_ENV), os.environ.get(HOME_ENV))
+            if setting not in _folders:  # resolved (and made) once per process and setting
+                _folders[setting] = await asyncio.to_thread(heads_dir)
+            self.heads = _folders[setting]
         return self.heads
 
     async def records(self) -> list[AuditRecord]:
@@ -380,6 +383,7 @@ def attempt_event(result: Mapping[str, Any], review: Mapping[str, Any]) -> Chain
 
 
 _keys: dict[tuple[str | None, ...], bytes] = {}
+_folders: dict[tuple[str | None, ...], Path] = {}
 
 
 async def run_key() -> bytes:
