@@ -17,7 +17,8 @@ class AssignmentTap:
     def wrap(self, emit: Emit) -> Emit:
         def tapped(event: Event) -> None:
             if event.kind == "task_started" and event.task_id and event.worker:
-                reasons = event.data.get("assignment")
+                # as JSON: the chain hashes and stores the payload as it is
+                reasons = event.model_dump(mode="json", include={"data"})["data"].get("assignment")
                 self.pending.append(assignment_event(event.task_id, event.worker, reasons))
             emit(event)
 

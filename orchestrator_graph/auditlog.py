@@ -236,20 +236,13 @@ class AuditLog:
                 payload = default_redactor().value(payload)  # redacted, then hashed and kept
                 digest = hashlib.sha256(canonical(payload)).hexdigest()
                 mac = _mac(self.key, seq, event, actor, action, digest, prev)
-                record = AuditRecord(
-                    seq=seq,
-                    event=event,
-                    actor=actor,
-                    action=action,
-                    payload=payload,
-                    digest=digest,
-                    prev=prev,
-                    mac=mac,
-                )
-                await self.store.aput(
-                    self.namespace, f"{seq:09d}", record.model_dump(mode="json"), index=False
-                )
-                added.append(record)
+                fields: dict[str, Any] = {"seq": seq, "at": time.time(), "event": event}
+                fields |= {"actor": actor, "action": action, "payload": payload}
+                fields |= {"digest": digest, "prev": prev, "mac": mac}
+                # stored as built (JSON already: the payload was just hashed as JSON); an entry
+                # per attempt, so no model is validated and dumped again on the way
+                await self.store.aput(self.namespace, f"{seq:09d}", fields, index=False)
+                added.append(AuditRecord.model_construct(**fields))
                 head.seen.add(event)
                 head.seq, head.mac = seq, mac
             if added:
@@ -397,10 +390,11 @@ async def run_key() -> bytes:
     return _keys[setting]
 
 
-async def record_attempt(store: BaseStore, run_id: str, result: Any, review: Any) -> None:
-    """The ledger's hook: a finished attempt is chained the moment it is recorded."""
-    event = attempt_event(result.model_dump(mode="json"), review.model_dump(mode="json"))
-    await AuditLog(store, run_id, await run_key()).append([event])
+async def record_attempt(
+    store: BaseStore, run_id: str, result: Mapping[str, Any], review: Mapping[str, Any]
+) -> None:
+    """The ledger's hook: a finished attempt (as stored) is chained the moment it is recorded."""
+    await AuditLog(store, run_id, await run_key()).append([attempt_event(result, review)])
 
 
 async def export_jsonl(store: BaseStore, run_id: str, key: bytes) -> str:

@@ -113,19 +113,17 @@ class Ledger:
 
     async def record(self, result: TaskResult, review: Review) -> str:
         key = attempt_key(result.task_id, result.attempt)
+        done, verdict = result.model_dump(mode="json"), review.model_dump(mode="json")
         await self.store.aput(
             self.namespace,
             key,
-            {
-                # The output as the worker returned it (not JSON mode, which turns inf into null).
-                "result": {**result.model_dump(mode="json"), "output": to_store(result.output)},
-                "review": review.model_dump(mode="json"),
-            },
+            # The output as the worker returned it (not JSON mode, which turns inf into null).
+            {"result": {**done, "output": to_store(result.output)}, "review": verdict},
             index=False,
         )
         from orchestrator_graph.auditlog import record_attempt
 
-        await record_attempt(self.store, self.run_id, result, review)
+        await record_attempt(self.store, self.run_id, done, verdict)
         return key
 
     async def attempts(self) -> list[tuple[TaskResult, Review]]:

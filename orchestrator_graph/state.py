@@ -4,13 +4,16 @@ unchanged through every checkpointer and the server API; nodes validate them at 
 from __future__ import annotations
 
 import operator
+from functools import cache
 from typing import Annotated, Any, NotRequired
 
 from langchain_core.messages import AnyMessage
 from langgraph.graph.message import add_messages
+from pydantic import BaseModel
+from pydantic_core import to_jsonable_python
 from typing_extensions import TypedDict
 
-from orchestrator_graph.models import TaskRecord
+from orchestrator_graph.models import Criterion, Plan, Task, TaskRecord
 from orchestrator_graph.usage import merge_usage
 
 
@@ -26,13 +29,50 @@ def add_counts(left: dict[str, int] | None, right: dict[str, int] | None) -> dic
     return out
 
 
+def latest_plan(_old: dict[str, Any] | None, new: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The plan channel keeps the last plan written, without the fields left at their defaults
+    (as the planner writes it): a declared plan arrives with every default filled in, and the
+    plan is in every checkpoint. Not validated here: the planner does that, with its errors."""
+    if not isinstance(new, dict) or not isinstance(new.get("tasks"), list):
+        return new
+    tasks = [_task_without_defaults(t) if isinstance(t, dict) else t for t in new["tasks"]]
+    return {**_without_defaults(new, Plan), "tasks": tasks}
+
+
+def _task_without_defaults(task: dict[str, Any]) -> dict[str, Any]:
+    out = _without_defaults(task, Task)
+    if isinstance(criteria := out.get("acceptance"), list):
+        out["acceptance"] = [
+            _without_defaults(c, Criterion) if isinstance(c, dict) else c for c in criteria
+        ]
+    return out
+
+
+def _without_defaults(value: dict[str, Any], model: type[BaseModel]) -> dict[str, Any]:
+    defaults = _defaults(model)
+    return {k: v for k, v in value.items() if k not in defaults or v != defaults[k]}
+
+
+@cache
+def _defaults(model: type[BaseModel]) -> dict[str, Any]:
+    """Field name -> its default as JSON (what a ``model_dump(mode="json")`` holds)."""
+    return {
+        name: to_jsonable_python(field.get_default(call_default_factory=True))
+        for name, field in model.model_fields.items()
+        if not field.is_required()
+    }
+
+
+PlanChannel = Annotated[dict[str, Any], latest_plan]  # starts as {}: a first write is reduced too
+
+
 class InputState(TypedDict):
     request: NotRequired[str]
     """What to do; or give ``messages``: the last human message is the request."""
     messages: NotRequired[Annotated[list[AnyMessage], add_messages]]
     """A conversation (``conversation.request_from``); the deliverable is appended to it as an
     AI message."""
-    plan: NotRequired[dict[str, Any] | None]
+    plan: NotRequired[PlanChannel]
     """A declared plan (``models.Plan`` as a dict): used as is, no planning model call."""
 
 
@@ -42,7 +82,7 @@ class OutputState(TypedDict):
     messages: NotRequired[Annotated[list[AnyMessage], add_messages]]
     # Output channels too so that a server's streams (which keep only the output channels)
     # show the plan, the per-task records and the live status while the run goes.
-    plan: NotRequired[dict[str, Any] | None]
+    plan: NotRequired[PlanChannel]
     tasks: NotRequired[Annotated[dict[str, Any], merge]]
     """task id -> ``models.TaskRecord``: the small hot status; outputs live in the store."""
     status: NotRequired[dict[str, Any]]

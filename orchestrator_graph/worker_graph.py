@@ -64,13 +64,28 @@ class AttemptSteps:
     def __init__(self, registry: Registry, roles: Roles) -> None:
         self.registry, self.roles = registry, roles
         self.began: dict[tuple[str, str, int], float] = {}
+        self.returned: dict[tuple[str, str, int], float] = {}
         self.traced: dict[tuple[str, str, int], dict[str, str] | None] = {}
         """(run, task, attempt) -> the attempt's LangSmith run, for the QA verdict's feedback"""
         self.subgraph = self.graph()
+        self._folder: tuple[tuple[str, str], str] | None = None
+
+    async def output_folder(self, run_id: str, requested: str) -> str:
+        """The run's output folder, resolved (on the file system, off the loop) once per run."""
+        if self._folder is None or self._folder[0] != (run_id, requested):
+            folder = await asyncio.to_thread(output_dir, requested)
+            self._folder = ((run_id, requested), str(folder))
+        return self._folder[1]
 
     async def run(self, run_id: str, launch: Launch, env: Env) -> tuple[TaskResult, Review]:
         """One attempt: inline, or (``Context.worker_subgraph``) through the ``worker`` subgraph."""
         await env.audit.flush(env.store, run_id)  # its assignment is chained before it runs
+        try:
+            return await self._run(run_id, launch, env)
+        finally:  # a cancelled attempt (a hedge's loser) never reaches review, which pops it
+            self.traced.pop((run_id, launch.task.id, launch.attempt), None)
+
+    async def _run(self, run_id: str, launch: Launch, env: Env) -> tuple[TaskResult, Review]:
         if not env.context.worker_subgraph:
             return await self.run_inline(run_id, launch, env)
         task = launch.task
@@ -123,7 +138,7 @@ class AttemptSteps:
         )
         ctx = WorkerContext(
             model=self.roles.model("worker", context),
-            output_dir=str(await asyncio.to_thread(output_dir, context.output_dir)),
+            output_dir=await self.output_folder(run_id, context.output_dir),
             emit=env.emit,
             run=RunHandle(env.thread_id, env.store, env.checkpointer, context),
         )
@@ -149,6 +164,7 @@ class AttemptSteps:
             frames = traceback.extract_tb(err.__traceback__)[-1:]
             error += "".join(f" (at {f.filename}:{f.lineno})" for f in frames)
             error = default_redactor().text(error)  # it may echo a key; it is stored and shown
+        ended = self.returned[(run_id, task.id, attempt)] = time.time()
         summary = output.get("summary", "") if isinstance(output, dict) else ""
         result = TaskResult(
             task_id=task.id,
@@ -158,7 +174,7 @@ class AttemptSteps:
             summary=str(summary),
             error=error,
             started_at=started,
-            finished_at=time.time(),
+            finished_at=ended,
             tokens=usage.total_tokens,
             usage=usage.dump(),
         )

@@ -99,6 +99,26 @@ async def test_a_slow_worker_on_the_critical_path_is_hedged_and_then_avoided():
     nothing_lost(report, events)
 
 
+class SlowLedgerStore(InMemoryStore):
+    """A real in-memory store whose ledger writes take 0.15 s, as on a busy database."""
+
+    async def aput(self, namespace, key, value, *args, **kw):
+        if "attempts" in namespace:
+            await asyncio.sleep(0.15)
+        return await super().aput(namespace, key, value, *args, **kw)
+
+
+async def test_review_and_recording_after_the_worker_returned_are_not_a_stall():
+    # Found from outside: instant workers on a slow store gave ~900 "stall" findings per
+    # 1,000 tasks, because the stall clock kept running after the worker had returned.
+    team = [sim(f"w{i}", ["s"]) for i in range(3)]
+    plan = Plan(tasks=[task(f"t{i}", effort=0.001) for i in range(6)])
+    report, events = await run(team, plan, store=SlowLedgerStore(), context={"stall_after": 2})
+    assert report["status"] == "done"
+    assert [b for b in report["bottlenecks"] if b["kind"] == "stall"] == []
+    assert not [e for e in events if e["kind"] == "reassigned"]
+
+
 async def test_without_adaptation_the_slow_worker_is_only_reported():
     slow = Worker(name="slow", skills={"s": 1.0}, run=SimulatedWork(speed=0.2))
     fast = [sim("fast0", {"s": 0.6})]

@@ -80,7 +80,8 @@ class BoardRules:
 @dataclass
 class Running:
     """One attempt at work. ``began`` is when the worker itself started (after the attempt's
-    own set-up); stalls and pace are measured from there."""
+    own set-up); stalls and pace are measured from there. ``returned`` is when the worker's
+    call returned: from then on only review and bookkeeping remain, which cannot stall it."""
 
     task_id: str
     worker: str
@@ -88,6 +89,7 @@ class Running:
     dispatched: float
     expected: float
     began: float | None = None
+    returned: float | None = None
 
     @property
     def key(self) -> tuple[str, int]:

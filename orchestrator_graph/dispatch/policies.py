@@ -149,8 +149,9 @@ def backups(
 # --- stalls and hedges --------------------------------------------------------------------------
 def stall_at(run: Running, stall_after: float, lag: float = 0.0) -> float | None:
     """Clock time at which the attempt counts as stalled: measured from when its worker began
-    (the attempt's own set-up does not count), plus the event loop's current lateness."""
-    if run.began is None:
+    (the attempt's own set-up does not count), plus the event loop's current lateness; None
+    before the worker began and once it has returned."""
+    if run.began is None or run.returned is not None:
         return None
     return run.began + max(STALL_FLOOR, stall_after * run.expected) + lag
 

@@ -59,7 +59,8 @@ RunAttempt = Callable[[Launch], Awaitable[tuple[TaskResult, Review]]]
 SaveHistory = Callable[[History, set[str]], Awaitable[None]]
 Publish = Callable[[StatusSnapshot], Awaitable[None]]
 Began = MutableMapping[tuple[str, str, int], float]
-"""(run, task, attempt) -> when the worker itself began: written by the attempt, read here."""
+"""(run, task, attempt) -> when the worker itself began (or returned): written by the attempt,
+read here."""
 
 POLL_SECONDS = 0.2  # how often heartbeats are checked while tasks run
 HISTORY_EVERY = 1.0  # seconds between writes of the performance history
@@ -144,6 +145,7 @@ class DispatchRunner:
         t0: float | None = None,
         run_id: str = "",
         began: Began | None = None,
+        returned: Began | None = None,
         publish: Publish | None = None,
         save_history: SaveHistory | None = None,
         clock: Callable[[], float] = time.time,
@@ -155,6 +157,7 @@ class DispatchRunner:
         self.t0 = t0 if t0 is not None else clock()
         self.run_id = run_id
         self.began: Began = began if began is not None else {}
+        self.returned: Began = returned if returned is not None else {}
         self.paces = Paces(board.history, board.registry.get)
         self.jobs: dict[asyncio.Future[Any], Running] = {}
         self.futures: dict[tuple[str, int], asyncio.Future[Any]] = {}
@@ -202,8 +205,9 @@ class DispatchRunner:
                 if self.clock() - self.snapshot_at >= self.settings.status_every:
                     await self._publish()
         finally:
-            for job in self.jobs:
+            for job, run in self.jobs.items():
                 job.cancel()
+                self._forget_clock(run)
             if self._changed is not None:
                 self._changed.cancel()
             self.jobs.clear()
@@ -243,7 +247,8 @@ class DispatchRunner:
         for run in self.jobs.values():
             self._note_began(run)
             at = stall_at(run, self.settings.stall_after, self.lag)
-            if self.settings.stall_after > 0 and run.key not in self.stalls_seen:
+            watched = self.settings.stall_after > 0 and run.key not in self.stalls_seen
+            if watched and (at is not None or run.began is None):  # returned: nothing to watch
                 due.append(at if at is not None else self.clock() + POLL_SECONDS)
         wake = max(min(due), self.clock() + 0.001)
         done, _ = await asyncio.wait(
@@ -255,9 +260,17 @@ class DispatchRunner:
             self.lag = max(self.clock() - wake, 0.5 * self.lag)
         return {job for job in done if job in self.jobs}
 
+    def _forget_clock(self, run: Running) -> None:
+        key = (self.run_id, run.task_id, run.attempt)
+        self.began.pop(key, None)
+        self.returned.pop(key, None)
+
     def _note_began(self, run: Running) -> None:
+        key = (self.run_id, run.task_id, run.attempt)
         if run.began is None:
-            run.began = self.began.get((self.run_id, run.task_id, run.attempt))
+            run.began = self.began.get(key)
+        if run.returned is None:
+            run.returned = self.returned.get(key)
 
     # --- starting work -------------------------------------------------------------------
     def _launch(self) -> None:
@@ -338,7 +351,7 @@ class DispatchRunner:
     # --- finishing work ------------------------------------------------------------------
     def _finish(self, run: Running, result: TaskResult, review: Review) -> None:
         self.futures.pop(run.key, None)
-        self.began.pop((self.run_id, run.task_id, run.attempt), None)
+        self._forget_clock(run)
         member = self.board.registry.get(run.worker)
         done = self.board.finish(result, review, member.cost if member else 0.0)
         if not done.applied:
@@ -358,6 +371,7 @@ class DispatchRunner:
                 job.cancel()
                 self.jobs.pop(job, None)
                 self._note_began(hedge)
+                self._forget_clock(hedge)
                 self.board.cancel(hedge, self.clock())
                 self.monitor.load.add(hedge.worker, self.clock() - hedge.dispatched)
                 self.paces.forget(hedge.worker)
@@ -373,6 +387,7 @@ class DispatchRunner:
                 job.cancel()
                 del self.jobs[job]
                 self.futures.pop(run.key, None)
+                self._forget_clock(run)
                 self.board.take_back(run)
 
     async def _save_history(self) -> None:

@@ -65,6 +65,7 @@ async def step(
         t0=state.get("executing_since"),
         run_id=run_id,
         began=services.attempts.began,
+        returned=services.attempts.returned,
         publish=lambda snapshot: publish_status(store, snapshot),
         save_history=HistoryWriter(store, history).save,
     )

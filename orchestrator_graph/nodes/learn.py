@@ -49,8 +49,9 @@ async def step(services: Services, state: OrchestratorState, env: Env) -> dict[s
             note = f"{err}; this run was not remembered"
     checked = await compliance_report(store, run_id, state.get("plan"))
     report = report.model_copy(update={"memory": note, "compliance": checked.model_dump()})
-    report = default_redactor().value(report)  # printed, streamed and served as it is
-    await chain_state(store, {**state, "report": report.model_dump(mode="json")})
+    # printed, streamed and served as it is: redacted (as plain data, the walker's fast path)
+    out = default_redactor().value(report.model_dump(mode="json"))
+    await chain_state(store, {**state, "report": out})
     env.emit(
         Event(
             kind="learned",
@@ -59,7 +60,6 @@ async def step(services: Services, state: OrchestratorState, env: Env) -> dict[s
             data={"run_id": report.run_id},
         )
     )
-    out = report.model_dump(mode="json")
     return {"report": out, "messages": [answer(out)]}
 
 

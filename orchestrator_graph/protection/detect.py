@@ -71,6 +71,7 @@ PERSONAL: dict[str, tuple[re.Pattern[str], Callable[[str], bool]]] = {
     "card": (_CARD, _card),
     "iban": (_IBAN, iban.is_valid),
 }
+MIN_FINDING = 4  # shorter matches are noise; the redactor skips shorter texts unread
 _QUICK = re.compile(r"\d|@|-----|eyJ|://")  # no digit, '@', PEM or URL: only secrets to check
 
 
@@ -97,7 +98,7 @@ class Detector:
             stripped = value.strip(" \t\"'=:")
             start += value.index(stripped) if stripped else 0
             end = start + len(stripped)
-            if len(stripped) >= 4 and not any(s < end and start < e for s, e in taken):
+            if len(stripped) >= MIN_FINDING and not any(s < end and start < e for s, e in taken):
                 taken.append((start, end))
                 found.append(Finding(kind, detail, stripped))
 

@@ -16,11 +16,12 @@ from typing import Any
 from pydantic import BaseModel
 
 from orchestrator_graph.errors import DataPolicyError
-from orchestrator_graph.protection.detect import Detector, Finding
+from orchestrator_graph.protection.detect import MIN_FINDING, Detector, Finding
 from orchestrator_graph.protection.policy import DataPolicy, load_policy
 
 KEY_ENV = "ORCHESTRATOR_GRAPH_REDACTION_KEY"
 SEEN_TEXT, SEEN_ITEMS = 4096, 100_000  # texts remembered: length and how many
+_ATOMS = frozenset({type(None), bool, int, float, bytes})
 
 
 class Redactor:
@@ -55,13 +56,25 @@ class Redactor:
                 self._seen[text] = known
         if found is not None:
             found += known[1]
-        return known[0]
+        return known[0] if known[1] else text
 
     def value(self, value: Any, found: list[Finding] | None = None, depth: int = 0) -> Any:
+        """``value`` with every text redacted; the same object when nothing was found. Runs on
+        every event, store write and audit entry, so plain dicts, lists and strings (nearly all
+        of what is walked) take a path without a call per item."""
+        kind = type(value)
+        if kind is str:
+            return self._str(value, found)
+        if kind in _ATOMS or depth > 64:
+            return value
+        if kind is dict:
+            return self._dict(value, found, depth)
+        if kind is list:
+            return self._list(value, found, depth)
+        if isinstance(value, (bool, int, float, bytes)):
+            return value
         if isinstance(value, str):
             return self.text(value, found)
-        if depth > 64 or value is None or isinstance(value, (bool, int, float, bytes)):
-            return value
         if isinstance(value, dict):
             out = {
                 self.value(k, found, depth + 1): self.value(v, found, depth + 1)
@@ -78,6 +91,53 @@ class Redactor:
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
             return self._dataclass(value, found, depth)
         return value
+
+    def _str(self, text: str, found: list[Finding] | None) -> str:
+        if len(text) < MIN_FINDING:
+            return text
+        known = self._seen.get(text)
+        if known is None:
+            return self.text(text, found)
+        if not known[1]:
+            return text  # this very object: an equal text seen before is not a change
+        if found is not None:
+            found += known[1]
+        return known[0]
+
+    def _dict(self, value: dict[Any, Any], found: list[Finding] | None, depth: int) -> Any:
+        changed: dict[Any, Any] | None = None
+        for key, item in value.items():
+            if type(key) is str and self._str(key, found) is not key:
+                return {  # a key held something (rare): everything rebuilt
+                    self.value(k, found, depth + 1): self.value(v, found, depth + 1)
+                    for k, v in value.items()
+                }
+            kind = type(item)
+            if kind is str:
+                new = self._str(item, found)
+            elif kind in _ATOMS:
+                continue
+            else:
+                new = self.value(item, found, depth + 1)
+            if new is not item:
+                changed = changed or {}
+                changed[key] = new
+        return {**value, **changed} if changed else value
+
+    def _list(self, value: list[Any], found: list[Finding] | None, depth: int) -> list[Any]:
+        out: list[Any] | None = None
+        for i, item in enumerate(value):
+            kind = type(item)
+            if kind is str:
+                new = self._str(item, found)
+            elif kind in _ATOMS:
+                continue
+            else:
+                new = self.value(item, found, depth + 1)
+            if new is not item:
+                out = out or list(value)
+                out[i] = new
+        return out if out is not None else value
 
     def _model(self, value: BaseModel, found: list[Finding] | None, depth: int) -> Any:
         names = list(type(value).model_fields)
