@@ -71,6 +71,7 @@ async def purge_thread(
         payloads = await log.purge_payloads()
         detail = {"thread": thread, "by": by.model_dump(), "at": time.time()}
         await log.append([(f"purged:{time.time()}", by.name, "purged", detail)])
+        await log.settle()
         if memory is not None:
             records = await memory.call("forget", run_id)
     return Purged(

@@ -55,7 +55,9 @@ async def chain_resume(
     resume = getattr(payload, "resume", None)
     detail = {"answer": resume, "by": identity.model_dump()}
     events.append((f"resume:{time.time()}", identity.name, "resumed", detail))
-    await AuditLog(store, run_id, ACTIVE_KEY.get() or audit_key()).append(events)
+    log = AuditLog(store, run_id, ACTIVE_KEY.get() or audit_key())
+    await log.append(events)
+    await log.settle()
 
 
 async def chain_drive(
