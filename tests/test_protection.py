@@ -35,6 +35,9 @@ NOT_FOUND = [
     "id 4111111111111112 fails Luhn; 000-12-3456 is no SSN; DE00 3704 0044 0532 0130 00",
     "checkpoint 1f0a9c2e-77d4-6b1e-8003-5b0c0a9e1d2f run 6dba1e41397d",
     "a bare 4155550132 is a number",
+    # checkpoint ids whose hex groups hold a Luhn-valid run with a card's prefix: masking one
+    # broke the server's state reads (langgraph unhexlifies the id)
+    "1f1edaf8-b278-6471-8511-64daafebb385 1f1edaf8-bdca-6fe0-a3e2-516882826731",
 ]
 
 
