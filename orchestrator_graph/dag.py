@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from graphlib import CycleError, TopologicalSorter
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from orchestrator_graph.errors import PlanRejectedError as PlanRejectedError
 from orchestrator_graph.errors import PlanValidationError
@@ -128,12 +128,16 @@ def check_data_flow(plan: Plan, workers: Sequence[Capable]) -> None:
     plan = with_implied_dependencies(plan)
     tasks = {t.id: t for t in plan.tasks}
     able = able_workers(plan.tasks, workers)
+    # worked out once per kind of task: able_workers gives each kind's tasks one shared list
+    needs = _per_team(able, lambda ws: set.intersection(*(set(w.needs) for w in ws)))
+    gives = _per_team(able, lambda ws: {p for w in ws for p in w.provides})
+    needs_inputs = _per_team(able, lambda ws: set.intersection(*(set(w.needs_inputs) for w in ws)))
     problems = []
     for task in plan.tasks:
         if not able[task.id]:
             continue  # validate_plan names skills nobody has
-        needed = set.intersection(*(set(w.needs) for w in able[task.id]))
-        given = {p for d in task.depends_on if d in tasks for w in able[d] for p in w.provides}
+        needed = needs(task.id)
+        given = {p for d in task.depends_on if d in tasks for p in gives(d)}
         for need in sorted(needed - given):
             makers = sorted(t for t, ws in able.items() if any(need in w.provides for w in ws))
             where = (
@@ -145,12 +149,27 @@ def check_data_flow(plan: Plan, workers: Sequence[Capable]) -> None:
                 f"task {task.id!r} needs a {need} from a task it depends on, {where}"
                 + (f" (tasks that give one: {', '.join(makers)})" if makers else "")
             )
-        inputs = set.intersection(*(set(w.needs_inputs) for w in able[task.id]))
+        inputs = needs_inputs(task.id)
         missing = sorted(k for k in inputs if not task.inputs.get(k))
         if missing:
             problems.append(f"task {task.id!r} needs inputs.{', inputs.'.join(missing)}")
     if problems:
         raise PlanValidationError(problems)
+
+
+def _per_team(
+    able: Mapping[str, list[Any]], of: Callable[[list[Any]], set[str]]
+) -> Callable[[str], set[str]]:
+    """``of`` a task's able workers, computed once per distinct list of them."""
+    memo: dict[int, set[str]] = {}
+
+    def get(tid: str) -> set[str]:
+        team = able[tid]
+        if id(team) not in memo:
+            memo[id(team)] = of(team)
+        return memo[id(team)]
+
+    return get
 
 
 def dependencies(plan: Plan) -> dict[str, list[str]]:

@@ -13,7 +13,6 @@ from orchestrator_graph.models import (
     Conflict,
     Decision,
     Deliverable,
-    Plan,
     PlanAnalysis,
     Replan,
     Review,
@@ -23,7 +22,7 @@ from orchestrator_graph.models import (
     TaskResult,
 )
 from orchestrator_graph.registry import Registry
-from orchestrator_graph.state import OrchestratorState
+from orchestrator_graph.state import OrchestratorState, plan_of
 
 
 def _fairness(per_worker: Mapping[str, int], registry: Registry) -> float | None:
@@ -51,7 +50,7 @@ def run_record(
     registry: Registry,
 ) -> RunRecord:
     """What the memory keeps of a finished run."""
-    plan = Plan.model_validate(state["plan"])
+    plan = plan_of(state)
     by_task: dict[str, list[tuple[TaskResult, Review]]] = {}
     for result, review in sorted(attempts, key=lambda pair: (pair[0].task_id, pair[0].attempt)):
         by_task.setdefault(result.task_id, []).append((result, review))

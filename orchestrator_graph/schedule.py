@@ -188,9 +188,19 @@ def task_risks(
     out: dict[str, TaskRisk] = {}
     span = max(analysis.duration, 1e-9)
     able_for = able_workers(plan.tasks, workers)
+    per_kind: dict[tuple[Any, ...], tuple[dict[str, float], list[Worker]]] = {}
     for task in plan.tasks:
         able = able_for[task.id]
-        reliability = {w.name: _reliability(w, task, history) for w in able}
+        kind = (id(able), tuple(task.skills))  # once per kind of task, not once per task
+        if kind not in per_kind:
+            reliability = {w.name: _reliability(w, task, history) for w in able}
+            # backup candidates, best first: fastest (for any effort > 0), then most reliable
+            ranked = sorted(
+                able,
+                key=lambda w: (slowness(w, task.skills, history), -reliability[w.name], w.name),
+            )
+            per_kind[kind] = (reliability, ranked)
+        reliability, ranked = per_kind[kind]
         unreliability = 1.0 - max(reliability.values(), default=0.0)
         timing = analysis.tasks[task.id]
         tightness = 1.0 if timing.critical else max(0.0, 1.0 - timing.slack / span)
@@ -202,7 +212,9 @@ def task_risks(
         spread = min(1.0, max(spreads)) if spreads else 0.5
         score = 1.0 - (1.0 - unreliability) * (1.0 - tightness / 2) * (1.0 - spread / 2)
         backup = None
-        if timing.critical or score >= RISKY:
+        if (timing.critical or score >= RISKY) and task.effort > 0:
+            backup = next((w.name for w in ranked if w.name != planned.get(task.id)), None)
+        elif timing.critical or score >= RISKY:
             others = [w for w in able if w.name != planned.get(task.id)]
             if others:
                 backup = min(

@@ -17,7 +17,7 @@ from langgraph.runtime import Runtime
 from typing_extensions import TypedDict
 
 from orchestrator_graph.context import Context
-from orchestrator_graph.dispatch.board import Launch
+from orchestrator_graph.dispatch.board import Launch, WorkerClocks
 from orchestrator_graph.env import Env
 from orchestrator_graph.errors import BudgetSpent, ProviderError
 from orchestrator_graph.events import Event
@@ -58,13 +58,12 @@ class AttemptSteps:
     """The two steps of an attempt. ``graph()`` runs them as the ``worker`` subgraph (its own
     namespace in streams and Studio); ``run_inline`` runs the very same steps without it.
 
-    ``began`` records, per (run, task, attempt), when the worker itself started: the dispatcher
-    measures stalls from there, not from dispatch (the attempt's set-up is not the worker's)."""
+    ``clocks`` record, per (run, task, attempt), when the worker itself started and returned:
+    the dispatcher measures stalls between the two (``board.WorkerClocks``)."""
 
     def __init__(self, registry: Registry, roles: Roles) -> None:
         self.registry, self.roles = registry, roles
-        self.began: dict[tuple[str, str, int], float] = {}
-        self.returned: dict[tuple[str, str, int], float] = {}
+        self.clocks = WorkerClocks()
         self.traced: dict[tuple[str, str, int], dict[str, str] | None] = {}
         """(run, task, attempt) -> the attempt's LangSmith run, for the QA verdict's feedback"""
         self.subgraph = self.graph()
@@ -143,7 +142,7 @@ class AttemptSteps:
             run=RunHandle(env.thread_id, env.store, env.checkpointer, context),
         )
         started = time.time()
-        self.began[(run_id, task.id, attempt)] = started
+        self.clocks.began[(run_id, task.id, attempt)] = started
         output, error = None, None
         try:
             with (
@@ -164,7 +163,7 @@ class AttemptSteps:
             frames = traceback.extract_tb(err.__traceback__)[-1:]
             error += "".join(f" (at {f.filename}:{f.lineno})" for f in frames)
             error = default_redactor().text(error)  # it may echo a key; it is stored and shown
-        ended = self.returned[(run_id, task.id, attempt)] = time.time()
+        ended = self.clocks.returned[(run_id, task.id, attempt)] = time.time()
         summary = output.get("summary", "") if isinstance(output, dict) else ""
         result = TaskResult(
             task_id=task.id,

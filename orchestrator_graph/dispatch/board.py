@@ -100,6 +100,31 @@ class Running:
         return self.began if self.began is not None else self.dispatched
 
 
+AttemptKey = tuple[str, str, int]  # (run, task, attempt)
+
+
+@dataclass
+class WorkerClocks:
+    """When each attempt's worker began and when its call returned: written by the attempt as
+    it runs, read by the dispatcher, which measures stalls and pace from the worker itself (not
+    from dispatch, and not through the review and recording that follow)."""
+
+    began: dict[AttemptKey, float] = field(default_factory=dict)
+    returned: dict[AttemptKey, float] = field(default_factory=dict)
+
+    def note(self, run_id: str, run: Running) -> None:
+        key = (run_id, run.task_id, run.attempt)
+        if run.began is None:
+            run.began = self.began.get(key)
+        if run.returned is None:
+            run.returned = self.returned.get(key)
+
+    def forget(self, run_id: str, run: Running) -> None:
+        key = (run_id, run.task_id, run.attempt)
+        self.began.pop(key, None)
+        self.returned.pop(key, None)
+
+
 @dataclass(frozen=True)
 class Launch:
     """What the runner needs to run an attempt."""
@@ -128,11 +153,19 @@ class Abilities:
         self.tasks, self.registry = tasks, registry
         self.kind = {tid: task_kind(t) for tid, t in tasks.items()}
         self._cache: dict[tuple[str, tuple[Any, ...]], bool] = {}
+        self._counts: dict[tuple[Any, ...], int] = {}
         self._version = -1
+
+    def count(self, tid: str) -> int:
+        """How many of the team can do the task: once per kind of task."""
+        kind = self.kind[tid]
+        if self._version != self.registry.version or kind not in self._counts:
+            self._counts[kind] = sum(self(tid, w) for w in self.registry.workers())
+        return self._counts[kind]
 
     def __call__(self, tid: str, worker: Worker) -> bool:
         if self._version != self.registry.version:
-            self._cache, self._version = {}, self.registry.version
+            self._cache, self._counts, self._version = {}, {}, self.registry.version
         key = (worker.name, self.kind[tid])
         hit = self._cache.get(key)
         if hit is None:
@@ -161,10 +194,9 @@ class TaskBoard:
         self.history: History = history if history is not None else {}
         self.outbox: list[Event] = []
         self.able = Abilities(self.tasks, registry)
-        team = registry.workers()
-        able = {tid: sum(self.able(tid, w) for w in team) for tid in self.tasks}
         self.redundancy = {
-            tid: max(1, min(t.redundancy, able[tid])) for tid, t in self.tasks.items()
+            tid: max(1, min(t.redundancy, self.able.count(tid))) if t.redundancy > 1 else 1
+            for tid, t in self.tasks.items()
         }
         self.approved: dict[str, list[Approval]] = {t: [] for t in self.tasks}
         self.reviews: dict[str, list[Review]] = {t: [] for t in self.tasks}

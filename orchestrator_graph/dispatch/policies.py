@@ -12,7 +12,7 @@ them. Nothing here awaits, and nothing here changes the board.
 
 from __future__ import annotations
 
-import statistics
+import bisect
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
@@ -47,13 +47,26 @@ class Paces:
 
     def __init__(self, history: History, workers: Callable[[str], Worker | None]) -> None:
         self.history, self.workers = history, workers
-        self._cache: dict[tuple[str, tuple[str, ...]], tuple[float, float]] = {}
+        self._cache: dict[str, dict[tuple[str, ...], tuple[float, float]]] = {}
+        # per kind of task: each measured worker's pace, and all of them sorted (for the median)
+        self._team: dict[tuple[str, ...], tuple[dict[str, float], list[float]]] = {}
 
     def forget(self, worker: str | None = None) -> None:
+        """The worker's history moved: its own figures and its place in the team's medians are
+        refreshed (O(kinds x log team), not a pass over the team)."""
         if worker is None:
             self._cache.clear()
-        else:
-            self._cache = {k: v for k, v in self._cache.items() if k[0] != worker}
+            self._team.clear()
+            return
+        self._cache.pop(worker, None)
+        for kind, (paces, ordered) in self._team.items():
+            old = paces.pop(worker, None)
+            if old is not None:
+                del ordered[bisect.bisect_left(ordered, old)]
+            new = self.measured(worker, kind)
+            if new is not None:
+                paces[worker] = new
+                bisect.insort(ordered, new)
 
     def measured(self, worker: str, skills: Iterable[str]) -> float | None:
         stats = self.history.get(worker, {})
@@ -61,14 +74,21 @@ class Paces:
         known = [s for s in seen if s is not None]
         return max(known) if known else None
 
-    def _team_median(self, skills: tuple[str, ...]) -> float | None:
-        known = [p for w in self.history if (p := self.measured(w, skills)) is not None]
-        return statistics.median(known) if known else None
+    def _team_median(self, kind: tuple[str, ...]) -> float | None:
+        if kind not in self._team:
+            paces = {w: p for w in self.history if (p := self.measured(w, kind)) is not None}
+            self._team[kind] = (paces, sorted(paces.values()))
+        ordered = self._team[kind][1]
+        if not ordered:
+            return None
+        mid = len(ordered) // 2
+        return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
     def of(self, worker: str, skills: Iterable[str]) -> tuple[float, float]:
         """(seconds per unit of effort, chance of passing QA)."""
         kind = tuple(skills)
-        hit = self._cache.get((worker, kind))
+        known = self._cache.setdefault(worker, {})
+        hit = known.get(kind)
         if hit is not None:
             return hit
         member = self.workers(worker)
@@ -79,8 +99,7 @@ class Paces:
             pace = 1.0 / member.speed if member and member.speed > 0 else 1.0
         stats = self.history.get(worker, {})
         chance = min((stats[s].reliability for s in kind if s in stats), default=PRIOR_RELIABILITY)
-        hit = (pace, max(chance, 0.05))
-        self._cache[(worker, kind)] = hit
+        hit = known[kind] = (pace, max(chance, 0.05))
         return hit
 
     def duration(self, task: Task, worker: str) -> float:

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator_graph.availability import next_window
 from orchestrator_graph.context import Context
-from orchestrator_graph.dispatch.board import BoardRules, Launch, Running, TaskBoard
+from orchestrator_graph.dispatch.board import BoardRules, Launch, Running, TaskBoard, WorkerClocks
 from orchestrator_graph.dispatch.deadline import DeadlineKeeper
 from orchestrator_graph.dispatch.notices import announce_queued, escalations, progress
 from orchestrator_graph.dispatch.policies import (
@@ -58,9 +58,6 @@ from orchestrator_graph.registry import History, SkillStats
 RunAttempt = Callable[[Launch], Awaitable[tuple[TaskResult, Review]]]
 SaveHistory = Callable[[History, set[str]], Awaitable[None]]
 Publish = Callable[[StatusSnapshot], Awaitable[None]]
-Began = MutableMapping[tuple[str, str, int], float]
-"""(run, task, attempt) -> when the worker itself began (or returned): written by the attempt,
-read here."""
 
 POLL_SECONDS = 0.2  # how often heartbeats are checked while tasks run
 HISTORY_EVERY = 1.0  # seconds between writes of the performance history
@@ -144,8 +141,7 @@ class DispatchRunner:
         deadline: float | None = None,
         t0: float | None = None,
         run_id: str = "",
-        began: Began | None = None,
-        returned: Began | None = None,
+        clocks: WorkerClocks | None = None,
         publish: Publish | None = None,
         save_history: SaveHistory | None = None,
         clock: Callable[[], float] = time.time,
@@ -156,8 +152,7 @@ class DispatchRunner:
         self.schedule = schedule
         self.t0 = t0 if t0 is not None else clock()
         self.run_id = run_id
-        self.began: Began = began if began is not None else {}
-        self.returned: Began = returned if returned is not None else {}
+        self.clocks = clocks if clocks is not None else WorkerClocks()
         self.paces = Paces(board.history, board.registry.get)
         self.jobs: dict[asyncio.Future[Any], Running] = {}
         self.futures: dict[tuple[str, int], asyncio.Future[Any]] = {}
@@ -207,7 +202,7 @@ class DispatchRunner:
         finally:
             for job, run in self.jobs.items():
                 job.cancel()
-                self._forget_clock(run)
+                self.clocks.forget(self.run_id, run)
             if self._changed is not None:
                 self._changed.cancel()
             self.jobs.clear()
@@ -245,7 +240,7 @@ class DispatchRunner:
         if (deadline_due := self.time.next_check()) is not None:
             due.append(deadline_due)
         for run in self.jobs.values():
-            self._note_began(run)
+            self.clocks.note(self.run_id, run)
             at = stall_at(run, self.settings.stall_after, self.lag)
             watched = self.settings.stall_after > 0 and run.key not in self.stalls_seen
             if watched and (at is not None or run.began is None):  # returned: nothing to watch
@@ -259,18 +254,6 @@ class DispatchRunner:
         if not done:  # woke on time, or late because the machine is busy
             self.lag = max(self.clock() - wake, 0.5 * self.lag)
         return {job for job in done if job in self.jobs}
-
-    def _forget_clock(self, run: Running) -> None:
-        key = (self.run_id, run.task_id, run.attempt)
-        self.began.pop(key, None)
-        self.returned.pop(key, None)
-
-    def _note_began(self, run: Running) -> None:
-        key = (self.run_id, run.task_id, run.attempt)
-        if run.began is None:
-            run.began = self.began.get(key)
-        if run.returned is None:
-            run.returned = self.returned.get(key)
 
     # --- starting work -------------------------------------------------------------------
     def _launch(self) -> None:
@@ -351,7 +334,7 @@ class DispatchRunner:
     # --- finishing work ------------------------------------------------------------------
     def _finish(self, run: Running, result: TaskResult, review: Review) -> None:
         self.futures.pop(run.key, None)
-        self._forget_clock(run)
+        self.clocks.forget(self.run_id, run)
         member = self.board.registry.get(run.worker)
         done = self.board.finish(result, review, member.cost if member else 0.0)
         if not done.applied:
@@ -370,8 +353,8 @@ class DispatchRunner:
             if job is not None and not job.done():
                 job.cancel()
                 self.jobs.pop(job, None)
-                self._note_began(hedge)
-                self._forget_clock(hedge)
+                self.clocks.note(self.run_id, hedge)
+                self.clocks.forget(self.run_id, hedge)
                 self.board.cancel(hedge, self.clock())
                 self.monitor.load.add(hedge.worker, self.clock() - hedge.dispatched)
                 self.paces.forget(hedge.worker)
@@ -387,7 +370,7 @@ class DispatchRunner:
                 job.cancel()
                 del self.jobs[job]
                 self.futures.pop(run.key, None)
-                self._forget_clock(run)
+                self.clocks.forget(self.run_id, run)
                 self.board.take_back(run)
 
     async def _save_history(self) -> None:
@@ -402,7 +385,7 @@ class DispatchRunner:
         """Stalled attempts (past ``stall_after`` times their expected duration): each found
         once; with adaptation on, a hedge starts where it costs no queued work a slot."""
         for run in self.jobs.values():
-            self._note_began(run)
+            self.clocks.note(self.run_id, run)
         for run in stalled(self.board, self.stalls_seen, now, self.settings.stall_after, self.lag):
             self.stalls_seen.add(run.key)
             hedge = self.settings.adapt and hedge_worth_it(self.board, run)

@@ -16,10 +16,10 @@ from orchestrator_graph.history_log import HistoryWriter
 from orchestrator_graph.ledger import Ledger, load_schedule, publish_status
 from orchestrator_graph.llm import run_deadline
 from orchestrator_graph.matching import TeamMatcher
-from orchestrator_graph.models import Plan, PlanAnalysis, Review, TaskResult
+from orchestrator_graph.models import PlanAnalysis, Review, TaskResult
 from orchestrator_graph.registry import load_history
 from orchestrator_graph.reporting import build_report
-from orchestrator_graph.state import OrchestratorState, dump_records, records_of
+from orchestrator_graph.state import OrchestratorState, dump_records, plan_of, records_of
 from orchestrator_graph.worker_leases import leased, leases_for
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ async def step(
 
     history = await load_history(store, [w.name for w in registry.workers()])
     schedule = await load_schedule(store, run_id)
-    plan = Plan.model_validate(state["plan"])
+    plan = plan_of(state)
     settings = DispatchSettings.from_context(
         context,
         started_at=state.get("started_at") or 0.0,
@@ -64,8 +64,7 @@ async def step(
         deadline=plan.deadline,
         t0=state.get("executing_since"),
         run_id=run_id,
-        began=services.attempts.began,
-        returned=services.attempts.returned,
+        clocks=services.attempts.clocks,
         publish=lambda snapshot: publish_status(store, snapshot),
         save_history=HistoryWriter(store, history).save,
     )

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator_graph.env import Env
 from orchestrator_graph.events import Event
-from orchestrator_graph.models import Check, Deliverable, Plan, Review, TaskRecord
-from orchestrator_graph.state import OrchestratorState, records_of
+from orchestrator_graph.models import Check, Deliverable, Review, TaskRecord
+from orchestrator_graph.state import OrchestratorState, plan_of, records_of
 
 if TYPE_CHECKING:
     from orchestrator_graph.nodes.services import Services
@@ -24,7 +24,7 @@ async def step(services: Services, state: OrchestratorState, env: Env) -> dict[s
     context = env.context
     deliverable = Deliverable.model_validate(state["deliverable"])
     checks = deliverable_checks(deliverable, records_of(state))
-    policy = Plan.model_validate(state["plan"]).qa_policy or context.qa_policy
+    policy = plan_of(state).qa_policy or context.qa_policy
     score = sum(c.passed for c in checks) / len(checks)
     hard_ok = all(c.passed for c in checks[:HARD_CHECKS])
     review = Review(

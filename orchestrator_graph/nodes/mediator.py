@@ -27,7 +27,7 @@ from orchestrator_graph.prompts import messages
 from orchestrator_graph.qa import gate_result
 from orchestrator_graph.replan import replan
 from orchestrator_graph.schemas import JudgeChoice, MediationAdvice, MergedAnswer
-from orchestrator_graph.state import OrchestratorState, dump_records, records_of
+from orchestrator_graph.state import OrchestratorState, dump_records, plan_of, records_of
 from orchestrator_graph.usage import Tally, track_usage, usage_update
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ async def step(
     mediation = Mediation(services)
     context, records = env.context, records_of(state)
     decisions: list[Decision] = []
-    plan = Plan.model_validate(state["plan"])
+    plan = plan_of(state)
     replans = [Replan.model_validate(r) for r in state.get("replans", [])]
     new_replans: list[Replan] = []
     await chain_state(env.store, state)  # assignments and earlier decisions, before any pause
@@ -400,7 +400,7 @@ class Mediation:
             messages("merge", task=esc.task_id, reason=esc.reason, candidates=listing),
             check=_is_object,
         )
-        task = next(t for t in Plan.model_validate(state["plan"]).tasks if t.id == esc.task_id)
+        task = next(t for t in plan_of(state).tasks if t.id == esc.task_id)
         attempt = max(esc.attempts, *(c["attempt"] for c in esc.candidates)) + 1
         result = TaskResult(
             task_id=task.id,

@@ -14,7 +14,7 @@ from orchestrator_graph.llm import ask_structured, calling
 from orchestrator_graph.models import Deliverable, Plan, TaskRecord
 from orchestrator_graph.prompts import messages
 from orchestrator_graph.schemas import DeliverableDraft
-from orchestrator_graph.state import OrchestratorState, records_of
+from orchestrator_graph.state import OrchestratorState, plan_of, records_of
 from orchestrator_graph.textsafe import Block, block, fence, join
 from orchestrator_graph.usage import track_usage, usage_update
 
@@ -26,7 +26,7 @@ MAX_MARKDOWN = 20_000
 
 async def step(services: Services, state: OrchestratorState, env: Env) -> dict[str, Any]:
     context = env.context
-    plan = Plan.model_validate(state["plan"])
+    plan = plan_of(state)
     records = records_of(state)
     approved = [
         (t.id, records[t.id])

@@ -46,6 +46,7 @@ def plan_problems(
     """Every task whose classification no model of the run or no capable worker may handle."""
     policy = policy or load_policy()
     team = list(workers)
+    regions_of: dict[frozenset[str], set[str]] = {}  # skills -> regions of the workers with them
     problems = []
     for task in plan.tasks:
         level = level_of(task, plan, policy)
@@ -56,9 +57,12 @@ def plan_problems(
                     f"task {task.id!r} is {level}: the {role} model {models[role]!r} may not "
                     f"handle it (allowed models: {', '.join(rules.models)})"
                 )
-        capable = [w for w in team if set(task.skills) <= set(w.skills)]
-        if capable and not any(rules.allows_region(region_of(w)) for w in capable):
-            regions = sorted({region_of(w) for w in capable})
+        skills = frozenset(task.skills)
+        if skills not in regions_of:  # once per set of skills, not once per task
+            regions_of[skills] = {region_of(w) for w in team if skills <= set(w.skills)}
+        capable = regions_of[skills]
+        if capable and not any(rules.allows_region(region) for region in capable):
+            regions = sorted(capable)
             problems.append(
                 f"task {task.id!r} is {level}: no capable worker is in an allowed region "
                 f"(workers' regions: {', '.join(regions)}; allowed: {', '.join(rules.regions)})"

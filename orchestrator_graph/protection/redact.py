@@ -105,15 +105,22 @@ class Redactor:
         return known[0]
 
     def _dict(self, value: dict[Any, Any], found: list[Finding] | None, depth: int) -> Any:
-        changed: dict[Any, Any] | None = None
+        seen, changed = self._seen, None
         for key, item in value.items():
-            if type(key) is str and self._str(key, found) is not key:
-                return {  # a key held something (rare): everything rebuilt
-                    self.value(k, found, depth + 1): self.value(v, found, depth + 1)
-                    for k, v in value.items()
-                }
+            if type(key) is str and len(key) >= MIN_FINDING:
+                known = seen.get(key)  # inline: most keys are field names seen before
+                if (known is None or known[1]) and self._str(key, found) is not key:
+                    return {  # a key held something (rare): everything rebuilt
+                        self.value(k, found, depth + 1): self.value(v, found, depth + 1)
+                        for k, v in value.items()
+                    }
             kind = type(item)
             if kind is str:
+                if len(item) < MIN_FINDING:
+                    continue
+                known = seen.get(item)
+                if known is not None and not known[1]:
+                    continue
                 new = self._str(item, found)
             elif kind in _ATOMS:
                 continue
