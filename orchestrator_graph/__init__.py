@@ -33,6 +33,7 @@ _EXPORTS = {
     "create_orchestrator": "graph",
     "default_team": "team",
     "load_roster": "registry",
+    "purge_runs": "purge",
     "remote_worker": "registry",
     "resolve_model": "llm",
     "validate_plan": "dag",
@@ -62,6 +63,7 @@ __all__ = [
     "create_orchestrator",
     "default_team",
     "load_roster",
+    "purge_runs",
     "remote_worker",
     "resolve_model",
     "validate_plan",
@@ -98,6 +100,7 @@ if TYPE_CHECKING:
     from orchestrator_graph.llm import resolve_model
     from orchestrator_graph.models import Criterion, Plan, Review, RunReport, Task, TaskResult
     from orchestrator_graph.offline import OfflineChatModel
+    from orchestrator_graph.purge import purge_runs
     from orchestrator_graph.registry import Registry, load_roster, remote_worker
     from orchestrator_graph.team import default_team
     from orchestrator_graph.workers import Worker, WorkerContext, WorkerInput

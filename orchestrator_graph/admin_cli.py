@@ -70,28 +70,21 @@ async def _archive(done: str, archive: Path, home: str | None, postgres: str | N
 async def purge_threads(
     thread: str | None, older_than: float | None, home: str | None, postgres: str | None
 ) -> list[Any]:
-    from orchestrator_graph.auditlog import ACTIVE_KEY, audit_key
+    from orchestrator_graph.auditlog import use_home
     from orchestrator_graph.cli.driving import memory_location
     from orchestrator_graph.graph import create_orchestrator
     from orchestrator_graph.identity import local_identity
     from orchestrator_graph.memory import MemoryHandle
     from orchestrator_graph.persistence import open_persistence
-    from orchestrator_graph.purge import purge_thread, run_of, stale_threads
+    from orchestrator_graph.purge import purge_runs
 
     identity = local_identity()
     identity.require("purge", "runs")
-    ACTIVE_KEY.set(audit_key(home))
+    use_home(home)
     memory = MemoryHandle(memory_location(home))
+    age = None if older_than is None else older_than * 86400
     async with open_persistence(home, postgres) as (saver, store):
         graph = create_orchestrator().compile(checkpointer=saver, store=store)
-        threads = [thread] if thread else await stale_threads(saver, (older_than or 0) * 86400)
-        out = []
-        for name in threads:
-            state = await graph.aget_state({"configurable": {"thread_id": name}})
-            if thread and not state.values:
-                from orchestrator_graph.errors import InputError
-
-                raise InputError(f"thread {name}: no such thread in this data folder")
-            run_id = run_of(state.values)
-            out.append(await purge_thread(saver, store, name, run_id, memory, identity))
-        return out
+        return await purge_runs(
+            graph, identity=identity, thread=thread, older_than=age, memory=memory
+        )

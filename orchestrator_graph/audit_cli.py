@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.console import Console
 
-from orchestrator_graph.auditlog import AuditLog, audit_key, export_jsonl
+from orchestrator_graph.auditlog import AuditLog, audit_key, export_jsonl, heads_dir
 from orchestrator_graph.errors import InputError
 from orchestrator_graph.identity import local_identity
 
@@ -29,7 +29,7 @@ async def check_chain(
         raise InputError("the thread has no run yet: nothing is audited")
     key = audit_key(home, create=False)
     async with open_persistence(home, postgres) as (_saver, store):
-        result = await AuditLog(store, run_id, key).verify()
+        result = await AuditLog(store, run_id, key, heads_dir(home)).verify()
         if export is not None:
             export.write_text(await export_jsonl(store, run_id, key))
     if as_json:

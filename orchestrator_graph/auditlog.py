@@ -15,7 +15,6 @@ import hashlib
 import hmac
 import json
 import os
-import secrets
 import time
 import weakref
 from collections.abc import Iterable, Mapping
@@ -26,6 +25,7 @@ from langgraph.store.base import BaseStore
 from pydantic import BaseModel, Field
 
 from orchestrator_graph.errors import InputError
+from orchestrator_graph.keyfiles import kept_secret, write_private
 from orchestrator_graph.ledger import AUDIT
 from orchestrator_graph.persistence import HOME_ENV, data_dir
 from orchestrator_graph.protection.redact import default_redactor
@@ -33,10 +33,15 @@ from orchestrator_graph.protection.redact import default_redactor
 KEY_ENV = "ORCHESTRATOR_GRAPH_AUDIT_KEY"  # the key itself (hex or text)
 KEY_FILE_ENV = "ORCHESTRATOR_GRAPH_AUDIT_KEY_FILE"  # or a file holding it
 KEY_FILE = "audit.key"  # the default: beside the data folder, never inside a database
+HEADS = "audit-heads"  # one file per run beside the key: its chain's length and last MAC
 GENESIS = "0" * 64
 PAGE = 10_000
 # The key a process's runs chain with, when its caller knows the data folder (the CLI's --home).
 ACTIVE_KEY: contextvars.ContextVar[bytes | None] = contextvars.ContextVar("audit_key", default=None)
+ACTIVE_HEADS: contextvars.ContextVar[Path | None] = contextvars.ContextVar("heads", default=None)
+
+
+ChainEvent = tuple[str, str, str, dict[str, Any]]  # (event id, actor, action, payload)
 
 
 class AuditRecord(BaseModel):
@@ -66,6 +71,46 @@ class Verification(BaseModel):
     ok: bool
     broken: Broken | None = None
     purged: int = 0
+    head: int | None = Field(
+        default=None, description="the length the head kept outside the database records"
+    )
+
+
+class ChainHead(BaseModel):
+    """A chain's end as its writer last left it, kept beside the key and tagged with it:
+    deleting the newest entries from the database leaves the chain shorter than its head."""
+
+    run_id: str
+    seq: int
+    mac: str
+    tag: str
+
+    def valid(self, key: bytes) -> bool:
+        return hmac.compare_digest(self.tag, _head_tag(key, self.run_id, self.seq, self.mac))
+
+
+def _head_tag(key: bytes, run_id: str, seq: int, mac: str) -> str:
+    return hmac.new(key, canonical(["head", run_id, seq, mac]), hashlib.sha256).hexdigest()
+
+
+def head_file(folder: Path, run_id: str) -> Path:
+    return folder / f"{hashlib.sha256(run_id.encode()).hexdigest()[:32]}.json"
+
+
+def read_head(folder: Path, run_id: str) -> ChainHead | None:
+    path = head_file(folder, run_id)
+    if not path.is_file():
+        return None
+    try:
+        return ChainHead.model_validate_json(path.read_text())
+    except ValueError:
+        raise InputError(f"audit head {path}: not a chain head; restore it or remove it") from None
+
+
+def write_head(folder: Path, run_id: str, key: bytes, seq: int, mac: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    head = ChainHead(run_id=run_id, seq=seq, mac=mac, tag=_head_tag(key, run_id, seq, mac))
+    write_private(head_file(folder, run_id), head.model_dump_json())
 
 
 def canonical(value: Any) -> bytes:
@@ -79,25 +124,26 @@ def audit_key(home: str | os.PathLike[str] | None = None, *, create: bool = True
     if value := os.environ.get(KEY_ENV):
         return value.encode()
     named = os.environ.get(KEY_FILE_ENV)
-
     path = Path(named) if named else data_dir(home) / KEY_FILE
-    if path.is_file():
-        key = path.read_bytes().strip()
-        if len(key) < 16:
-            raise InputError(f"audit key {path}: {len(key)} bytes; it needs at least 16")
-        return key
-    if named or not create:
+    if not path.is_file() and (named or not create):
         raise InputError(f"audit key {path}: no such file; set {KEY_ENV} or {KEY_FILE_ENV}")
-    draft = path.with_name(f".{KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
-    draft.write_text(secrets.token_hex(32))
-    draft.chmod(0o600)
-    try:
-        os.link(draft, path)  # atomic: a process that loses the race reads the winner's key
-    except FileExistsError:
-        pass
-    finally:
-        draft.unlink()
-    return path.read_bytes().strip()
+    return kept_secret(path)
+
+
+def heads_dir(home: str | os.PathLike[str] | None = None) -> Path:
+    """Where the chains' heads are kept: beside the audit key file (the folder of
+    ``$ORCHESTRATOR_GRAPH_AUDIT_KEY_FILE``, else the data folder), outside every database."""
+    named = os.environ.get(KEY_FILE_ENV)
+    return (Path(named).parent if named else data_dir(home)) / HEADS
+
+
+def use_home(home: str | os.PathLike[str] | None) -> bytes:
+    """This process chains with the key and keeps heads in the folder of ``home`` (the CLI's
+    ``--home``); the key."""
+    key = audit_key(home)
+    ACTIVE_KEY.set(key)
+    ACTIVE_HEADS.set(heads_dir(home))
+    return key
 
 
 def _mac(key: bytes, seq: int, event: str, actor: str, action: str, digest: str, prev: str) -> str:
@@ -111,18 +157,45 @@ def namespace(run_id: str) -> tuple[str, ...]:
 
 class _Head:
     """The end of one run's chain as this process last wrote it, so an append reads the chain
-    from the store only once per process."""
+    from the store only once per process; and its writer, which keeps the head file behind it."""
 
     def __init__(self) -> None:
         self.lock = asyncio.Lock()
         self.loaded = False
         self.seq, self.mac, self.seen = 0, GENESIS, set[str]()
+        self.written: tuple[int, str] | None = None
+        self.writer: asyncio.Task[None] | None = None
 
-    def load(self, records: list[AuditRecord]) -> None:
+    def keep(self, folder: Path, run_id: str, key: bytes) -> None:
+        """Write the head file behind the appends, off the event loop and one write per burst:
+        awaited on the hot path (an entry per attempt) a file write per entry cost ~5 ms a task
+        on a loaded machine. ``settle`` waits for it at every pause and at the end of a run."""
+        if self.writer is None or self.writer.done():
+            self.writer = asyncio.create_task(self._write(folder, run_id, key))
+
+    async def _write(self, folder: Path, run_id: str, key: bytes) -> None:
+        while self.written != self.end:
+            end = self.end
+            await asyncio.to_thread(write_head, folder, run_id, key, *end)
+            self.written = end
+
+    async def settle(self) -> None:
+        if self.writer is not None:
+            await self.writer
+
+    def load(self, records: list[AuditRecord], kept: ChainHead | None) -> None:
+        """The end of the stored chain, or the head kept outside the database when that is
+        further on: appends after the newest entries were deleted leave the gap in sight."""
         self.seq = records[-1].seq if records else 0
         self.mac = records[-1].mac if records else GENESIS
+        if kept is not None and kept.seq > self.seq:
+            self.seq, self.mac = kept.seq, kept.mac
         self.seen = {r.event for r in records}
         self.loaded = True
+
+    @property
+    def end(self) -> tuple[int, str]:
+        return self.seq, self.mac
 
 
 # per event loop (a lock belongs to one loop), per store, per run
@@ -134,9 +207,25 @@ class AuditLog:
     """Appends to and reads one run's chain. Appends in one process are serialised per run;
     one process drives a thread at a time (``threads.owner``), so the chain has one writer."""
 
-    def __init__(self, store: BaseStore, run_id: str, key: bytes) -> None:
+    def __init__(
+        self, store: BaseStore, run_id: str, key: bytes, heads: Path | None = None
+    ) -> None:
         self.store, self.run_id, self.key = store, run_id, key
         self.namespace = namespace(run_id)
+        self.heads = heads or ACTIVE_HEADS.get()
+
+    async def head(self) -> ChainHead | None:
+        """This chain's head as kept outside the database (read in a thread: the server
+        refuses blocking file access on its event loop)."""
+        return await asyncio.to_thread(read_head, await self.folder(), self.run_id)
+
+    async def folder(self) -> Path:
+        if self.heads is None:
+            setting = (os.environ.get(KEY_FILE_ENV), os.environ.get(HOME_ENV))
+            if setting not in _folders:  # resolved (and made) once per process and setting
+                _folders[setting] = await asyncio.to_thread(heads_dir)
+            self.heads = _folders[setting]
+        return self.heads
 
     async def records(self) -> list[AuditRecord]:
         out: list[AuditRecord] = []
@@ -149,15 +238,15 @@ class AuditLog:
             offset += PAGE
         return sorted(out, key=lambda r: r.seq)
 
-    async def append(
-        self, events: Iterable[tuple[str, str, str, dict[str, Any]]]
-    ) -> list[AuditRecord]:
+    async def append(self, events: Iterable[ChainEvent]) -> list[AuditRecord]:
         """Chain each ``(event id, actor, action, payload)`` not chained before, in order."""
         stores = _heads.setdefault(asyncio.get_running_loop(), weakref.WeakKeyDictionary())
         head = stores.setdefault(self.store, {}).setdefault(self.run_id, _Head())
         async with head.lock:
             if not head.loaded:
-                head.load(await self.records())
+                kept = await self.head()
+                # a head not made with this key says nothing here; verify reports it
+                head.load(await self.records(), kept if kept and kept.valid(self.key) else None)
             added: list[AuditRecord] = []
             for event, actor, action, payload in events:
                 if event in head.seen:
@@ -175,10 +264,21 @@ class AuditLog:
                 added.append(AuditRecord.model_construct(**fields))
                 head.seen.add(event)
                 head.seq, head.mac = seq, mac
+            if added:
+                head.keep(await self.folder(), self.run_id, self.key)
             return added
 
+    async def settle(self) -> None:
+        """Until the head file holds every entry this process appended to the chain."""
+        loop = asyncio.get_running_loop()
+        head = _heads.get(loop, {}).get(self.store, {}).get(self.run_id)  # type: ignore[call-overload]
+        if head is not None:
+            await head.settle()
+
     async def verify(self) -> Verification:
-        return verify_records(self.run_id, await self.records(), self.key)
+        await self.settle()
+        kept = await self.head()
+        return verify_records(self.run_id, await self.records(), self.key, kept)
 
     async def purge_payloads(self) -> int:
         """Drop every payload, keep the chain (digests and MACs) verifiable."""
@@ -191,16 +291,22 @@ class AuditLog:
         return count
 
 
-def verify_records(run_id: str, records: list[AuditRecord], key: bytes) -> Verification:
+def verify_records(
+    run_id: str, records: list[AuditRecord], key: bytes, kept: ChainHead | None = None
+) -> Verification:
     """The first entry that breaks the chain: a wrong MAC (changed, inserted or re-chained
     without the key), a gap in the sequence (deleted), a ``prev`` that is not the MAC before it
-    (reordered or spliced), or a payload that does not match its digest."""
+    (reordered or spliced), a payload that does not match its digest, or, against the head
+    ``kept`` outside the database, entries missing from the end (deleted) or a rewritten end."""
     prev, purged = GENESIS, 0
+    head = kept.seq if kept else None
     for expected, record in enumerate(records, start=1):
 
         def broken(reason: str, seq: int = record.seq) -> Verification:
             fault = Broken(seq=seq, reason=reason)
-            return Verification(run_id=run_id, entries=len(records), ok=False, broken=fault)
+            return Verification(
+                run_id=run_id, entries=len(records), ok=False, broken=fault, head=head
+            )
 
         if record.seq != expected:
             what = "missing (deleted)" if record.seq > expected else "repeated (inserted)"
@@ -217,13 +323,40 @@ def verify_records(run_id: str, records: list[AuditRecord], key: bytes) -> Verif
         elif hashlib.sha256(canonical(record.payload)).hexdigest() != record.digest:
             return broken("its payload does not match its digest (changed)")
         prev = record.mac
-    return Verification(run_id=run_id, entries=len(records), ok=True, purged=purged)
+    fault = _against_head(records, key, kept)
+    return Verification(
+        run_id=run_id,
+        entries=len(records),
+        ok=fault is None,
+        broken=fault,
+        purged=purged,
+        head=head,
+    )
 
 
-def state_events(values: Mapping[str, Any]) -> list[tuple[str, str, str, dict[str, Any]]]:
+def _against_head(records: list[AuditRecord], key: bytes, kept: ChainHead | None) -> Broken | None:
+    if kept is None:
+        return None
+    if not kept.valid(key):
+        return Broken(seq=kept.seq, reason="the head kept outside the database is not this key's")
+    count = len(records)
+    if kept.seq > count:
+        which = (
+            f"entry {count + 1} is"
+            if kept.seq == count + 1
+            else (f"entries {count + 1}-{kept.seq} are")
+        )
+        reason = f"{which} missing (deleted from the end): the chain's head says {kept.seq}"
+        return Broken(seq=count + 1, reason=reason)
+    if kept.seq and not hmac.compare_digest(records[kept.seq - 1].mac, kept.mac):
+        return Broken(seq=kept.seq, reason="does not match the chain's head (rewritten)")
+    return None
+
+
+def state_events(values: Mapping[str, Any]) -> list[ChainEvent]:
     """The events a run's state records (plan gate, assignments with their reasons, conflicts,
     decisions and escalation answers with who gave them, the final gate), as chain events."""
-    out: list[tuple[str, str, str, dict[str, Any]]] = []
+    out: list[ChainEvent] = []
     if gate := values.get("plan_review"):
         out.append(("plan_review", gate["reviewer"], f"plan {gate['verdict']}", dict(gate)))
     for i, conflict in enumerate(values.get("conflicts", [])):
@@ -231,17 +364,28 @@ def state_events(values: Mapping[str, Any]) -> list[tuple[str, str, str, dict[st
         out.append((f"conflict:{i}", actor, f"conflict {conflict['kind']}", dict(conflict)))
     for task_id, record in sorted((values.get("tasks") or {}).items()):
         if worker := record.get("worker"):
-            payload = {"task_id": task_id, "worker": worker, "reasons": record.get("assignment")}
-            out.append((f"assigned:{task_id}:{worker}", "dispatcher", "assignment", payload))
+            out.append(assignment_event(task_id, worker, record.get("assignment")))
     for i, decision in enumerate(values.get("decisions", [])):
-        actor = decision.get("actor") or decision["by"]
-        out.append((f"decision:{i}", actor, f"decision {decision['action']}", dict(decision)))
+        out.append(decision_event(i, decision))
     if final := values.get("final_review"):
         out.append(("final_review", final["reviewer"], f"deliverable {final['verdict']}", final))
     return out
 
 
-def attempt_event(result: Mapping[str, Any], review: Mapping[str, Any]) -> tuple:
+def assignment_event(task_id: str, worker: str, reasons: Any) -> ChainEvent:
+    """A task given to a worker, and why (score parts, runner-up): one entry per task and
+    worker, whether chained when the dispatcher assigns or later from the state."""
+    payload = {"task_id": task_id, "worker": worker, "reasons": reasons}
+    return (f"assigned:{task_id}:{worker}", "dispatcher", "assignment", payload)
+
+
+def decision_event(index: int, decision: Mapping[str, Any]) -> ChainEvent:
+    """The run's ``index``-th decision (a human's answer names who gave it)."""
+    actor = decision.get("actor") or decision["by"]
+    return (f"decision:{index}", actor, f"decision {decision['action']}", dict(decision))
+
+
+def attempt_event(result: Mapping[str, Any], review: Mapping[str, Any]) -> ChainEvent:
     """A ledger entry as a chain event: who did the attempt, the verdict and why."""
     key = f"{result['task_id']}#{result['attempt']}"
     payload = {
@@ -258,6 +402,7 @@ def attempt_event(result: Mapping[str, Any], review: Mapping[str, Any]) -> tuple
 
 
 _keys: dict[tuple[str | None, ...], bytes] = {}
+_folders: dict[tuple[str | None, ...], Path] = {}
 
 
 async def run_key() -> bytes:
@@ -289,8 +434,10 @@ async def chain_state(store: BaseStore, values: Mapping[str, Any], key: bytes | 
     if not run_id:
         return 0
     events = state_events(values)
-    if report := values.get("report"):
+    if (report := values.get("report")) and not values.get("stopped"):  # not a budget pause
         summary = {"status": report.get("status"), "reason": report.get("reason")}
         events.append(("finished", "orchestrator", f"run {report.get('status')}", summary))
     log = AuditLog(store, run_id, key or await run_key())
-    return len(await log.append(events))
+    added = await log.append(events)
+    await log.settle()  # called at each pause and at the end: the head is on disk from here
+    return len(added)

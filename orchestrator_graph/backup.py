@@ -8,6 +8,7 @@ PostgreSQL. The audit key is not in the archive: it stays where it is held, outs
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -21,6 +22,7 @@ from pydantic import BaseModel
 
 from orchestrator_graph.errors import ConnectionFailed, InputError
 from orchestrator_graph.ledger import THREAD_OWNERS
+from orchestrator_graph.worker_leases import TABLE as SLOTS
 
 FORMAT = 1
 DATABASES = ("state.db", "store.db")
@@ -65,12 +67,53 @@ def _chroma_copy(source: Path, target: Path) -> None:
             shutil.copy2(path, dest)
 
 
-def _engine_tool(name: str, *args: str) -> None:
-    """A PostgreSQL client tool; its failure in one line (the URL's password never shown)."""
+# libpq's environment variables: a connection given this way is not on the command line,
+# where every user of the machine can read it (``ps``), password included.
+_PG_ENV = {
+    "host": "PGHOST",
+    "hostaddr": "PGHOSTADDR",
+    "port": "PGPORT",
+    "user": "PGUSER",
+    "password": "PGPASSWORD",
+    "dbname": "PGDATABASE",
+    "passfile": "PGPASSFILE",
+    "service": "PGSERVICE",
+    "options": "PGOPTIONS",
+    "application_name": "PGAPPNAME",
+    "connect_timeout": "PGCONNECT_TIMEOUT",
+    "sslmode": "PGSSLMODE",
+    "sslrootcert": "PGSSLROOTCERT",
+    "sslcert": "PGSSLCERT",
+    "sslkey": "PGSSLKEY",
+    "target_session_attrs": "PGTARGETSESSIONATTRS",
+}
+
+
+def pg_environment(postgres_url: str) -> dict[str, str]:
+    """The connection ``postgres_url`` names, as libpq environment variables."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        params = conninfo_to_dict(postgres_url)
+    except Exception as error:  # psycopg's ProgrammingError; its text may hold the URL
+        raise InputError(f"--postgres: not a PostgreSQL URL ({type(error).__name__})") from None
+    unknown = sorted(set(params) - set(_PG_ENV))
+    if unknown:
+        raise InputError(
+            f"--postgres: {', '.join(unknown)} cannot be passed to the PostgreSQL tools; "
+            f"use only {', '.join(_PG_ENV)}"
+        )
+    return {_PG_ENV[k]: str(v) for k, v in params.items() if v is not None}
+
+
+def _engine_tool(name: str, postgres_url: str, *args: str) -> None:
+    """A PostgreSQL client tool connected through its environment; its failure in one line."""
     found = shutil.which(name)
     if not found:
         raise InputError(f"{name} is not on PATH: install the PostgreSQL client tools")
-    done = subprocess.run([found, *args], capture_output=True, text=True, timeout=600)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env |= pg_environment(postgres_url)
+    done = subprocess.run([found, *args], capture_output=True, text=True, timeout=600, env=env)
     if done.returncode:
         reason = " ".join(done.stderr.split())[:300]
         raise ConnectionFailed(f"{name} failed (exit {done.returncode}): {reason}")
@@ -82,7 +125,15 @@ def backup(out: Path, home: Path, postgres_url: str | None, chroma: Path | None)
         stage = Path(tmp)
         if postgres_url:
             dump = stage / "postgres.dump"
-            _engine_tool("pg_dump", "--format=custom", "--no-owner", "-f", str(dump), postgres_url)
+            _engine_tool(
+                "pg_dump",
+                postgres_url,
+                "--format=custom",
+                "--no-owner",
+                f"--exclude-table-data={SLOTS}",  # leases of attempts running now: not data
+                "-f",
+                str(dump),
+            )
         else:
             for name in DATABASES:
                 if (home / name).is_file():
@@ -141,12 +192,16 @@ def restore(archive: Path, home: Path, postgres_url: str | None, chroma: Path | 
                 f"restore into {where}: {', '.join(busy)} exist; use a fresh folder and database"
             )
         if postgres_url:
+            database = pg_environment(postgres_url).get("PGDATABASE")
+            if not database:
+                raise InputError("--postgres: name the database to restore into (…/NAME)")
             _engine_tool(
                 "pg_restore",
+                postgres_url,
                 "--no-owner",
                 "--exit-on-error",
                 "-d",
-                postgres_url,
+                database,  # a name: the rest of the connection comes from the environment
                 str(stage / "postgres.dump"),
             )
         home.mkdir(parents=True, exist_ok=True)
@@ -172,12 +227,16 @@ def _holds_runs(postgres_url: str) -> bool:
 
 def _forget_owners(home: Path, postgres_url: str | None) -> None:
     """A restored thread is driven by no process: the snapshot's owner records (pids of the
-    machine it came from, possibly alive here) would make ``resume`` refuse it."""
+    machine it came from, possibly alive here) would make ``resume`` refuse it, and worker
+    leases taken by attempts running at backup time would hold their slots until they expire."""
     if postgres_url:
         import psycopg
 
         with psycopg.connect(postgres_url, autocommit=True) as db:
             db.execute("DELETE FROM store WHERE prefix = %s", (OWNERS,))
+            if db.execute("SELECT to_regclass(%s)", (SLOTS,)).fetchone() != (None,):
+                # an older archive's worker leases: the restored run would wait for them
+                db.execute(f"UPDATE {SLOTS} SET holder = NULL, expires_at = NULL")  # noqa: S608
         return
     if (home / "store.db").is_file():
         with closing(sqlite3.connect(home / "store.db")) as lite, lite:

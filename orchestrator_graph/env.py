@@ -3,7 +3,7 @@ run's settings (``Context``, coerced from a parent's context or a dict), the sto
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from langgraph.config import get_config
@@ -11,6 +11,7 @@ from langgraph.constants import CONFIG_KEY_CHECKPOINTER
 from langgraph.runtime import Runtime
 from langgraph.store.base import BaseStore
 
+from orchestrator_graph.audit_tap import AssignmentTap
 from orchestrator_graph.context import Context
 from orchestrator_graph.events import Emit, stream_emitter
 from orchestrator_graph.ledger import store_of
@@ -25,6 +26,8 @@ class Env:
     checkpointer: Any = None
     """The run's thread and checkpointer: a team lead starts its child orchestrator on them."""
     tenant: str | None = None  # the server's authenticated tenant; None for local runs
+    audit: AssignmentTap = field(default_factory=AssignmentTap)
+    """Assignments the dispatcher announced, chained before the attempts they start."""
 
     @classmethod
     def of(cls, runtime: Runtime[Any]) -> Env:
@@ -38,11 +41,13 @@ class Env:
         user = server_identity(runtime)
         if user is not None:  # on the server, who acts is who signed in, not what the client says
             context = replace(context, identity=user.model_dump())
+        tap = AssignmentTap()
         return cls(
             context,
             store_of(runtime),
-            stream_emitter(runtime.stream_writer),
+            tap.wrap(stream_emitter(runtime.stream_writer)),
             str(configurable.get("thread_id") or ""),
             configurable.get(CONFIG_KEY_CHECKPOINTER),
             user.tenant if user is not None else None,
+            tap,
         )

@@ -80,6 +80,7 @@ class RunView(BaseModel):
     cost: float = Field(0.0, description="the report's, or the ledger's attempts at team prices")
     planned_makespan: float | None = None
     critical_path: list[str] = Field(default_factory=list, description="of the plan analysis")
+    tenant: str | None = Field(None, description="the thread's tenant, on a server with auth")
 
     @property
     def finished(self) -> bool:
@@ -318,7 +319,7 @@ class ServerSource:
             ]
         if not isinstance(values, Mapping):
             return None
-        return await build_view(
+        view = await build_view(
             self.reader,
             thread["thread_id"],
             values,
@@ -327,6 +328,9 @@ class ServerSource:
             errored=thread.get("status") == "error",
             prices=self.prices,
         )
+        if view is not None:
+            view.tenant = (thread.get("metadata") or {}).get("tenant")
+        return view
 
 
 def _timestamp(value: Any) -> float:

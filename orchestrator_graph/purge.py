@@ -5,13 +5,16 @@ dropped with the chain itself kept, so it still verifies and says who purged wha
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.pregel import Pregel
 from langgraph.store.base import BaseStore
 from pydantic import BaseModel
 
 from orchestrator_graph.auditlog import ACTIVE_KEY, AuditLog, audit_key
+from orchestrator_graph.errors import InputError
 from orchestrator_graph.identity import Identity
 from orchestrator_graph.ledger import (
     COMPLIANCE,
@@ -68,6 +71,7 @@ async def purge_thread(
         payloads = await log.purge_payloads()
         detail = {"thread": thread, "by": by.model_dump(), "at": time.time()}
         await log.append([(f"purged:{time.time()}", by.name, "purged", detail)])
+        await log.settle()
         if memory is not None:
             records = await memory.call("forget", run_id)
     return Purged(
@@ -94,3 +98,32 @@ async def stale_threads(saver: BaseCheckpointSaver, older_than: float) -> list[s
 
 def run_of(values: dict[str, Any]) -> str | None:
     return values.get("run_id") or (values.get("report") or {}).get("run_id")
+
+
+async def purge_runs(
+    graph: Pregel[Any, Any, Any, Any],
+    *,
+    identity: Identity | Mapping[str, Any],
+    thread: str | None = None,
+    older_than: float | None = None,
+    memory: MemoryHandle | None = None,
+) -> list[Purged]:
+    """Retention from the library: remove ``thread``'s run, or every thread whose newest
+    checkpoint is more than ``older_than`` seconds old, from the checkpointer and store ``graph``
+    was compiled with (and from ``memory``, the plan memory, when given). ``identity`` must hold
+    the admin role; it is recorded in each audit chain as who purged."""
+    who = identity if isinstance(identity, Identity) else Identity.model_validate(identity)
+    who.require("purge", f"thread {thread}" if thread else "runs")
+    if (thread is None) == (older_than is None):
+        raise InputError("purge_runs: give a thread or older_than (seconds), one of them")
+    saver, store = graph.checkpointer, graph.store
+    if not isinstance(saver, BaseCheckpointSaver) or store is None:
+        raise InputError("purge_runs: compile the graph with a checkpointer and a store first")
+    threads = [thread] if thread else await stale_threads(saver, older_than or 0.0)
+    out = []
+    for name in threads:
+        state = await graph.aget_state({"configurable": {"thread_id": name}})
+        if thread and not state.values:
+            raise InputError(f"thread {name}: no such thread in this checkpointer")
+        out.append(await purge_thread(saver, store, name, run_of(state.values), memory, who))
+    return out

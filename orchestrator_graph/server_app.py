@@ -16,6 +16,7 @@ from html import escape
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
@@ -57,6 +58,34 @@ class Views:
 
 
 VIEWS = Views()
+
+
+def viewer_tenant(request: Request) -> str | None:
+    """The tenant whose runs this request may see: on a deployment with auth
+    (``http.enable_custom_route_auth`` in ``langgraph.json``) the server has already refused
+    anonymous requests and put the signed-in identity in the scope; it must be allowed to read.
+    None (every run) where the server runs without auth."""
+    from orchestrator_graph.errors import AccessDenied
+    from orchestrator_graph.identity import Identity
+
+    user = request.scope.get("user")
+    tenant = user.get("tenant") if user is not None and hasattr(user, "get") else None
+    if user is None or not getattr(user, "is_authenticated", False):
+        return None
+    if not tenant:
+        raise HTTPException(403, "no tenant: sign in with a key or token")
+    identity = Identity(name=user.identity, tenant=tenant, roles=user.get("roles") or [])
+    try:
+        identity.require("read", "the dashboard and metrics")
+    except AccessDenied as error:
+        raise HTTPException(403, str(error)) from None
+    return tenant
+
+
+async def views_for(request: Request) -> list[RunView]:
+    """The newest runs this request may see (its tenant's, on a deployment with auth)."""
+    tenant = viewer_tenant(request)
+    return [v for v in await VIEWS.get() if tenant is None or v.tenant == tenant]
 
 
 class RefreshOnScrape:
@@ -120,13 +149,13 @@ async def orchestrator_metrics(request: Request) -> Response:
 
     from orchestrator_graph.metrics import exposition
 
-    return Response(exposition(await VIEWS.get()), media_type=CONTENT_TYPE_LATEST)
+    return Response(exposition(await views_for(request)), media_type=CONTENT_TYPE_LATEST)
 
 
 async def alerts(request: Request) -> Response:
     from orchestrator_graph.alerts import Thresholds, evaluate
 
-    firing = evaluate(await VIEWS.get(), Thresholds.from_env())
+    firing = evaluate(await views_for(request), Thresholds.from_env())
     return JSONResponse([a.model_dump(mode="json") for a in firing])
 
 
@@ -136,7 +165,7 @@ async def dashboard(request: Request) -> Response:
     from orchestrator_graph.simulation import simulated_workers
     from orchestrator_graph.team import default_team
 
-    views = await VIEWS.get()
+    views = await views_for(request)
     team = [*default_team(), *simulated_workers()]
     records, found = await team_insights(await asyncio.to_thread(default_location), team)
     html = portfolio_page(views, records=records, found=found, script_src="/dashboard/plotly.js")
@@ -147,14 +176,17 @@ async def dashboard_run(request: Request) -> Response:
     from orchestrator_graph.dashboard import run_page, starting
 
     thread = request.path_params["thread_id"]
-    found = [v for v in await VIEWS.get() if v.thread_id == thread]
+    found = [v for v in await views_for(request) if v.thread_id == thread]
     if found:
         return HTMLResponse(run_page(found[0], script_src="/dashboard/plotly.js"))
     from langgraph_sdk.errors import NotFoundError
 
+    tenant = viewer_tenant(request)
     try:
-        await VIEWS.source.client.threads.get(thread)
+        got = await VIEWS.source.client.threads.get(thread)
     except NotFoundError:
+        got = None
+    if got is None or (tenant is not None and (got.get("metadata") or {}).get("tenant") != tenant):
         return HTMLResponse(f"<h1>No thread {escape(thread)}</h1>", status_code=404)
     # the thread exists, its run has not started: a page that fills in once it does
     return HTMLResponse(run_page(starting(thread), script_src="/dashboard/plotly.js"))
@@ -164,7 +196,7 @@ async def dashboard_run_live(request: Request) -> Response:
     from orchestrator_graph.dashboard import live_update
 
     thread = request.path_params["thread_id"]
-    found = [v for v in await VIEWS.get() if v.thread_id == thread]
+    found = [v for v in await views_for(request) if v.thread_id == thread]
     if not found:
         return JSONResponse({"error": f"no run on thread {thread}"}, status_code=404)
     return JSONResponse(live_update(found[0]))

@@ -78,6 +78,7 @@ class AttemptSteps:
 
     async def run(self, run_id: str, launch: Launch, env: Env) -> tuple[TaskResult, Review]:
         """One attempt: inline, or (``Context.worker_subgraph``) through the ``worker`` subgraph."""
+        await env.audit.flush(env.store, run_id)  # its assignment is chained before it runs
         try:
             return await self._run(run_id, launch, env)
         finally:  # a cancelled attempt (a hedge's loser) never reaches review, which pops it

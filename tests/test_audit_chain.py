@@ -4,6 +4,7 @@ entry by `orchestrator-graph audit THREAD --verify` (exit 1) and by ``AuditLog.v
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -118,6 +119,38 @@ def test_tampering_is_found_at_the_first_bad_entry(finished, tmp_path, tamper):
     assert text.returncode == 1 and f"entry {first_bad} is broken" in text.stderr
 
 
+@pytest.mark.parametrize("dropped", [1, 3])
+def test_deleting_the_newest_entries_is_found_against_the_head(finished, tmp_path, dropped):
+    """The chain alone cannot tell a deleted end from an end; the head kept outside the
+    database (beside the key) can, and appends afterwards leave the gap in sight."""
+    home, run_id = finished
+    shutil.copytree(home, tmp_path / "copy")
+    with sqlite3.connect(tmp_path / "copy" / "store.db") as db:
+        records = chain(db, run_id)
+        rewrite(db, run_id, records[:-dropped])
+    first = len(records) - dropped + 1
+    checked = cli("audit", "t1", "--verify", "--json", home=tmp_path / "copy", **env())
+    assert checked.returncode == 1, checked.stderr
+    result = json.loads(checked.stdout)
+    assert result["broken"]["seq"] == first and result["head"] == len(records)
+    which = f"entry {first} is" if dropped == 1 else f"entries {first}-{len(records)} are"
+    assert f"{which} missing (deleted from the end)" in result["broken"]["reason"]
+
+    async def append_and_verify():
+        from orchestrator_graph.auditlog import AuditLog
+        from orchestrator_graph.persistence import open_persistence
+
+        async with open_persistence(tmp_path / "copy") as (_saver, store):
+            log = AuditLog(store, run_id, KEY.encode(), tmp_path / "copy" / "audit-heads")
+            (added,) = await log.append([("later", "someone", "note", {})])
+            return added, await log.verify()
+
+    added, again = asyncio.run(append_and_verify())
+    assert added.seq == len(records) + 1  # numbered after the head, not after what is left
+    assert again.broken is not None and again.broken.seq == first
+    assert "missing (deleted)" in again.broken.reason
+
+
 def test_an_untouched_run_verifies_and_exports(finished, tmp_path):
     home, run_id = finished
     out = tmp_path / "audit.jsonl"
@@ -131,6 +164,7 @@ def test_an_untouched_run_verifies_and_exports(finished, tmp_path):
         "ok": True,
         "broken": None,
         "purged": 0,
+        "head": len(records),  # the head kept beside the key agrees
     }
     actions = [r.action for r in records]
     assert actions.count("attempt approve") == 6 and actions.count("assignment") == 6

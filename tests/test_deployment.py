@@ -56,7 +56,9 @@ def test_dockerfile_serves_langgraph_json():
     graphs = {n: p.replace("./", f"{DEPS}/", 1) for n, p in config["graphs"].items()}
     assert json.loads(env["LANGSERVE_GRAPHS"]) == graphs
     app = config["http"]["app"].replace("./", f"{DEPS}/", 1)
-    assert json.loads(env["LANGGRAPH_HTTP"]) == {"app": app}
+    assert json.loads(env["LANGGRAPH_HTTP"]) == {"app": app, "enable_custom_route_auth": True}
+    saver = config["checkpointer"]["path"].replace("./", f"{DEPS}/", 1)
+    assert json.loads(env["LANGGRAPH_CHECKPOINTER"]) == {"path": saver}
     assert env["ORCHESTRATOR_GRAPH_HOME"] == "/data"
     health = next(rest for word, rest in steps if word == "HEALTHCHECK")
     assert "127.0.0.1:8000/readyz" in health

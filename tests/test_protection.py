@@ -35,6 +35,9 @@ NOT_FOUND = [
     "id 4111111111111112 fails Luhn; 000-12-3456 is no SSN; DE00 3704 0044 0532 0130 00",
     "checkpoint 1f0a9c2e-77d4-6b1e-8003-5b0c0a9e1d2f run 6dba1e41397d",
     "a bare 4155550132 is a number",
+    # checkpoint ids whose hex groups hold a Luhn-valid run with a card's prefix: masking one
+    # broke the server's state reads (langgraph unhexlifies the id)
+    "1f1edaf8-b278-6471-8511-64daafebb385 1f1edaf8-bdca-6fe0-a3e2-516882826731",
 ]
 
 
@@ -255,3 +258,32 @@ async def test_the_protected_store_keeps_the_sqlite_stores_batching(tmp_path):
         await store.aput(namespace, "after", {"note": "mail z@example.org"})
         after = await store.aget(namespace, "after")
     assert after is not None and after.value == {"note": "mail [REDACTED:email]"}
+
+
+def test_the_redaction_key_is_kept_so_processes_agree(tmp_path):
+    """With no key and no data folder configured, two processes started together make one key
+    (mode 0600, in the default data folder beside the audit key) and fingerprint a secret
+    alike, so a value is counted once across the processes of a deployment."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "from orchestrator_graph.protection.redact import default_redactor\n"
+        "r, found = default_redactor(), []\n"
+        "r.text('key sk-proj-abcdefghijklmnopqrstuvwx', found)\n"
+        "print(r.fingerprint(found[0]))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCHESTRATOR_GRAPH_")}
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code], cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    prints = {run.communicate(timeout=60)[0].strip() for run in runs}
+    assert all(run.returncode == 0 for run in runs)
+    assert len(prints) == 1 and len(prints.pop()) == 20
+    key = tmp_path / ".orchestrator-graph" / "redaction.key"
+    assert key.stat().st_mode & 0o777 == 0o600 and len(key.read_text()) == 64
+    assert [p.name for p in key.parent.iterdir()] == ["redaction.key"]  # no drafts left behind

@@ -121,12 +121,97 @@ def test_purge_removes_a_run_and_keeps_its_chain_verifiable(tmp_path, identities
         from orchestrator_graph.persistence import open_persistence
 
         async with open_persistence(tmp_path) as (_saver, store):
-            return await AuditLog(store, run_id, KEY.encode()).verify()
+            return await AuditLog(store, run_id, KEY.encode(), tmp_path / "audit-heads").verify()
 
     result = asyncio.run(verify())
-    assert result.ok and result.purged == result.entries - 1
+    assert result.ok and result.purged == result.entries - 1 and result.head == result.entries
 
     again = cli("purge", "--older-than", "0", home=tmp_path, **as_("admin", identities))
     assert again.returncode == 0 and json.loads(again.stdout) == []
     both = cli("purge", "t1", "--older-than", "1", home=tmp_path, **as_("admin", identities))
     assert both.returncode == 2 and "one of them" in both.stderr
+
+
+async def test_purge_runs_from_the_library_needs_an_admin(tmp_path, monkeypatch):
+    """``orchestrator_graph.purge_runs``: the identity passed decides, by thread or by age; the
+    purged run's chain still verifies and names the admin who purged it."""
+    from orchestrator_graph import InputError, purge_runs
+    from orchestrator_graph.errors import AccessDenied
+
+    monkeypatch.setenv("ORCHESTRATOR_GRAPH_HOME", str(tmp_path))
+    monkeypatch.setenv("ORCHESTRATOR_GRAPH_AUDIT_KEY", KEY)
+    graph = create_orchestrator(
+        workers=[Worker(name="w", skills=["s"], run=lambda p: {"v": 1})]
+    ).compile(checkpointer=InMemorySaver(), store=InMemoryStore())
+    plan = Plan(tasks=[Task(id="x", title="x", skills=["s"])]).model_dump()
+    runs = {}
+    for thread in ("old", "kept"):
+        config = {"configurable": {"thread_id": thread}}
+        await graph.ainvoke({"request": "r", "plan": plan}, config)
+        runs[thread] = (await graph.aget_state(config)).values["run_id"]
+    admin = {"name": "ada", "tenant": "acme", "roles": ["admin"]}
+    for role in ("viewer", "operator", "approver"):
+        who = {"name": "eve", "tenant": "acme", "roles": [role]}
+        with pytest.raises(AccessDenied, match=f"eve .*roles {role}. may not purge thread old"):
+            await purge_runs(graph, identity=who, thread="old")
+    with pytest.raises(InputError, match="give a thread or older_than"):
+        await purge_runs(graph, identity=admin)
+    with pytest.raises(InputError, match="thread nowhere: no such thread"):
+        await purge_runs(graph, identity=admin, thread="nowhere")
+
+    (purged,) = await purge_runs(graph, identity=admin, thread="old")
+    assert purged.run_id == runs["old"] and purged.audit_payloads > 0
+    assert (await graph.aget_state({"configurable": {"thread_id": "old"}})).values == {}
+    log = AuditLog(graph.store, runs["old"], KEY.encode(), tmp_path / "audit-heads")
+    result = await log.verify()
+    assert result.ok and result.head == result.entries and result.purged == result.entries - 1
+    assert (await log.records())[-1].actor == "ada"
+    assert await purge_runs(graph, identity=admin, older_than=3600) == []  # nothing that old
+    (by_age,) = await purge_runs(graph, identity=admin, older_than=0)
+    assert by_age.thread == "kept" and by_age.run_id == runs["kept"]
+
+
+async def test_a_run_paused_midway_has_its_assignments_and_answers_chained(tmp_path, monkeypatch):
+    """Chained as they happen, not when the run ends: a run paused for a human already holds
+    each assignment (with why) before its attempt, and the answer once it is given."""
+    monkeypatch.setenv("ORCHESTRATOR_GRAPH_HOME", str(tmp_path))
+    monkeypatch.setenv("ORCHESTRATOR_GRAPH_AUDIT_KEY", KEY)
+    needs_v = [{"kind": "has_keys", "keys": ["v"]}]
+    plan = Plan(
+        tasks=[
+            Task(id="a", title="a", skills=["s"]),
+            Task(id="x", title="x", skills=["s"], acceptance=needs_v),
+        ]
+    )
+    graph = create_orchestrator(
+        workers=[
+            Worker(name="w", skills=["s"], run=lambda p: {"note": "no v"}),
+            Worker(name="u", skills=["s"], run=lambda p: {"note": "no v either"}),
+        ]
+    ).compile(checkpointer=InMemorySaver(), store=InMemoryStore())
+    config = {"configurable": {"thread_id": "p"}}
+    ctx = {"escalation": "human", "max_attempts": 1}
+    await graph.ainvoke({"request": "r", "plan": plan.model_dump()}, config, context=ctx)
+    state = await graph.aget_state(config)
+    assert [i.value["task_id"] for t in state.tasks for i in t.interrupts] == ["x"]
+    log = AuditLog(graph.store, state.values["run_id"], KEY.encode(), tmp_path / "audit-heads")
+
+    records = await log.records()
+    seq = {r.event: r.seq for r in records}
+    for task in ("a", "x"):
+        (assigned,) = [
+            r for r in records if r.action == "assignment" and r.payload["task_id"] == task
+        ]
+        assert assigned.payload["reasons"], f"why {task} went to {assigned.payload['worker']}"
+        assert assigned.seq < seq[f"attempt:{task}#1"]  # chained before its attempt ran
+    assert not [r for r in records if r.action.startswith(("decision", "run "))]
+    checked = await log.verify()
+    assert checked.ok and checked.head == checked.entries == len(records)
+
+    approver = {"name": "ann", "tenant": "acme", "roles": ["approver"]}
+    await graph.ainvoke(Command(resume="retry"), config, context={**ctx, "identity": approver})
+    state = await graph.aget_state(config)
+    assert [i.value["task_id"] for t in state.tasks for i in t.interrupts] == ["x"]  # again
+    (answer,) = [r for r in await log.records() if r.action.startswith("decision")]
+    assert (answer.action, answer.actor) == ("decision retry", "ann")
+    assert (await log.verify()).ok

@@ -42,7 +42,7 @@ async def drive(
     from orchestrator_graph.graph import create_orchestrator
     from orchestrator_graph.ledger import THREAD_OWNERS, THREAD_SETTINGS
     from orchestrator_graph.persistence import open_persistence
-    from orchestrator_graph.run_audit import chain_drive, enter
+    from orchestrator_graph.run_audit import chain_drive, chain_resume, enter
     from orchestrator_graph.sandbox import trust_output_dir
     from orchestrator_graph.thread_lease import thread_lease
 
@@ -64,6 +64,8 @@ async def drive(
         await store.aput(THREAD_SETTINGS, thread, settings, index=False)
         await store.aput(THREAD_OWNERS, thread, owner(), index=False)
         graph = builder.compile(checkpointer=saver, store=store)
+        was = (await graph.aget_state(config)).values
+        await chain_resume(store, was, payload, identity, before.value if before else None)
         display = Display(console, live=console.is_terminal and not as_json)
         if not as_json:
             console.print(
@@ -102,9 +104,7 @@ async def drive(
         finally:
             await store.adelete(THREAD_OWNERS, thread)
         snapshot = await graph.aget_state(config)
-        await chain_drive(
-            store, snapshot.values, payload, identity, before.value if before else None
-        )
+        await chain_drive(store, snapshot.values, payload, identity)
     return finish(thread, snapshot, as_json)
 
 

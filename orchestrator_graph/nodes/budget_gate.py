@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Literal
 
 from langgraph.types import Command, interrupt
 
+from orchestrator_graph.auditlog import chain_state
 from orchestrator_graph.env import Env
 from orchestrator_graph.events import Event
 from orchestrator_graph.state import OrchestratorState
@@ -22,6 +23,7 @@ async def step(
 ) -> Command[Literal["dispatcher"]]:
     reason = state.get("stopped") or ""
     env.emit(Event(kind="budget", node="budget_gate", message=reason))
+    await chain_state(env.store, state)  # what the run did so far, before it pauses
     interrupt(
         {
             "type": "budget",

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from langgraph.store.base import BaseStore
 from langgraph.types import Command, interrupt
 
+from orchestrator_graph.auditlog import AuditLog, chain_state, decision_event, run_key
 from orchestrator_graph.context import Context
 from orchestrator_graph.env import Env
 from orchestrator_graph.errors import StructuredOutputError
@@ -44,6 +45,8 @@ async def step(
     plan = plan_of(state)
     replans = [Replan.model_validate(r) for r in state.get("replans", [])]
     new_replans: list[Replan] = []
+    await chain_state(env.store, state)  # assignments and earlier decisions, before any pause
+    chain = AuditLog(env.store, state["run_id"], await run_key())
     for entry in state.get("escalations", []):
         esc = Escalation.model_validate(entry)
         if esc.task_id not in records or records[esc.task_id].replaced_by:
@@ -61,6 +64,8 @@ async def step(
             if decision.action == "replan":
                 env.emit(replanned_event(esc, found))
         _apply(decision, esc, rec)
+        index = len(state.get("decisions", [])) + len(decisions)
+        await chain.append([decision_event(index, decision.model_dump(mode="json"))])
         decisions.append(decision)
         env.emit(
             Event(

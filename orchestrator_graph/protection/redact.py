@@ -10,7 +10,6 @@ import dataclasses
 import hashlib
 import hmac
 import os
-import secrets
 from functools import cache
 from typing import Any
 
@@ -186,7 +185,7 @@ def _same(new: Any, old: Any) -> bool:
     return all(a[0] is b[0] and a[1] is b[1] for a, b in zip(new, old, strict=True))
 
 
-_PROCESS_KEY = secrets.token_bytes(32)
+KEY_FILE = "redaction.key"
 
 
 def redaction_key() -> bytes:
@@ -196,20 +195,14 @@ def redaction_key() -> bytes:
 @cache
 def _key(given: str, home: str) -> bytes:
     """The fingerprint key: ``ORCHESTRATOR_GRAPH_REDACTION_KEY``, else a random key kept in
-    ``redaction.key`` (mode 0600) in the data folder named by ``ORCHESTRATOR_GRAPH_HOME``, made
-    on first use, else one for this process (a value is then counted once per process)."""
+    ``redaction.key`` (mode 0600) in the data folder, beside the audit key, made once by
+    whichever process gets there first: every process masks a value the same way."""
     if given:
         return given.encode()
+    from orchestrator_graph.keyfiles import kept_secret
     from orchestrator_graph.persistence import data_dir
 
-    if not home:
-        return _PROCESS_KEY
-    path = data_dir() / "redaction.key"
-    if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_hex(32))
-    return path.read_text().strip().encode()
+    return kept_secret(data_dir(home or None) / KEY_FILE)
 
 
 @cache
