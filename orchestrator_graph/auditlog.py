@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 
 from orchestrator_graph.errors import InputError
 from orchestrator_graph.keyfiles import kept_secret, write_private
-from orchestrator_graph.ledger import AUDIT
+from orchestrator_graph.ledger import AUDIT, innermost
 from orchestrator_graph.persistence import HOME_ENV, data_dir
 from orchestrator_graph.protection.redact import default_redactor
 
@@ -198,7 +198,8 @@ class _Head:
         return self.seq, self.mac
 
 
-# per event loop (a lock belongs to one loop), per store, per run
+# per event loop (a lock belongs to one loop), per store (under its wrappers: one head per
+# chain whichever wrapper appends or verifies), per run
 _heads: weakref.WeakKeyDictionary[Any, weakref.WeakKeyDictionary[BaseStore, dict[str, _Head]]]
 _heads = weakref.WeakKeyDictionary()
 
@@ -241,7 +242,7 @@ class AuditLog:
     async def append(self, events: Iterable[ChainEvent]) -> list[AuditRecord]:
         """Chain each ``(event id, actor, action, payload)`` not chained before, in order."""
         stores = _heads.setdefault(asyncio.get_running_loop(), weakref.WeakKeyDictionary())
-        head = stores.setdefault(self.store, {}).setdefault(self.run_id, _Head())
+        head = stores.setdefault(innermost(self.store), {}).setdefault(self.run_id, _Head())
         async with head.lock:
             if not head.loaded:
                 kept = await self.head()
@@ -271,7 +272,7 @@ class AuditLog:
     async def settle(self) -> None:
         """Until the head file holds every entry this process appended to the chain."""
         loop = asyncio.get_running_loop()
-        head = _heads.get(loop, {}).get(self.store, {}).get(self.run_id)  # type: ignore[call-overload]
+        head = _heads.get(loop, {}).get(innermost(self.store), {}).get(self.run_id)  # type: ignore[call-overload]
         if head is not None:
             await head.settle()
 

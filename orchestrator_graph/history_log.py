@@ -19,9 +19,9 @@ import asyncio
 import itertools
 import uuid
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-from langgraph.store.base import BaseStore, GetOp, Item, PutOp
+from langgraph.store.base import BaseStore, Item, PutOp
 
 from orchestrator_graph.history_sql import compact_sql, fold, physical
 from orchestrator_graph.ledger import HISTORY
@@ -90,8 +90,10 @@ async def add_logged(store: BaseStore, history: History) -> None:
 
 
 async def _get(store: BaseStore, namespace: tuple[str, ...], keys: list[str]) -> list[Item | None]:
-    """The items at ``keys``, in one batch."""
-    return cast(list[Item | None], await store.abatch([GetOp(namespace, k) for k in keys]))
+    """The items at ``keys``. Through ``aget``, which the SQLite and PostgreSQL stores queue into
+    their own batches: an ``abatch`` of ours would open a transaction beside theirs on the same
+    connection (with ten CLI runs on one SQLite folder: "database is locked")."""
+    return list(await asyncio.gather(*(store.aget(namespace, k) for k in keys)))
 
 
 def _generation(item: Any) -> int:

@@ -62,6 +62,13 @@ def store_of(runtime: Runtime[Any]) -> BaseStore:
     return protect_store(_store(runtime))
 
 
+def innermost(store: BaseStore) -> BaseStore:
+    """The store under the wrappers ``store_of`` adds (the data policy's, the tenant's)."""
+    while (inner := getattr(store, "inner", None)) is not None:
+        store = inner
+    return store
+
+
 def _store(runtime: Runtime[Any]) -> BaseStore:
     from orchestrator_graph.tenancy import for_run
 

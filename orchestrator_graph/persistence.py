@@ -17,6 +17,7 @@ from orchestrator_graph.errors import ConnectionFailed, DamagedStoreError, Input
 
 if TYPE_CHECKING:
     import aiosqlite
+    from langgraph.store.sqlite.aio import AsyncSqliteStore
 
 HOME_ENV = "ORCHESTRATOR_GRAPH_HOME"
 POSTGRES_ENV = "ORCHESTRATOR_GRAPH_POSTGRES_URL"
@@ -77,9 +78,7 @@ async def open_persistence(
         async with _postgres(url) as (saver, store):
             yield protect_saver(saver), protect_store(store)
         return
-    folder = data_dir(home)
-    _check_sqlite(folder)
-    async with _sqlite(folder) as (saver, store):
+    async with _sqlite(data_dir(home)) as (saver, store):
         yield protect_saver(saver), protect_store(store)
 
 
@@ -97,22 +96,51 @@ async def _shared_connection(file: Path, **options: Any) -> aiosqlite.Connection
     return conn
 
 
+def _shared_store(conn: aiosqlite.Connection) -> AsyncSqliteStore:
+    """langgraph's SQLite store, whose batches take the write lock when they begin.
+
+    Its batches run their reads, then their writes, in one deferred transaction. With other
+    processes on the file (WAL), a transaction that read before another process committed cannot
+    become a writer: SQLite answers "database is locked" at once, without waiting out the busy
+    time-out (ten CLI runs on one data folder hit it). ``BEGIN IMMEDIATE`` waits its turn."""
+    from langgraph.store.sqlite.aio import AsyncSqliteStore
+
+    class SharedSqliteStore(AsyncSqliteStore):
+        @asynccontextmanager
+        async def _cursor(self, *, transaction: bool = True) -> AsyncIterator[aiosqlite.Cursor]:
+            if not self.is_setup:
+                await self.setup()
+            async with self.lock:
+                if transaction:
+                    await self.conn.execute("BEGIN IMMEDIATE")
+                async with self.conn.cursor() as cur:
+                    try:
+                        yield cur
+                    finally:
+                        if transaction:
+                            await self.conn.execute("COMMIT")
+
+    return SharedSqliteStore(conn)
+
+
 @asynccontextmanager
 async def _sqlite(folder: Path) -> AsyncIterator[tuple[BaseCheckpointSaver, BaseStore]]:
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-    from langgraph.store.sqlite.aio import AsyncSqliteStore
 
     from orchestrator_graph.interprocess import async_file_lock
 
     async with contextlib.AsyncExitStack() as stack:
-        state = await _shared_connection(folder / "state.db")
-        stack.push_async_callback(state.close)
-        kept = await _shared_connection(folder / "store.db", isolation_level=None)
-        stack.push_async_callback(kept.close)
-        saver, store = AsyncSqliteSaver(state), AsyncSqliteStore(kept)
         # The savers' migrations are not safe to run from two processes at once (one fails
         # with "duplicate column name"): the first process sets up, the others find it done.
+        # The check for damage waits too: a folder another process is creating looks damaged
+        # (a state.db already written beside a store.db not yet).
         async with async_file_lock(folder / "setup.lock"):
+            _check_sqlite(folder)
+            state = await _shared_connection(folder / "state.db")
+            stack.push_async_callback(state.close)
+            kept = await _shared_connection(folder / "store.db", isolation_level=None)
+            stack.push_async_callback(kept.close)
+            saver, store = AsyncSqliteSaver(state), _shared_store(kept)
             await saver.setup()
             await store.setup()
         yield saver, store

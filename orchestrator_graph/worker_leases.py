@@ -109,11 +109,10 @@ _shared: dict[str, WorkerLeases] = {}
 
 def leases_for(store: BaseStore | None) -> WorkerLeases | None:
     """The cross-process leases for a PostgreSQL store (same database), else ``None``."""
+    from orchestrator_graph.ledger import innermost
     from orchestrator_graph.pg import postgres_url
 
-    while (inner := getattr(store, "inner", None)) is not None:  # the policy's, the tenant's
-        store = inner
-    url = postgres_url(store)
+    url = postgres_url(innermost(store)) if store is not None else None
     if url is None:
         return None
     if url not in _shared:
