@@ -171,7 +171,11 @@ class _Head:
         awaited on the hot path (an entry per attempt) a file write per entry cost ~5 ms a task
         on a loaded machine. ``settle`` waits for it at every pause and at the end of a run."""
         if self.writer is None or self.writer.done():
-            self.writer = asyncio.create_task(self._write(folder, run_id, key))
+            # In an empty context: a task keeps the context it was made in, and the run's
+            # (its config, its store) would then outlive the run, held by this head.
+            self.writer = asyncio.create_task(
+                self._write(folder, run_id, key), context=contextvars.Context()
+            )
 
     async def _write(self, folder: Path, run_id: str, key: bytes) -> None:
         while self.written != self.end:

@@ -56,3 +56,28 @@ def test_the_environment_switch_turns_it_off(unfrozen, monkeypatch):
     seen: list[int] = []
     _run_recording_freezes(seen)
     assert seen == [0, 0, 0]
+
+
+def test_a_finished_run_leaves_nothing_of_itself_behind():
+    """A long-lived process must not keep each run's graph and store: found when the audit
+    head's background writer held the run's context (and so its store) after the run."""
+    import weakref
+
+    stores = []
+    for _ in range(3):
+        plan = Plan(tasks=[Task(id=f"t{i}", title="t", skills=["s"]) for i in range(3)])
+        store = InMemoryStore()
+        graph = create_orchestrator(
+            workers=[Worker(name="w", skills=["s"], run=lambda p: {"value": 1})]
+        ).compile(checkpointer=InMemorySaver(), store=store)
+        asyncio.run(
+            graph.ainvoke(
+                {"request": "r", "plan": plan.model_dump()},
+                {"configurable": {"thread_id": "t"}},
+                context={"use_memory": False},
+            )
+        )
+        stores.append(weakref.ref(store))
+        del graph, store
+    gc.collect()
+    assert [ref() for ref in stores] == [None, None, None]
