@@ -32,6 +32,7 @@ NOT_RUN = {
     "python3 -m venv": lambda cmd: True,
     ". .venv/bin/activate": lambda cmd: True,
     "pip install": lambda cmd: (ROOT / "pyproject.toml").is_file(),
+    "uv pip install": lambda cmd: (ROOT / "pyproject.toml").is_file(),
     ".venv/bin/python -m pytest": lambda cmd: (ROOT / "tests").is_dir(),
     "python evals/": lambda cmd: (ROOT / shlex.split(cmd)[1]).is_file(),
     "LANGGRAPH_CLI_NO_ANALYTICS=1 langgraph dev": lambda cmd: (ROOT / "langgraph.json").is_file(),
