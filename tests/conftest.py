@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -52,6 +52,25 @@ def postgres_url() -> Iterator[str]:
     finally:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+@pytest.fixture
+def make_database() -> Iterator[Callable[[], str]]:
+    """Makes PostgreSQL databases of this test's own (a fresh team history, a restore target),
+    dropped after the test."""
+    psycopg = pytest.importorskip("psycopg")
+    names: list[str] = []
+
+    def make() -> str:
+        names.append(f"og_test_{os.getpid()}_{uuid.uuid4().hex[:8]}")
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{names[-1]}"')
+        return PG_ADMIN.rsplit("/", 1)[0] + f"/{names[-1]}"
+
+    yield make
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        for name in names:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @asynccontextmanager

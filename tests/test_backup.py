@@ -7,11 +7,9 @@ from __future__ import annotations
 import json
 import subprocess
 import tarfile
-import uuid
 from pathlib import Path
 
 import pytest
-from conftest import PG_ADMIN
 from test_cli import cli
 
 from orchestrator_graph import tools
@@ -74,23 +72,6 @@ def answered(home, *db: str) -> dict:
     return json.loads(done.stdout)
 
 
-@pytest.fixture
-def fresh_database():
-    psycopg = pytest.importorskip("psycopg")
-    names = []
-
-    def make() -> str:
-        names.append(f"og_backup_{uuid.uuid4().hex[:8]}")
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(f'CREATE DATABASE "{names[-1]}"')
-        return PG_ADMIN.rsplit("/", 1)[0] + f"/{names[-1]}"
-
-    yield make
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        for name in names:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 @pytest.fixture(scope="module")
 def expected(tmp_path_factory) -> dict:
     """The same run, paused and answered with no backup in between (the engine is not part of
@@ -101,8 +82,8 @@ def expected(tmp_path_factory) -> dict:
 
 
 @pytest.mark.parametrize("engine", ["sqlite", "postgres"])
-def test_backed_up_while_paused_restored_and_resumed(engine, expected, tmp_path, fresh_database):
-    dbs = [("--postgres", fresh_database()) for _ in range(2)] if engine == "postgres" else None
+def test_backed_up_while_paused_restored_and_resumed(engine, expected, tmp_path, make_database):
+    dbs = [("--postgres", make_database()) for _ in range(2)] if engine == "postgres" else None
     at = lambda i: dbs[i] if dbs else ()  # noqa: E731
     source, target = tmp_path / "source", tmp_path / "target"
     source.mkdir(), target.mkdir()
@@ -134,7 +115,7 @@ def test_backed_up_while_paused_restored_and_resumed(engine, expected, tmp_path,
 
 
 def test_the_postgres_tools_get_the_connection_from_their_environment(
-    tmp_path, fresh_database, monkeypatch
+    tmp_path, make_database, monkeypatch
 ):
     """pg_dump and pg_restore run with neither URL nor password in their argv (which ``ps``
     shows every user): libpq's PG* variables carry the connection."""
@@ -142,7 +123,7 @@ def test_the_postgres_tools_get_the_connection_from_their_environment(
 
     from orchestrator_graph import backup as backup_module
 
-    source, target = fresh_database(), fresh_database()
+    source, target = make_database(), make_database()
     with psycopg.connect(source, autocommit=True) as db:
         db.execute("CREATE TABLE store (prefix text, key text, value text)")
         db.execute("INSERT INTO store VALUES ('kept', 'k', 'v')")
@@ -203,7 +184,7 @@ async def outcome(graph, config) -> dict:
 
 @pytest.mark.parametrize("engine", ["sqlite", "postgres"])
 async def test_backed_up_while_running_restored_and_resumed(
-    engine, tmp_path, fresh_database, monkeypatch
+    engine, tmp_path, make_database, monkeypatch
 ):
     """The backup is taken while the run is executing (its dispatcher writing the ledger on
     the same database); the source run goes on to the end and is the uninterrupted result."""
@@ -215,7 +196,7 @@ async def test_backed_up_while_running_restored_and_resumed(
     from orchestrator_graph.ledger import Ledger
     from orchestrator_graph.persistence import open_persistence
 
-    urls = [fresh_database(), fresh_database()] if engine == "postgres" else [None, None]
+    urls = [make_database(), make_database()] if engine == "postgres" else [None, None]
     source, target, archive = tmp_path / "source", tmp_path / "target", tmp_path / "b.tar.gz"
     ran, resumed = tmp_path / "ran.log", tmp_path / "resumed.log"
     ran.touch()

@@ -6,7 +6,6 @@ and then and a reader reads it in a loop; every total read on the way and at the
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -48,24 +47,9 @@ async def watch(data: str | None, url: str | None, worker: str, done: threading.
     return reads
 
 
-@pytest.fixture
-def own_database():
-    import psycopg
-    from conftest import PG_ADMIN
-
-    name = f"s14c_history_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 async def test_appenders_and_compactions_keep_totals_exact(backend, tmp_path, request):
-    url = request.getfixturevalue("own_database") if backend == "postgres" else None
+    url = request.getfixturevalue("make_database")() if backend == "postgres" else None
     data = None if url else str(tmp_path)
     async with open_persistence(data, url):
         pass  # the setup, once, before the appenders start

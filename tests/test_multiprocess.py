@@ -194,24 +194,6 @@ async def test_postgres_thread_lease_refuses_a_live_holder_and_frees_a_crashed_o
             time.sleep(0.1)
 
 
-@pytest.fixture
-def fresh_database():
-    """A database of this test's own (the team's history must start empty)."""
-    import uuid
-
-    import psycopg
-    from conftest import PG_ADMIN
-
-    name = f"og_fleet_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def most_at_once(spans: list[tuple[float, float]]) -> int:
     """The most spans open at one instant (an end at the same instant as a begin closes
     first)."""
@@ -224,9 +206,10 @@ def most_at_once(spans: list[tuple[float, float]]) -> int:
 
 
 @pytest.mark.slow
-async def test_four_orchestrator_processes_share_one_team_on_postgres(tmp_path, fresh_database):
+async def test_four_orchestrator_processes_share_one_team_on_postgres(tmp_path, make_database):
     """Once: three processes added +5 to a worker's attempts for 15 attempts, and a worker of
     capacity 2 ran five tasks at once."""
+    fresh_database = make_database()  # the team's history must start empty
     from multiprocess_workers import FLEET_TEAM
 
     from orchestrator_graph.persistence import open_persistence
