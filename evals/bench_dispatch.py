@@ -45,6 +45,8 @@ from orchestrator_graph.models import Plan
 from orchestrator_graph.simulation import random_plan, simulated_team
 
 REPEATS = 3
+CPU_REPEATS = 5  # CPU time of one run varies by about 15 % on these shared machines
+FIXED_RUNS = 10
 SIZES = ((20, 4), (40, 8), (100, 8), (200, 16))  # (tasks, workers)
 SHAPES = ("layered", "fork_join", "chain_mix")
 MEAN_EFFORT = 0.04  # seconds, log-normal with sigma 0.8
@@ -130,10 +132,19 @@ async def dataflow(plan: Plan, workers: int) -> float:
 
 
 async def ours(
-    plan: Plan, workers: int, saver=None, store=None, *, sleep=True, subgraph=None, freeze=True
+    plan: Plan | dict,
+    workers: int,
+    saver=None,
+    store=None,
+    *,
+    sleep=True,
+    subgraph=None,
+    freeze=True,
 ):
     """Seconds and CPU seconds of one whole ``ainvoke`` (``subgraph=None``: the default mode;
-    ``freeze=False``: the collector's full passes left to walk the run's objects, see ``heap``)."""
+    ``freeze=False``: the collector's full passes left to walk the run's objects, see ``heap``;
+    ``plan`` as a model, or as the data a caller would send)."""
+    declared = plan.model_dump() if isinstance(plan, Plan) else plan
     os.environ["ORCHESTRATOR_GRAPH_GC_FREEZE"] = "1" if freeze else "0"
     team = simulated_team(workers, real_sleep=sleep)
     graph = create_orchestrator(workers=team).compile(
@@ -144,9 +155,7 @@ async def ours(
         context["worker_subgraph"] = subgraph
     cfg = {"configurable": {"thread_id": f"o{time.time_ns()}"}, "recursion_limit": 10_000}
     t0, c0 = time.perf_counter(), time.process_time()
-    out = await graph.ainvoke(
-        {"request": plan.goal, "plan": plan.model_dump()}, cfg, context=context
-    )
+    out = await graph.ainvoke({"request": declared["goal"], "plan": declared}, cfg, context=context)
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     assert out["report"]["status"] == "done", out["report"]["reason"]
     return elapsed, cpu
@@ -220,7 +229,10 @@ async def fan_out_cpu(n: int) -> float:
 
 async def cpu_table(quick: bool) -> None:
     sizes = (100, 1000) if quick else (100, 1000, 5000)
-    print("\n## CPU ms per attempt, instant workers (in-memory saver and store; median of 3)\n")
+    print(
+        "\n## CPU ms per attempt, instant workers "
+        f"(in-memory saver and store; median of {CPU_REPEATS})\n"
+    )
     print(
         "| tasks | shape | ours default | ours inline | ours subgraph "
         "| default, collector untouched | plain fan-out |"
@@ -240,10 +252,10 @@ async def cpu_table(quick: bool) -> None:
             for mode, sub, freeze in modes:
                 cpu = [
                     (await ours(plan, 8, sleep=False, subgraph=sub, freeze=freeze))[1]
-                    for _ in range(REPEATS)
+                    for _ in range(CPU_REPEATS)
                 ]
                 per[mode] = statistics.median(cpu) * 1000 / n
-            fan = statistics.median([await fan_out_cpu(n) for _ in range(REPEATS)]) * 1000 / n
+            fan = statistics.median([await fan_out_cpu(n) for _ in range(CPU_REPEATS)]) * 1000 / n
             print(
                 f"| {n} | {'wide' if shape == 'independent' else shape} | {per['default']:.2f} "
                 f"| {per['inline']:.2f} | {per['subgraph']:.2f} | {per['untouched']:.2f} "
@@ -270,8 +282,9 @@ def peak_rss(kind: str, n: int) -> int:
 async def rss_child(kind: str, n: int) -> None:
     if kind == "fan-out":
         await fan_out_cpu(n)
-    else:
-        await ours(random_plan(n, seed=7, shape="layered", mean_effort=0.01), 8, sleep=False)
+    else:  # the plan as data, as a caller sends it (no Plan model of ours beside the run's)
+        plan = random_plan(n, seed=7, shape="layered", mean_effort=0.01).model_dump(mode="json")
+        await ours(plan, 8, sleep=False)
     # This process's own peak (VmHWM): ru_maxrss after fork+exec keeps the parent's peak.
     with open(f"/proc/{os.getpid()}/status", encoding="ascii") as status:
         peak = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
@@ -316,11 +329,16 @@ async def bytes_table(quick: bool) -> None:
 async def repeat_table(quick: bool) -> None:
     runs = 4 if quick else 10
     plan = random_plan(1000, seed=3, shape="layered", mean_effort=0.01)
+    await ours(plan, 8, sleep=False)  # untimed: the process's heap grows to its size once
     times = [(await ours(plan, 8, sleep=False))[1] for _ in range(runs)]
     print(f"\n## {runs} consecutive 1,000-task runs in one process (CPU seconds each)\n")
     print("| " + " | ".join(f"{t:.2f}" for t in times) + " |")
     print("|" + "---|" * runs)
-    print(f"\nlast / first: {times[-1] / times[0]:.2f}; max / min: {max(times) / min(times):.2f}")
+    trend = statistics.median(times[-3:]) / statistics.median(times[:3])
+    print(
+        f"\nmedian of the last 3 / median of the first 3: {trend:.2f}; "
+        f"last / first: {times[-1] / times[0]:.2f}; max / min: {max(times) / min(times):.2f}"
+    )
 
 
 async def fixed_table() -> None:
@@ -330,7 +348,7 @@ async def fixed_table() -> None:
         checkpointer=InMemorySaver(), store=InMemoryStore()
     )
     before, after = [], []
-    for i in range(REPEATS + 1):
+    for i in range(FIXED_RUNS + 1):
         cfg = {"configurable": {"thread_id": f"x{i}"}}
         t0, stamps = time.time(), []  # events carry their own time.time() stamps
         async for _ns, ev in graph.astream(
@@ -348,7 +366,7 @@ async def fixed_table() -> None:
         if i:  # the first run warms up
             before.append((first - t0) * 1000)
             after.append((end - last) * 1000)
-    print("\n## Fixed cost of a 20-task declared plan (ms, median of 3)\n")
+    print(f"\n## Fixed cost of a 20-task declared plan (ms, median of {FIXED_RUNS})\n")
     print(
         f"before the first task starts: {statistics.median(before):.1f} ms; "
         f"after the last one ends: {statistics.median(after):.1f} ms"

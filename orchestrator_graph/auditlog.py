@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from langgraph.store.base import BaseStore
+from langgraph.store.base import BaseStore, PutOp
 from pydantic import BaseModel, Field
 
 from orchestrator_graph.errors import InputError
@@ -159,31 +159,63 @@ class _Head:
     """The end of one run's chain as this process last wrote it, so an append reads the chain
     from the store only once per process; and its writer, which keeps the head file behind it."""
 
-    def __init__(self) -> None:
-        self.lock = asyncio.Lock()
+    def __init__(self, folder: Path, run_id: str, key: bytes) -> None:
+        self.file = folder, run_id, key  # where the head file goes
+        self.loading: asyncio.Future[None] | None = None  # reading the stored chain
         self.loaded = False
         self.seq, self.mac, self.seen = 0, GENESIS, set[str]()
+        self.stored = (0, GENESIS)  # the end of what the store holds
         self.written: tuple[int, str] | None = None
         self.writer: asyncio.Task[None] | None = None
+        self.last_put: asyncio.Future[None] | None = None
+        self.generation = 0  # one more at each failed write
 
-    def keep(self, folder: Path, run_id: str, key: bytes) -> None:
+    async def put_in_order(
+        self, store: BaseStore, namespace: tuple[str, ...], entries: list[dict[str, Any]]
+    ) -> None:
+        """Store ``entries`` after every earlier append's, then keep the head file behind them:
+        a crash leaves a prefix of the chain. Not under a lock: an ``asyncio.Lock`` hands over
+        one loop pass at a time, and under a steady stream of attempts its queue never drained
+        (a 1,000-task run took 430 dispatcher rounds instead of 127, and up to 70 % more CPU). A
+        failed write makes this process read the chain again, and the appends chained after it
+        in the meantime are not stored (they would follow a missing entry)."""
+        before, mine = self.last_put, asyncio.get_running_loop().create_future()
+        self.last_put, generation = mine, self.generation
+        try:
+            if before is not None and not before.done():
+                await asyncio.wait([before])  # not ``await before``: a cancel would reach it
+            if generation != self.generation:
+                raise RuntimeError("an earlier write of this audit chain failed")
+            puts = [PutOp(namespace, f"{e['seq']:09d}", e, index=False) for e in entries]
+            await store.abatch(puts)
+        except BaseException:
+            if generation == self.generation:
+                self.generation, self.loaded = generation + 1, False
+            raise
+        else:
+            self.stored = entries[-1]["seq"], entries[-1]["mac"]
+            self.keep()
+        finally:
+            mine.set_result(None)
+
+    def keep(self) -> None:
         """Write the head file behind the appends, off the event loop and one write per burst:
         awaited on the hot path (an entry per attempt) a file write per entry cost ~5 ms a task
         on a loaded machine. ``settle`` waits for it at every pause and at the end of a run."""
         if self.writer is None or self.writer.done():
             # In an empty context: a task keeps the context it was made in, and the run's
             # (its config, its store) would then outlive the run, held by this head.
-            self.writer = asyncio.create_task(
-                self._write(folder, run_id, key), context=contextvars.Context()
-            )
+            self.writer = asyncio.create_task(self._write(), context=contextvars.Context())
 
-    async def _write(self, folder: Path, run_id: str, key: bytes) -> None:
-        while self.written != self.end:
-            end = self.end
-            await asyncio.to_thread(write_head, folder, run_id, key, *end)
+    async def _write(self) -> None:
+        while self.written != self.stored:
+            end = self.stored
+            await asyncio.to_thread(write_head, *self.file, *end)
             self.written = end
 
     async def settle(self) -> None:
+        if self.last_put is not None and not self.last_put.done():
+            await asyncio.wait([self.last_put])
         if self.writer is not None:
             await self.writer
 
@@ -194,15 +226,12 @@ class _Head:
         self.mac = records[-1].mac if records else GENESIS
         if kept is not None and kept.seq > self.seq:
             self.seq, self.mac = kept.seq, kept.mac
+        self.stored = self.seq, self.mac
         self.seen = {r.event for r in records}
         self.loaded = True
 
-    @property
-    def end(self) -> tuple[int, str]:
-        return self.seq, self.mac
 
-
-# per event loop (a lock belongs to one loop), per store (under its wrappers: one head per
+# per event loop (its futures belong to one loop), per store (under its wrappers: one head per
 # chain whichever wrapper appends or verifies), per run
 _heads: weakref.WeakKeyDictionary[Any, weakref.WeakKeyDictionary[BaseStore, dict[str, _Head]]]
 _heads = weakref.WeakKeyDictionary()
@@ -245,33 +274,44 @@ class AuditLog:
 
     async def append(self, events: Iterable[ChainEvent]) -> list[AuditRecord]:
         """Chain each ``(event id, actor, action, payload)`` not chained before, in order."""
+        folder = await self.folder()
         stores = _heads.setdefault(asyncio.get_running_loop(), weakref.WeakKeyDictionary())
-        head = stores.setdefault(innermost(self.store), {}).setdefault(self.run_id, _Head())
-        async with head.lock:
-            if not head.loaded:
-                kept = await self.head()
-                # a head not made with this key says nothing here; verify reports it
-                head.load(await self.records(), kept if kept and kept.valid(self.key) else None)
-            added: list[AuditRecord] = []
-            for event, actor, action, payload in events:
-                if event in head.seen:
-                    continue
-                seq, prev = head.seq + 1, head.mac
-                payload = default_redactor().value(payload)  # redacted, then hashed and kept
-                digest = hashlib.sha256(canonical(payload)).hexdigest()
-                mac = _mac(self.key, seq, event, actor, action, digest, prev)
-                fields: dict[str, Any] = {"seq": seq, "at": time.time(), "event": event}
-                fields |= {"actor": actor, "action": action, "payload": payload}
-                fields |= {"digest": digest, "prev": prev, "mac": mac}
-                # stored as built (JSON already: the payload was just hashed as JSON); an entry
-                # per attempt, so no model is validated and dumped again on the way
-                await self.store.aput(self.namespace, f"{seq:09d}", fields, index=False)
-                added.append(AuditRecord.model_construct(**fields))
-                head.seen.add(event)
-                head.seq, head.mac = seq, mac
-            if added:
-                head.keep(await self.folder(), self.run_id, self.key)
-            return added
+        heads = stores.setdefault(innermost(self.store), {})
+        if (head := heads.get(self.run_id)) is None:
+            head = heads[self.run_id] = _Head(folder, self.run_id, self.key)
+        if not head.loaded:
+            if head.loading is None or head.loading.done():  # none yet, or it failed
+                # in an empty context, as the writer (``_Head.keep``)
+                head.loading = asyncio.get_running_loop().create_task(
+                    self._load(head), context=contextvars.Context()
+                )
+            await asyncio.shield(head.loading)  # every waiter goes on in the same loop pass
+        entries: list[dict[str, Any]] = []
+        for event, actor, action, payload in events:  # chained now, in call order
+            if event in head.seen:
+                continue
+            seq, prev = head.seq + 1, head.mac
+            payload = default_redactor().value(payload)  # redacted, then hashed and kept
+            digest = hashlib.sha256(canonical(payload)).hexdigest()
+            mac = _mac(self.key, seq, event, actor, action, digest, prev)
+            # stored as built (JSON already: the payload was just hashed as JSON); an entry
+            # per attempt, so no model is validated and dumped again on the way
+            entries.append(
+                {"seq": seq, "at": time.time(), "event": event, "actor": actor}
+                | {"action": action, "payload": payload, "digest": digest, "prev": prev}
+                | {"mac": mac}
+            )
+            head.seen.add(event)
+            head.seq, head.mac = seq, mac
+        if not entries:
+            return []
+        await head.put_in_order(self.store, self.namespace, entries)
+        return [AuditRecord.model_construct(**e) for e in entries]
+
+    async def _load(self, head: _Head) -> None:
+        kept = await self.head()
+        # a head not made with this key says nothing here; verify reports it
+        head.load(await self.records(), kept if kept and kept.valid(self.key) else None)
 
     async def settle(self) -> None:
         """Until the head file holds every entry this process appended to the chain."""

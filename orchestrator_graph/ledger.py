@@ -135,15 +135,20 @@ class Ledger:
         await record_attempt(self.store, self.run_id, done, verdict)
         return key
 
-    async def attempts(self) -> list[tuple[TaskResult, Review]]:
-        """Every finished attempt, ordered by task and attempt number."""
+    async def attempts(self, *, outputs: bool = True) -> list[tuple[TaskResult, Review]]:
+        """Every finished attempt, ordered by task and attempt number; ``outputs=False``: each
+        without its output (accounting needs none, and they are most of the memory)."""
         out: list[tuple[TaskResult, Review]] = []
         offset = 0
         while True:
             page = await self.store.asearch(self.namespace, limit=PAGE, offset=offset)
             out.extend(
                 (
-                    TaskResult.model_validate(from_store(i.value["result"])),
+                    TaskResult.model_validate(
+                        from_store(i.value["result"])
+                        if outputs
+                        else {k: v for k, v in i.value["result"].items() if k != "output"}
+                    ),
                     Review.model_validate(i.value["review"]),
                 )
                 for i in page

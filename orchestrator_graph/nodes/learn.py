@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 async def step(services: Services, state: OrchestratorState, env: Env) -> dict[str, Any]:
     context, store, run_id = env.context, env.store, state["run_id"]
     registry = services.registry
-    attempts = await Ledger(store, run_id).attempts()
+    attempts = await Ledger(store, run_id).attempts(outputs=False)
     since = state.get("executing_since") or state.get("started_at") or 0.0
     schedule = await load_schedule(store, run_id)
     report = build_report(state, records_of(state), registry, schedule).model_copy(
@@ -49,17 +49,20 @@ async def step(services: Services, state: OrchestratorState, env: Env) -> dict[s
             note = f"remembered in {services.memory.location}"
         except MemoryUnavailable as err:
             note = f"{err}; this run was not remembered"
+    del attempts  # a model per attempt: not kept beside the report's copies (peak memory)
     checked = await compliance_report(store, run_id, state.get("plan"))
     report = report.model_copy(update={"memory": note, "compliance": checked.model_dump()})
     # printed, streamed and served as it is: redacted (as plain data, the walker's fast path)
     out = default_redactor().value(report.model_dump(mode="json"))
+    status = report.status
+    del report  # the data above is what is kept
     await chain_state(store, {**state, "report": out})
     env.emit(
         Event(
             kind="learned",
             node="learn",
-            message=f"run {report.status}; {note}",
-            data={"run_id": report.run_id},
+            message=f"run {status}; {note}",
+            data={"run_id": run_id},
         )
     )
     return {"report": out, "messages": [answer(out)]}
