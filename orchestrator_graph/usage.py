@@ -86,6 +86,10 @@ class Tally(BaseCallbackHandler):
     """Per model name (the requested one; ``"unknown"`` when neither request nor answer names
     one): calls, tokens and the rest of ``ModelUsage``."""
 
+    run_inline = True
+    """Called on the event loop: it only adds numbers, and langchain otherwise sends each of a
+    sync handler's callbacks to a thread and back (two round trips per model call)."""
+
     def __init__(self, parent: Tally | None = None) -> None:
         super().__init__()
         self.parent = parent
