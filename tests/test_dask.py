@@ -160,7 +160,10 @@ async def test_a_hedge_beside_a_dask_rerun_cancels_the_loser_on_the_cluster(tmp_
     attempts = await Ledger(store, out["report"]["run_id"]).attempts()
     assert [(r.attempt, r.worker, v.verdict) for r, v in attempts] == [(2, "second", "approve")]
     assert attempts[0][0].output["pid"] != killed
-    assert [b["kind"] for b in out["report"]["bottlenecks"]].count("stall") == 1
+    stalled = [b["worker"] for b in out["report"]["bottlenecks"] if b["kind"] == "stall"]
+    # the original's stall found once; on a loaded machine the hedge may be slow enough to be
+    # reported too (CI: Dask had just restarted a process), without a third attempt
+    assert stalled.count("first") == 1
     assert (team[0].run.traffic.cancelled, team[1].run.traffic.tasks) == (1, 1)
     assert left == {}  # nothing of the run left on the cluster: the rerun was cancelled
 

@@ -35,7 +35,7 @@ async def test_a_hedge_and_its_original_finishing_in_one_wake_up_finish_the_task
     plan = Plan(
         tasks=[
             task("a", effort=0.01),
-            task("c", effort=0.01),
+            task("c", effort=0.4),  # expected as slow as it is: only a stalls
             task("b", effort=0.01, depends_on=["a", "c"]),
         ]
     )
@@ -47,6 +47,32 @@ async def test_a_hedge_and_its_original_finishing_in_one_wake_up_finish_the_task
     assert starts["b"] >= done_c, "b started before c was approved"
     completed = [e["task_id"] for e in events if e["kind"] == "task_completed"]
     assert completed.count("b") == 1
+
+
+async def test_a_stalled_attempt_is_hedged_as_soon_as_a_slot_frees():
+    """Found under CPU load: a stall seen while every worker was busy was never hedged later,
+    so an attempt that would only finish beside its hedge waited for ever."""
+    gate = asyncio.Event()
+    calls: list[str] = []
+
+    async def held(payload):
+        calls.append(payload.task.id)
+        if payload.task.id == "a":
+            if calls.count("a") == 2:  # the hedge
+                gate.set()
+            await gate.wait()
+        else:
+            await asyncio.sleep(0.3)  # busy, as expected: the only other slot
+        return {"value": 1, "summary": payload.task.id}
+
+    team = [Worker(name=f"w{i}", skills=["s"], run=held) for i in range(2)]
+    plan = Plan(tasks=[task("a", effort=0.01), task("c", effort=0.3)])
+    report, events = await asyncio.wait_for(run(team, plan, context={"stall_after": 2.0}), 20)
+    assert report["status"] == "done"
+    assert calls.count("a") == 2
+    hedged_at = [e["at"] for e in events if e["kind"] == "task_started" and e["task_id"] == "a"]
+    c_done = next(e["at"] for e in events if e["kind"] == "task_completed" and e["task_id"] == "c")
+    assert hedged_at[1] >= c_done  # it waited for the slot, and took it
 
 
 def test_a_team_serves_runs_on_several_event_loops_one_after_another():

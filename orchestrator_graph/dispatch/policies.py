@@ -207,6 +207,14 @@ def hedge_worth_it(board: TaskBoard, run: Running) -> bool:
     return any(not any(board.able(t, w) for t in waiting if t != tid) for w in idle)
 
 
+def stall_response(adapt: bool, hedged: bool) -> str:
+    if hedged:
+        return "a second attempt starts on an idle worker; the first to pass QA wins"
+    if not adapt:
+        return "none: adaptation is off"
+    return "none yet: no idle able worker (a hedge starts when one is free)"
+
+
 def stall_finding(run: Running, now: float, stall_after: float, response: str) -> Bottleneck:
     ran = now - run.since
     return Bottleneck(

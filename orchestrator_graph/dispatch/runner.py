@@ -36,6 +36,7 @@ from orchestrator_graph.dispatch.policies import (
     quarantine,
     stall_at,
     stall_finding,
+    stall_response,
     stalled,
 )
 from orchestrator_graph.errors import BudgetExceeded
@@ -62,6 +63,7 @@ Publish = Callable[[StatusSnapshot], Awaitable[None]]
 POLL_SECONDS = 0.2  # how often heartbeats are checked while tasks run
 HISTORY_EVERY = 1.0  # seconds between writes of the performance history
 SNAPSHOT_EVERY = 0.5  # seconds between status snapshots
+DROP_GRACE = 2.0  # seconds a dropped attempt gets to clean up before the dispatch returns
 
 
 @dataclass(frozen=True)
@@ -156,6 +158,7 @@ class DispatchRunner:
         self.paces = Paces(board.history, board.registry.get)
         self.jobs: dict[asyncio.Future[Any], Running] = {}
         self.futures: dict[tuple[str, int], asyncio.Future[Any]] = {}
+        self.dropped: set[asyncio.Future[Any]] = set()  # cancelled while the run went on
         self.monitor = Monitor(emit, run_id, schedule, deadline)
         self.time = DeadlineKeeper(
             board,
@@ -168,6 +171,7 @@ class DispatchRunner:
             clock=clock,
         )
         self.stalls_seen: set[tuple[str, int]] = set()
+        self.unhedged: set[tuple[str, int]] = set()  # stalled when no slot was free for a hedge
         self.snapshot_at = self.saved_at = 0.0
         self.lag = 0.0  # how late the loop wakes (CPU contention): added to stall bounds
         self.shown: dict[str, int] = {}
@@ -207,6 +211,8 @@ class DispatchRunner:
                 self._changed.cancel()
             self.jobs.clear()
             board.abandon()  # a stop or an error: free the workers (shared by other runs)
+        if self.dropped:  # their clean-up (a Dask task cancelled on the cluster) ends first
+            await asyncio.wait(self.dropped, timeout=DROP_GRACE)
         await self._save_history()
         settle = escalations(board)
         self._flush()
@@ -352,6 +358,7 @@ class DispatchRunner:
             job = self.futures.pop(hedge.key, None)
             if job is not None and not job.done():
                 job.cancel()
+                self.dropped.add(job)
                 self.jobs.pop(job, None)
                 self.clocks.note(self.run_id, hedge)
                 self.clocks.forget(self.run_id, hedge)
@@ -368,6 +375,7 @@ class DispatchRunner:
         for job, run in list(self.jobs.items()):
             if run.worker in gone and not job.done():  # a finished job's result is kept
                 job.cancel()
+                self.dropped.add(job)
                 del self.jobs[job]
                 self.futures.pop(run.key, None)
                 self.clocks.forget(self.run_id, run)
@@ -383,21 +391,22 @@ class DispatchRunner:
     # --- monitoring and adaptation -------------------------------------------------------
     def _watch(self, now: float) -> None:
         """Stalled attempts (past ``stall_after`` times their expected duration): each found
-        once; with adaptation on, a hedge starts where it costs no queued work a slot."""
+        once; with adaptation on, a hedge starts where it costs no queued work a slot, then or
+        as soon as such a slot is free."""
+        board = self.board
         for run in self.jobs.values():
             self.clocks.note(self.run_id, run)
-        for run in stalled(self.board, self.stalls_seen, now, self.settings.stall_after, self.lag):
+            if run.key in self.unhedged and hedge_worth_it(board, run):
+                self.unhedged.discard(run.key)
+                board.hedge(run.task_id)
+        for run in stalled(board, self.stalls_seen, now, self.settings.stall_after, self.lag):
             self.stalls_seen.add(run.key)
-            hedge = self.settings.adapt and hedge_worth_it(self.board, run)
+            hedge = self.settings.adapt and hedge_worth_it(board, run)
             if hedge:
-                self.board.hedge(run.task_id)
-            response = (
-                "a second attempt starts on an idle worker; the first to pass QA wins"
-                if hedge
-                else "none: adaptation is off"
-                if not self.settings.adapt
-                else "none: no idle able worker"
-            )
+                board.hedge(run.task_id)
+            elif self.settings.adapt:
+                self.unhedged.add(run.key)
+            response = stall_response(self.settings.adapt, hedge)
             self.monitor.bottleneck(stall_finding(run, now, self.settings.stall_after, response))
 
     def _check_budgets(self, now: float) -> None:
