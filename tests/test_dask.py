@@ -153,6 +153,10 @@ async def test_a_hedge_beside_a_dask_rerun_cancels_the_loser_on_the_cluster(tmp_
             context={"use_memory": False, "stall_after": 2.0},
         )
         killed, out = await asyncio.gather(_kill_when_announced(announce), run)
+        for _ in range(100):  # the scheduler lets go of a cancelled task soon, not at once
+            if not scheduler.tasks:
+                break
+            await asyncio.sleep(0.05)
         left = {key: ts.state for key, ts in scheduler.tasks.items()}
     finally:
         await CLIENTS.close()
