@@ -137,7 +137,7 @@ class Ledger:
 
     async def attempts(self, *, outputs: bool = True) -> list[tuple[TaskResult, Review]]:
         """Every finished attempt, ordered by task and attempt number; ``outputs=False``: each
-        without its output (accounting needs none, and they are most of the memory)."""
+        without its output, which accounting and reports do not read."""
         out: list[tuple[TaskResult, Review]] = []
         offset = 0
         while True:
