@@ -43,8 +43,10 @@ async def test_a_worker_provider_down_stops_the_run_and_resume_finishes_it(tmp_p
         with pytest.raises(ProviderError, match=r"^worker model m: HTTP 500: The server") as err:
             await graph.ainvoke({"request": EXAMPLE}, config, context=context)
         assert err.value.retryable and "\n" not in str(err.value)
-        # two collect tasks ran in parallel, each tried 3 times: not 2 x 3 attempts x 3
-        assert len(server.requests) == 6
+        # two collect tasks ran in parallel: the first to give up tried 3 times and stopped the
+        # run, the other 1 to 3 times by then (its calls run on the event loop, so it may not
+        # have sent its third); retried per call, not per attempt (2 x 3 attempts x 3)
+        assert 4 <= len(server.requests) <= 6
         state = await graph.aget_state(config)
         assert state.next == ("dispatcher",)
         server.reset()  # the provider is back
