@@ -100,9 +100,10 @@ def fan_out_graph(n: int):
 
 async def dataflow(plan: Plan, workers: int) -> float:
     """The reference: a bare asyncio scheduler, W slots, a task starts when its dependencies are
-    done (longest path first). No persistence, no QA: what is achievable."""
+    done, longest remaining path first (the least latest start: HEFT's upward rank on equal
+    workers). No persistence, no QA: what is achievable."""
     analysis = analyse_plan(plan)
-    rank = {t: a.latest_finish for t, a in analysis.tasks.items()}
+    rank = {t: a.latest_start for t, a in analysis.tasks.items()}
     deps = {t.id: set(t.depends_on) for t in plan.tasks}
     effort = {t.id: t.effort for t in plan.tasks}
     waiting = {t: len(d) for t, d in deps.items()}

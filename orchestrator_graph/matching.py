@@ -60,6 +60,7 @@ OBJECTIVES: dict[str, dict[str, float]] = {
 RETRY_PENALTY = 0.5  # a worker that already failed this task is the last resort
 _INFEASIBLE = -1e9
 _UNASSIGNED = 1e6
+CHUNK = 256  # tasks assigned jointly at once; a larger batch goes chunk by chunk, best first
 
 
 @dataclass
@@ -116,8 +117,10 @@ def score(
     force: Workforce,
     objective: Objective = "balanced",
     weights: dict[str, float] | None = None,
+    free: np.ndarray | None = None,
 ) -> Scores:
-    """``weights`` overrides the objective's weights (each part's weight, see ``OBJECTIVES``)."""
+    """``weights`` overrides the objective's weights (each part's weight, see ``OBJECTIVES``);
+    ``free`` the workers' free slots (default ``force.free``)."""
     weights = weights or OBJECTIVES[objective]
     t, w = len(demand.ids), len(force.names)
     needed = ~np.isnan(demand.required)
@@ -167,7 +170,7 @@ def score(
     for row, failed in enumerate(demand.failed_on):
         if failed:
             total[row, sorted(failed)] -= RETRY_PENALTY
-    feasible &= (force.free > 0)[None, :]
+    feasible &= ((force.free if free is None else free) > 0)[None, :]
     for row, banned in enumerate(demand.excluded):
         if banned:
             feasible[row, sorted(banned)] = False
@@ -370,16 +373,43 @@ class TeamMatcher:
         excluded: Sequence[Iterable[str]],
         urgent: Sequence[bool],
     ) -> list[Assignment]:
+        """The batch (best-ranked first) jointly, ``CHUNK`` tasks at a time: within a chunk
+        the best total score, across chunks greedy. A joint assignment of 10,000 tasks over
+        10,000 workers would need gigabytes of scores and minutes of solving."""
+        index = {name: i for i, name in enumerate(force.names)}
+        free, out = force.free, []
+        for start in range(0, len(tasks), CHUNK):
+            end = start + CHUNK
+            part = slice(start, end)
+            chunk = self._demand(
+                force, index, tasks[part], failed_on[part], excluded[part], urgent[part]
+            )
+            scores = score(chunk, force, self.objective, free=free)
+            pairs = assign_jointly(scores, free)
+            if end < len(tasks):
+                free = free.copy()
+                np.subtract.at(free, [c for _, c in pairs], 1)
+            out += explain(pairs, scores, chunk, force, self.objective)
+        return out
+
+    def _demand(
+        self,
+        force: Workforce,
+        index: Mapping[str, int],
+        tasks: Sequence[Task],
+        failed_on: Sequence[Iterable[str]],
+        excluded: Sequence[Iterable[str]],
+        urgent: Sequence[bool],
+    ) -> Demand:
         required = np.full((len(tasks), len(self.skills)), np.nan)
         for row, task in enumerate(tasks):
             for skill in task.skills:
                 required[row, self.column[skill]] = task.min_levels.get(skill, 0.0)
-        index = {name: i for i, name in enumerate(force.names)}
         banned = [{index[n] for n in names if n in index} for names in excluded]
         for row, task in enumerate(tasks):
             if task.residency:  # a hard constraint: never a worker outside its regions
                 banned[row] |= {i for i, r in enumerate(force.regions) if r not in task.residency}
-        demand = Demand(
+        return Demand(
             ids=[t.id for t in tasks],
             required=required,
             failed_on=[{index[n] for n in names if n in index} for names in failed_on],
@@ -387,5 +417,3 @@ class TeamMatcher:
             urgent=np.array(urgent, dtype=bool),
             affinity=region_preferences(tasks, force.regions),
         )
-        scores = score(demand, force, self.objective)
-        return explain(assign_jointly(scores, force.free), scores, demand, force, self.objective)

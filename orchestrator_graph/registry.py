@@ -157,6 +157,7 @@ class Registry:
         self._changed: asyncio.Event | None = None
         self._changed_loop: asyncio.AbstractEventLoop | None = None
         self.version = 0
+        self._heartbeats = (-1, False)  # (version, whether any worker sends heartbeats)
         for worker in workers:
             self.register(worker)
 
@@ -269,7 +270,11 @@ class Registry:
         return best
 
     def watches_heartbeats(self) -> bool:
-        return any(w.heartbeat_timeout is not None for w in self._workers.values())
+        """Whether any worker must send heartbeats (checked once per version of the team)."""
+        if self._heartbeats[0] != self.version:
+            watched = any(w.heartbeat_timeout is not None for w in self._workers.values())
+            self._heartbeats = (self.version, watched)
+        return self._heartbeats[1]
 
     async def wait_changed(self) -> None:
         await self._event().wait()

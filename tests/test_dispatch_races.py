@@ -124,3 +124,39 @@ async def test_a_run_stopped_by_its_budget_frees_the_workers_it_held():
     report, _ = await run(registry, plan, context={"budget_seconds": 0.05})
     assert report["status"] == "stopped"
     assert [registry.load(w.name) for w in registry.workers()] == [0, 0]
+
+
+async def test_a_round_looks_at_what_changed_not_at_every_running_attempt(monkeypatch):
+    """Found by the scale benchmark: every dispatcher round read the clocks and status of every
+    running attempt and worker, so a flat team of 1,000 spent more CPU per task than one of
+    100. With N attempts running at once and finishing one by one, the reads must stay O(N)."""
+    from orchestrator_graph.dispatch.board import WorkerClocks
+    from orchestrator_graph.registry import Registry
+
+    reads = {"note": 0, "status": 0}
+    note, status = WorkerClocks.note, Registry.status
+
+    def counted_note(self, run_id, run):
+        reads["note"] += 1
+        return note(self, run_id, run)
+
+    def counted_status(self, name):
+        reads["status"] += 1
+        return status(self, name)
+
+    monkeypatch.setattr(WorkerClocks, "note", counted_note)
+    monkeypatch.setattr(Registry, "status", counted_status)
+    n = 300
+
+    async def spread(payload):  # finishing one by one over about 0.3 s: about n rounds
+        await asyncio.sleep(0.001 * int(payload.task.id[1:]))
+        return {"value": 1, "summary": payload.task.id}
+
+    team = [Worker(name=f"w{i:03d}", skills=["s"], run=spread) for i in range(n)]
+    plan = Plan(tasks=[task(f"t{i:03d}", effort=0.001 * i + 0.001) for i in range(n)])
+    report, events = await run(team, plan)
+    assert report["status"] == "done"
+    rounds = len({e["at"] for e in events if e["kind"] == "task_completed"})
+    assert rounds > n / 3, "the attempts finished in few rounds: the test measures nothing"
+    assert reads["note"] < 5 * n, reads
+    assert reads["status"] < 20 * n, reads  # a few whole-team passes: start, snapshots, end

@@ -175,3 +175,33 @@ def test_measured_pace_steers_matching_and_counts_more_when_urgent():
     margin = lambda d: float(np.diff(score(d, force).total[0])[0])  # noqa: E731
     assert margin(urgent) > margin(calm)  # urgency adds to the pull of speed
     assert margin(urgent) > 0  # and then the quicker, less skilled worker wins
+
+
+def test_a_batch_larger_than_a_chunk_is_assigned_chunk_by_chunk_within_capacity():
+    """A batch of thousands of tasks over thousands of workers is matched ``CHUNK`` tasks at a
+    time (a joint 10,000 x 10,000 problem would need gigabytes): capacity still holds across
+    chunks, every slot is used, and the best-ranked tasks (first in the batch) are placed."""
+    from orchestrator_graph.matching import CHUNK, TeamMatcher
+    from orchestrator_graph.models import Task
+    from orchestrator_graph.workers import Worker
+
+    async def noop(payload):
+        return {}
+
+    n_tasks, n_workers = 3 * CHUNK + 100, 2 * CHUNK  # more tasks than the 3 * CHUNK slots
+    workers = [
+        Worker(name=f"w{i:04d}", skills={"s": 0.5 + 0.4 * (i % 2)}, capacity=1 + i % 2, run=noop)
+        for i in range(n_workers)
+    ]
+    tasks = [Task(id=f"t{i:04d}", title="t", skills=["s"]) for i in range(n_tasks)]
+    matcher = TeamMatcher(["s"], "balanced")
+    force = matcher.team(workers, 1, lambda name: 0, {}, lambda n, s: 0.5, lambda n, s: 1.0)
+    chosen = matcher.match(force, tasks, [set()] * n_tasks, [set()] * n_tasks, [False] * n_tasks)
+    per_worker: dict[str, int] = {}
+    for a in chosen:
+        per_worker[a.worker] = per_worker.get(a.worker, 0) + 1
+    capacity = {w.name: w.capacity for w in workers}
+    assert all(k <= capacity[name] for name, k in per_worker.items())
+    slots = sum(capacity.values())
+    assert len(chosen) == slots == 3 * CHUNK
+    assert [a.task for a in chosen] == [t.id for t in tasks[:slots]]  # the best-ranked first

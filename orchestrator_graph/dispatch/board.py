@@ -394,7 +394,8 @@ class TaskBoard:
             self.unmet[dep] -= 1
             if not self.unmet[dep] and self.records[dep].status == "pending":
                 self.push(dep)
-        hedges = [r for r in self.running.values() if r.task_id == tid]
+        others = self.running_for[tid]  # its replicas and hedges still running, if any
+        hedges = [r for r in self.running.values() if r.task_id == tid] if others else []
         return Finished(applied=True, approved=True, hedges=hedges)
 
     def cancel(self, run: Running, now: float) -> None:

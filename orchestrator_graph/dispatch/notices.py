@@ -28,7 +28,7 @@ def _scarce(board: TaskBoard, tid: str) -> None:
     """A task left waiting because the one worker that can do it went to another task in the
     same scheduling round: recorded once, with who went first and why. (In a pool of
     interchangeable workers, waiting for a slot is a queue, not a conflict.)"""
-    if tid in board.scarce_seen or not board.round_started:
+    if tid in board.scarce_seen or not board.round_started or board.able.count(tid) != 1:
         return
     able = {w.name for w in board.registry.workers() if board.able(tid, w)}
     rivals = sorted(t for t, w in board.round_started.items() if w in able and t != tid)

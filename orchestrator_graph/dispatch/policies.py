@@ -166,27 +166,13 @@ def backups(
 
 
 # --- stalls and hedges --------------------------------------------------------------------------
-def stall_at(run: Running, stall_after: float, lag: float = 0.0) -> float | None:
-    """Clock time at which the attempt counts as stalled: measured from when its worker began
-    (the attempt's own set-up does not count), plus the event loop's current lateness; None
+def stall_at(run: Running, stall_after: float) -> float | None:
+    """Clock time at which the attempt counts as stalled, measured from when its worker began
+    (the attempt's own set-up does not count; the watch adds the event loop's lateness); None
     before the worker began and once it has returned."""
     if run.began is None or run.returned is not None:
         return None
-    return run.began + max(STALL_FLOOR, stall_after * run.expected) + lag
-
-
-def stalled(
-    board: TaskBoard, seen: set[tuple[str, int]], now: float, stall_after: float, lag: float
-) -> list[Running]:
-    """Attempts that just passed their stall time (each found once)."""
-    if stall_after <= 0:
-        return []
-    out = []
-    for run in board.running.values():
-        at = stall_at(run, stall_after, lag)
-        if run.key not in seen and at is not None and now >= at:
-            out.append(run)
-    return out
+    return run.began + max(STALL_FLOOR, stall_after * run.expected)
 
 
 def hedge_worth_it(board: TaskBoard, run: Running) -> bool:

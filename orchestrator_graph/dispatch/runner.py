@@ -32,13 +32,9 @@ from orchestrator_graph.dispatch.policies import (
     better_soon,
     budget_breach,
     excluded,
-    hedge_worth_it,
     quarantine,
-    stall_at,
-    stall_finding,
-    stall_response,
-    stalled,
 )
+from orchestrator_graph.dispatch.watch import StallWatch
 from orchestrator_graph.errors import BudgetExceeded
 from orchestrator_graph.events import Emit
 from orchestrator_graph.matching import Assignment, TeamMatcher
@@ -170,8 +166,10 @@ class DispatchRunner:
             t0=self.t0,
             clock=clock,
         )
-        self.stalls_seen: set[tuple[str, int]] = set()
-        self.unhedged: set[tuple[str, int]] = set()  # stalled when no slot was free for a hedge
+        self.watch = StallWatch(self.clocks, run_id, settings.stall_after)
+        self.finished: list[asyncio.Future[Any]] = []  # done since the last round, in order
+        self._wake: asyncio.Future[None] | None = None
+        self._gone_checked = -1  # registry version last checked for gone workers
         self.snapshot_at = self.saved_at = 0.0
         self.lag = 0.0  # how late the loop wakes (CPU contention): added to stall bounds
         self.shown: dict[str, int] = {}
@@ -234,38 +232,47 @@ class DispatchRunner:
             self.shown = counts
             self.emit(progress(self.board))
 
-    async def _wait(self) -> set[asyncio.Future[Any]]:
+    async def _wait(self) -> list[asyncio.Future[Any]]:
         """Until an attempt finishes, the registry changes, or the next check is due. Measures
-        how late the loop woke, which the stall bounds allow for."""
+        how late the loop woke, which the stall bounds allow for. Attempts report their end
+        through a callback (``_done``), so a round costs nothing per attempt still running."""
         registry = self.board.registry
         if self._changed is None or self._changed.done():
             self._changed = asyncio.ensure_future(registry.wait_changed())
-        due = [self.snapshot_at + self.settings.status_every]
-        if registry.watches_heartbeats():
-            due.append(self.clock() + POLL_SECONDS)
-        if (deadline_due := self.time.next_check()) is not None:
-            due.append(deadline_due)
-        for run in self.jobs.values():
-            self.clocks.note(self.run_id, run)
-            at = stall_at(run, self.settings.stall_after, self.lag)
-            watched = self.settings.stall_after > 0 and run.key not in self.stalls_seen
-            if watched and (at is not None or run.began is None):  # returned: nothing to watch
-                due.append(at if at is not None else self.clock() + POLL_SECONDS)
-        wake = max(min(due), self.clock() + 0.001)
-        done, _ = await asyncio.wait(
-            {*self.jobs, self._changed},
-            timeout=wake - self.clock(),
-            return_when=asyncio.FIRST_COMPLETED,
-        )
-        if not done:  # woke on time, or late because the machine is busy
-            self.lag = max(self.clock() - wake, 0.5 * self.lag)
-        return {job for job in done if job in self.jobs}
+        self.watch.poll()
+        if not self.finished:
+            due = [self.snapshot_at + self.settings.status_every]
+            if registry.watches_heartbeats() or self.watch.waiting_to_begin():
+                due.append(self.clock() + POLL_SECONDS)
+            if (deadline_due := self.time.next_check()) is not None:
+                due.append(deadline_due)
+            if (stall_due := self.watch.next_stall(self.lag)) is not None:
+                due.append(stall_due)
+            wake = max(min(due), self.clock() + 0.001)
+            self._wake = asyncio.get_running_loop().create_future()
+            woke, _ = await asyncio.wait(
+                {self._wake, self._changed},
+                timeout=wake - self.clock(),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if not woke:  # woke on time, or late because the machine is busy
+                self.lag = max(self.clock() - wake, 0.5 * self.lag)
+        done, self.finished = self.finished, []
+        return [job for job in done if job in self.jobs]
+
+    def _done(self, job: asyncio.Future[Any]) -> None:
+        if job in self.jobs:  # not one cancelled on purpose (dropped or taken back)
+            self.finished.append(job)
+            if self._wake is not None and not self._wake.done():
+                self._wake.set_result(None)
 
     # --- starting work -------------------------------------------------------------------
     def _launch(self) -> None:
         """Rounds of joint assignment while slots and ready work remain; one replica of a task
         per round, so its replicas land on different workers."""
         board, registry = self.board, self.board.registry
+        if not board.heap:
+            return  # nothing is ready: the team need not be looked at
         while True:
             workers = registry.assignable()
             free = [w for w in workers if registry.load(w.name) < w.capacity]
@@ -334,12 +341,15 @@ class DispatchRunner:
         expected = self.paces.duration(task, worker)
         launch, run = self.board.start(tid, worker, self.clock(), expected, why)
         job = asyncio.ensure_future(self.run_attempt(launch))
+        job.add_done_callback(self._done)
         self.jobs[job] = run
         self.futures[run.key] = job
+        self.watch.add(run)
 
     # --- finishing work ------------------------------------------------------------------
     def _finish(self, run: Running, result: TaskResult, review: Review) -> None:
         self.futures.pop(run.key, None)
+        self.watch.discard(run.key)
         self.clocks.forget(self.run_id, run)
         member = self.board.registry.get(run.worker)
         done = self.board.finish(result, review, member.cost if member else 0.0)
@@ -360,6 +370,7 @@ class DispatchRunner:
                 job.cancel()
                 self.dropped.add(job)
                 self.jobs.pop(job, None)
+                self.watch.discard(hedge.key)
                 self.clocks.note(self.run_id, hedge)
                 self.clocks.forget(self.run_id, hedge)
                 self.board.cancel(hedge, self.clock())
@@ -368,8 +379,13 @@ class DispatchRunner:
                 self.matcher.forget(hedge.worker)
 
     def _take_back(self) -> None:
-        """Attempts on workers that went offline are cancelled and queued again."""
-        gone = self.board.registry.gone({r.worker for r in self.jobs.values()})
+        """Attempts on workers that went offline are cancelled and queued again. Workers go
+        offline by a registry change or by missing a heartbeat, so only then is it checked."""
+        registry = self.board.registry
+        if registry.version == self._gone_checked and not registry.watches_heartbeats():
+            return
+        self._gone_checked = registry.version
+        gone = registry.gone({r.worker for r in self.jobs.values()})
         if not gone:
             return
         for job, run in list(self.jobs.items()):
@@ -378,6 +394,7 @@ class DispatchRunner:
                 self.dropped.add(job)
                 del self.jobs[job]
                 self.futures.pop(run.key, None)
+                self.watch.discard(run.key)
                 self.clocks.forget(self.run_id, run)
                 self.board.take_back(run)
 
@@ -390,24 +407,8 @@ class DispatchRunner:
 
     # --- monitoring and adaptation -------------------------------------------------------
     def _watch(self, now: float) -> None:
-        """Stalled attempts (past ``stall_after`` times their expected duration): each found
-        once; with adaptation on, a hedge starts where it costs no queued work a slot, then or
-        as soon as such a slot is free."""
-        board = self.board
-        for run in self.jobs.values():
-            self.clocks.note(self.run_id, run)
-            if run.key in self.unhedged and hedge_worth_it(board, run):
-                self.unhedged.discard(run.key)
-                board.hedge(run.task_id)
-        for run in stalled(board, self.stalls_seen, now, self.settings.stall_after, self.lag):
-            self.stalls_seen.add(run.key)
-            hedge = self.settings.adapt and hedge_worth_it(board, run)
-            if hedge:
-                board.hedge(run.task_id)
-            elif self.settings.adapt:
-                self.unhedged.add(run.key)
-            response = stall_response(self.settings.adapt, hedge)
-            self.monitor.bottleneck(stall_finding(run, now, self.settings.stall_after, response))
+        for found in self.watch.check(self.board, now, self.lag, adapt=self.settings.adapt):
+            self.monitor.bottleneck(found)
 
     def _check_budgets(self, now: float) -> None:
         budgets = self.settings.budgets
