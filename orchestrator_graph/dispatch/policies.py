@@ -13,7 +13,7 @@ them. Nothing here awaits, and nothing here changes the board.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from orchestrator_graph.dispatch.board import Running, TaskBoard
@@ -248,14 +248,13 @@ def slip(board: TaskBoard, tid: str, late: float, schedule: Schedule | None) -> 
 
 
 # --- budgets ---------------------------------------------------------------------------------
-def budget_breach(
-    board: TaskBoard, budgets: Budgets, now: float, costs: Mapping[str, float]
-) -> str:
+def budget_breach(board: TaskBoard, budgets: Budgets, now: float) -> str:
     """The reason to stop, or "": attempts and cost are spent per launch (stop when the next
     launch would exceed), seconds and tokens when passed."""
     limits = (budgets.seconds, budgets.cost, budgets.attempts, budgets.tokens)
     if all(limit is None for limit in limits):
-        return ""
+        return ""  # no budget: nothing to add up each round
+    costs = {w.name: w.cost for w in board.registry.workers()}
     running = list(board.running.values())
     waiting = len(board.heap)
     spent = {

@@ -60,6 +60,7 @@ POLL_SECONDS = 0.2  # how often heartbeats are checked while tasks run
 HISTORY_EVERY = 1.0  # seconds between writes of the performance history
 SNAPSHOT_EVERY = 0.5  # seconds between status snapshots
 DROP_GRACE = 2.0  # seconds a dropped attempt gets to clean up before the dispatch returns
+SNAPSHOT_SHARE = 0.05  # snapshots of a large run come less often, to take at most this share
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,7 @@ class DispatchRunner:
         self._wake: asyncio.Future[None] | None = None
         self._gone_checked = -1  # registry version last checked for gone workers
         self.snapshot_at = self.saved_at = 0.0
+        self.snapshot_gap = settings.status_every  # longer when snapshots are costly
         self.lag = 0.0  # how late the loop wakes (CPU contention): added to stall bounds
         self.shown: dict[str, int] = {}
         self._changed: asyncio.Future[None] | None = None
@@ -182,7 +184,8 @@ class DispatchRunner:
             while True:
                 now = self.clock()
                 self._take_back()
-                self._check_budgets(now)
+                if reason := budget_breach(board, self.settings.budgets, now):
+                    raise BudgetExceeded(reason)
                 self.time.check(now)
                 self._watch(now)
                 self._launch()
@@ -199,7 +202,7 @@ class DispatchRunner:
                 if self.clock() - self.saved_at >= HISTORY_EVERY:
                     await self._save_history()
                 self._flush()
-                if self.clock() - self.snapshot_at >= self.settings.status_every:
+                if self.clock() - self.snapshot_at >= self.snapshot_gap:
                     await self._publish()
         finally:
             for job, run in self.jobs.items():
@@ -241,7 +244,7 @@ class DispatchRunner:
             self._changed = asyncio.ensure_future(registry.wait_changed())
         self.watch.poll()
         if not self.finished:
-            due = [self.snapshot_at + self.settings.status_every]
+            due = [self.snapshot_at + self.snapshot_gap]
             if registry.watches_heartbeats() or self.watch.waiting_to_begin():
                 due.append(self.clock() + POLL_SECONDS)
             if (deadline_due := self.time.next_check()) is not None:
@@ -410,19 +413,14 @@ class DispatchRunner:
         for found in self.watch.check(self.board, now, self.lag, adapt=self.settings.adapt):
             self.monitor.bottleneck(found)
 
-    def _check_budgets(self, now: float) -> None:
-        budgets = self.settings.budgets
-        limits = (budgets.cost, budgets.seconds, budgets.attempts, budgets.tokens)
-        if all(limit is None for limit in limits):
-            return  # no budget: nothing to add up each round
-        costs = {w.name: w.cost for w in self.board.registry.workers()}
-        reason = budget_breach(self.board, budgets, now, costs)
-        if reason:
-            raise BudgetExceeded(reason)
-
     async def _publish(self) -> StatusSnapshot:
+        """A snapshot of every task and worker: O(tasks + workers), so with thousands of them
+        it comes as often as keeps it to ``SNAPSHOT_SHARE`` of the time."""
+        began = time.perf_counter()
         self.snapshot_at = self.clock()
         snapshot = self.monitor.snapshot(self.board, self.snapshot_at, self.clock() - self.t0)
         if self.publish is not None:
             await self.publish(snapshot)
+        took = time.perf_counter() - began
+        self.snapshot_gap = max(self.settings.status_every, took / SNAPSHOT_SHARE)
         return snapshot
