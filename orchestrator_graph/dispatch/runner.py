@@ -169,7 +169,7 @@ class DispatchRunner:
         )
         self.watch = StallWatch(self.clocks, run_id, settings.stall_after)
         self.finished: list[asyncio.Future[Any]] = []  # done since the last round, in order
-        self._wake: asyncio.Future[None] | None = None
+        self._wake: asyncio.Future[bool] | None = None  # True: woken by the clock
         self._gone_checked = -1  # registry version last checked for gone workers
         self.snapshot_at = self.saved_at = 0.0
         self.snapshot_gap = settings.status_every  # longer when snapshots are costly
@@ -187,7 +187,8 @@ class DispatchRunner:
                 if reason := budget_breach(board, self.settings.budgets, now):
                     raise BudgetExceeded(reason)
                 self.time.check(now)
-                self._watch(now)
+                for found in self.watch.check(board, now, self.lag, adapt=self.settings.adapt):
+                    self.monitor.bottleneck(found)  # stalls, hedged when worth it
                 self._launch()
                 announce_queued(board, self.clock())
                 self._flush()
@@ -240,10 +241,12 @@ class DispatchRunner:
         how late the loop woke, which the stall bounds allow for. Attempts report their end
         through a callback (``_done``), so a round costs nothing per attempt still running."""
         registry = self.board.registry
-        if self._changed is None or self._changed.done():
+        changed = self._changed is not None and self._changed.done()  # during the last round
+        if self._changed is None or changed:
             self._changed = asyncio.ensure_future(registry.wait_changed())
+            self._changed.add_done_callback(lambda _: self._rouse(False))
         self.watch.poll()
-        if not self.finished:
+        if not self.finished and not changed:
             due = [self.snapshot_at + self.snapshot_gap]
             if registry.watches_heartbeats() or self.watch.waiting_to_begin():
                 due.append(self.clock() + POLL_SECONDS)
@@ -252,22 +255,25 @@ class DispatchRunner:
             if (stall_due := self.watch.next_stall(self.lag)) is not None:
                 due.append(stall_due)
             wake = max(min(due), self.clock() + 0.001)
-            self._wake = asyncio.get_running_loop().create_future()
-            woke, _ = await asyncio.wait(
-                {self._wake, self._changed},
-                timeout=wake - self.clock(),
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-            if not woke:  # woke on time, or late because the machine is busy
-                self.lag = max(self.clock() - wake, 0.5 * self.lag)
+            loop = asyncio.get_running_loop()
+            self._wake = loop.create_future()
+            timer = loop.call_later(wake - self.clock(), self._rouse, True)
+            try:
+                if await self._wake:  # woke on time, or late because the machine is busy
+                    self.lag = max(self.clock() - wake, 0.5 * self.lag)
+            finally:
+                timer.cancel()
         done, self.finished = self.finished, []
         return [job for job in done if job in self.jobs]
 
     def _done(self, job: asyncio.Future[Any]) -> None:
         if job in self.jobs:  # not one cancelled on purpose (dropped or taken back)
             self.finished.append(job)
-            if self._wake is not None and not self._wake.done():
-                self._wake.set_result(None)
+            self._rouse(False)
+
+    def _rouse(self, due: bool) -> None:
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(due)
 
     # --- starting work -------------------------------------------------------------------
     def _launch(self) -> None:
@@ -408,11 +414,7 @@ class DispatchRunner:
             await self.save_history(self.board.history, self.board.touched)
         self.board.touched, self.saved_at = set(), self.clock()
 
-    # --- monitoring and adaptation -------------------------------------------------------
-    def _watch(self, now: float) -> None:
-        for found in self.watch.check(self.board, now, self.lag, adapt=self.settings.adapt):
-            self.monitor.bottleneck(found)
-
+    # --- monitoring ----------------------------------------------------------------------
     async def _publish(self) -> StatusSnapshot:
         """A snapshot of every task and worker: O(tasks + workers), so with thousands of them
         it comes as often as keeps it to ``SNAPSHOT_SHARE`` of the time."""
