@@ -97,23 +97,38 @@ async def one_run(levels: int, workers: int, tasks: int) -> dict[str, Any]:
     }
 
 
+ORGANISATIONS = ((1, "flat"), (2, "two-level"), (3, "three-level"))
+
+
 async def organisations(sizes: list[tuple[int, int]], repeats: int) -> None:
+    """Every size and organisation once per repeat, in turn: a shared machine's speed drifts by
+    tens of percent over minutes, and taking the repeats of one row back to back would put
+    that drift between the rows the table compares."""
+    cells = [
+        (workers, tasks, levels)
+        for workers, tasks in sizes
+        for levels, _ in ORGANISATIONS
+        if levels > 1 or tasks <= MAX_TASKS
+    ]
+    runs: dict[tuple[int, int, int], list[dict[str, Any]]] = {cell: [] for cell in cells}
+    for i in range(repeats):
+        for cell in cells:
+            runs[cell].append(await one_run(cell[2], cell[0], cell[1]))
+        print(f"repeat {i + 1} of {repeats} done", file=sys.stderr, flush=True)
     print(f"\n## Organisations (median of {repeats} runs; load {os.getloadavg()[0]:.1f})\n")
     head = "| workers x tasks | organisation | CPU ms/task | makespan / lower bound |"
     print(head + " bytes down/task | bytes up/task | checkpoint bytes/task |")
     print("|---|---|---:|---:|---:|---:|---:|")
     for workers, tasks in sizes:
-        for levels, name in ((1, "flat"), (2, "two-level"), (3, "three-level")):
-            if levels == 1 and tasks > MAX_TASKS:
-                print(
-                    f"| {workers:,} x {tasks:,} | {name} | not run: one plan holds at most "
-                    f"{MAX_TASKS:,} tasks |"
-                )
+        for levels, name in ORGANISATIONS:
+            size = f"{workers:,} x {tasks:,}"
+            if (workers, tasks, levels) not in runs:
+                print(f"| {size} | {name} | not run: one plan holds at most {MAX_TASKS:,} tasks |")
                 continue
-            runs = [await one_run(levels, workers, tasks) for _ in range(repeats)]
-            med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+            done = runs[(workers, tasks, levels)]
+            med = {k: statistics.median(r[k] for r in done) for k in done[0]}
             print(
-                f"| {workers:,} x {tasks:,} | {name} | {med['cpu_ms']:.2f} | {med['ratio']:.2f} | "
+                f"| {size} | {name} | {med['cpu_ms']:.2f} | {med['ratio']:.2f} | "
                 f"{med['down']:.0f} | {med['up']:.0f} | {med['ckpt']:.0f} |",
                 flush=True,
             )
