@@ -103,7 +103,10 @@ class Context:
     )
     status_every: float = field(
         default=0.5,
-        metadata={"description": "seconds between status snapshots (stream, store, state)"},
+        metadata={
+            "description": "seconds between status snapshots (stream, store, state); a run "
+            "so large that a snapshot takes long gets them less often (at most 5 % of its time)"
+        },
     )
     fallback: list[str] = field(
         default_factory=lambda: ["retry_elsewhere", "partial"],

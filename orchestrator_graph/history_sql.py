@@ -11,6 +11,7 @@ from typing import Any
 from langgraph.store.base import BaseStore
 
 from orchestrator_graph.ledger import HISTORY, HISTORY_GENERATION, HISTORY_LOG
+from orchestrator_graph.persistence import begin_immediate
 from orchestrator_graph.pg import lock_key
 
 Rows = list[tuple[str, str, Any]]
@@ -113,7 +114,7 @@ async def _postgres(url: str, rows: dict[str, str]) -> int:
 async def _sqlite(store: Any, rows: dict[str, str]) -> int:
     conn = store.conn
     async with store.lock:  # the store's own connection, in autocommit: BEGIN is ours
-        await conn.execute("BEGIN IMMEDIATE")  # the write lock first: one compaction at a time
+        await begin_immediate(conn)  # the write lock first: one compaction at a time
         try:
             log = list(await conn.execute_fetchall(SELECT.format(p="?"), (rows["log"],)))
             workers = sorted({json.loads(v)["worker"] for _, _, v in log})

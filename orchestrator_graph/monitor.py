@@ -23,7 +23,6 @@ from orchestrator_graph.models import (
 from orchestrator_graph.registry import History, Registry
 from orchestrator_graph.schedule import list_schedule
 
-SNAPSHOT_EVERY = 0.5  # seconds between status snapshots
 QUEUE_SHARE = 0.5  # a skill is a bottleneck when its oldest wait passes this share of the plan
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator
@@ -96,6 +97,22 @@ async def _shared_connection(file: Path, **options: Any) -> aiosqlite.Connection
     return conn
 
 
+async def begin_immediate(conn: aiosqlite.Connection) -> None:
+    """``BEGIN IMMEDIATE`` on an autocommit connection: waits for other processes' writes.
+
+    Cancelled while it waits, it has still been queued: aiosqlite runs it later, and nobody
+    would end that transaction (the connection's next BEGIN failed: "cannot start a
+    transaction within a transaction"). The ROLLBACK queued right behind it ends it."""
+    import sqlite3
+
+    try:
+        await conn.execute("BEGIN IMMEDIATE")
+    except asyncio.CancelledError:
+        with contextlib.suppress(sqlite3.OperationalError):  # the BEGIN failed: none to end
+            await conn.execute("ROLLBACK")
+        raise
+
+
 def _shared_store(conn: aiosqlite.Connection) -> AsyncSqliteStore:
     """langgraph's SQLite store, whose batches take the write lock when they begin.
 
@@ -112,7 +129,7 @@ def _shared_store(conn: aiosqlite.Connection) -> AsyncSqliteStore:
                 await self.setup()
             async with self.lock:
                 if transaction:
-                    await self.conn.execute("BEGIN IMMEDIATE")
+                    await begin_immediate(self.conn)
                 async with self.conn.cursor() as cur:
                     try:
                         yield cur

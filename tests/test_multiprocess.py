@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from langgraph.store.base import PutOp
 from multiprocess_workers import read_log
 
 from orchestrator_graph.errors import ThreadBusy
@@ -265,3 +266,41 @@ async def test_concurrent_history_writers_lose_no_update(make_persistence):
         total = (await load_history(store, [name]))[name]["sim"]
     assert (total.attempts, total.successes, total.timed) == (15, 9, 15)
     assert total.quality_sum == pytest.approx(7.5) and total.slowness_sum == pytest.approx(7.5)
+
+
+@pytest.mark.parametrize("writer", ["history compaction", "store batch"])
+async def test_a_write_cancelled_while_waiting_for_the_write_lock_leaves_no_transaction(
+    tmp_path, writer
+):
+    """Seen once in CI: a CLI run failed with "cannot start a transaction within a
+    transaction". A write cancelled while its ``BEGIN IMMEDIATE`` waited for another process's
+    write lock left that BEGIN queued on the store's connection: aiosqlite ran it all the same,
+    with no one to end it, and the store's next write could not begin."""
+    import asyncio
+    import sqlite3
+
+    from orchestrator_graph.history_log import compact
+    from orchestrator_graph.persistence import open_persistence
+
+    async with open_persistence(tmp_path) as (_saver, store):
+        await store.aput(("n",), "a", {"v": 1})
+        other = sqlite3.connect(tmp_path / "store.db", isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        if writer == "history compaction":
+            waiting = asyncio.ensure_future(compact(store))
+        else:
+            base = store
+            while hasattr(base, "inner"):
+                base = base.inner
+            waiting = asyncio.ensure_future(base.abatch([PutOp(("n",), "b", {"v": 2})]))
+        await asyncio.sleep(0.3)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        other.execute("COMMIT")
+        other.close()
+        await store.aput(("n",), "c", {"v": 3})
+        assert (await store.aget(("n",), "c")).value == {"v": 3}
+    with sqlite3.connect(tmp_path / "store.db") as check:  # committed, seen from outside
+        keys = {k for (k,) in check.execute("SELECT key FROM store WHERE prefix = 'n'")}
+    assert {"a", "c"} <= keys
