@@ -240,28 +240,31 @@ async def cpu_table(quick: bool) -> None:
     )
     print("|---|---|---|---|---|---|---|")
     await ours(random_plan(20, seed=0), 8, sleep=False)
-    for n in sizes:
-        for shape in ("independent", "layered"):
-            plan = random_plan(n, seed=7, shape=shape, mean_effort=0.01)
-            per = {}
-            modes = (
-                ("default", None, True),
-                ("inline", False, True),
-                ("subgraph", True, True),
-                ("untouched", None, False),
-            )
+    modes = (  # (column, worker_subgraph, collector's full passes kept off the run's objects)
+        ("default", None, True),
+        ("inline", False, True),
+        ("subgraph", True, True),
+        ("untouched", None, False),
+    )
+    cells = [(n, shape) for n in sizes for shape in ("independent", "layered")]
+    plans = {cell: random_plan(cell[0], seed=7, shape=cell[1], mean_effort=0.01) for cell in cells}
+    cpu: dict[tuple, list[float]] = {}
+    # Each repeat takes every cell in turn: the machine's speed drifts over minutes, and
+    # back-to-back repeats would put that drift between the sizes compared.
+    for _ in range(CPU_REPEATS):
+        for n, shape in cells:
             for mode, sub, freeze in modes:
-                cpu = [
-                    (await ours(plan, 8, sleep=False, subgraph=sub, freeze=freeze))[1]
-                    for _ in range(CPU_REPEATS)
-                ]
-                per[mode] = statistics.median(cpu) * 1000 / n
-            fan = statistics.median([await fan_out_cpu(n) for _ in range(CPU_REPEATS)]) * 1000 / n
-            print(
-                f"| {n} | {'wide' if shape == 'independent' else shape} | {per['default']:.2f} "
-                f"| {per['inline']:.2f} | {per['subgraph']:.2f} | {per['untouched']:.2f} "
-                f"| {fan:.2f} |"
-            )
+                run = await ours(plans[(n, shape)], 8, sleep=False, subgraph=sub, freeze=freeze)
+                cpu.setdefault((n, shape, mode), []).append(run[1])
+            cpu.setdefault((n, shape, "fan-out"), []).append(await fan_out_cpu(n))
+    for n, shape in cells:
+        per = {m: statistics.median(cpu[(n, shape, m)]) * 1000 / n for m, *_ in modes}
+        fan = statistics.median(cpu[(n, shape, "fan-out")]) * 1000 / n
+        print(
+            f"| {n} | {'wide' if shape == 'independent' else shape} | {per['default']:.2f} "
+            f"| {per['inline']:.2f} | {per['subgraph']:.2f} | {per['untouched']:.2f} "
+            f"| {fan:.2f} |"
+        )
     if not quick:
         rss = {k: peak_rss(k, 5000) for k in ("ours", "fan-out")}
         print(
