@@ -277,3 +277,27 @@ def test_the_same_tick_hedge_finish_is_applied_once_and_unlocks_dependents_once(
     again = board.finish(*ok(second), 0.0)
     assert again.applied and not again.approved  # it ran: history and cost, not a second approval
     assert board.unmet["b"] == 1 and board.ready(team) == []
+
+
+def test_a_reused_attempt_number_is_watched_from_its_own_start_not_the_taken_back_one():
+    """An attempt taken back gives its number to the next launch of the task. The stall watch
+    keys attempts by (task, number): the earlier attempt's stall time, still queued, must not
+    make the new one count as stalled before its own time."""
+    from orchestrator_graph.dispatch.board import Running, WorkerClocks
+    from orchestrator_graph.dispatch.watch import StallWatch
+
+    clocks = WorkerClocks()
+    watch = StallWatch(clocks, "r", stall_after=2.0)
+    first = Running("t", "w1", 1, dispatched=0.0, expected=1.0)
+    watch.add(first)
+    clocks.began[("r", "t", 1)] = 0.0
+    watch.poll()  # stalls at 2.0
+    watch.discard(first.key)  # taken back: its worker went offline
+    clocks.forget("r", first)
+    again = Running("t", "w2", 1, dispatched=5.0, expected=1.0)
+    watch.add(again)
+    clocks.began[("r", "t", 1)] = 5.0
+    watch.poll()  # stalls at 7.0
+    assert watch.next_stall(lag=0.0) == 7.0
+    assert watch.stalled(now=3.0, lag=0.0) == []
+    assert watch.stalled(now=7.5, lag=0.0) == [again]

@@ -6,6 +6,7 @@ running at once, scanning them all every round made the dispatcher quadratic."""
 from __future__ import annotations
 
 import heapq
+import itertools
 
 from orchestrator_graph.dispatch.board import Running, TaskBoard, WorkerClocks
 from orchestrator_graph.dispatch.policies import (
@@ -28,7 +29,10 @@ class StallWatch:
         self.clocks, self.run_id, self.stall_after = clocks, run_id, stall_after
         self.unbegun: dict[Key, Running] = {}
         self.watched: dict[Key, Running] = {}
-        self.heap: list[tuple[float, Key]] = []  # (stall time without the loop's lag, attempt)
+        # (stall time without the loop's lag, tie-break, attempt): an attempt number taken back
+        # is used again, so an entry counts only while its own attempt is the one watched
+        self.heap: list[tuple[float, int, Running]] = []
+        self._order = itertools.count()
         self.unhedged: set[Key] = set()  # stalled when no slot was free for a hedge
 
     def add(self, run: Running) -> None:
@@ -48,14 +52,14 @@ class StallWatch:
             at = stall_at(run, self.stall_after)
             if self.stall_after > 0 and at is not None:
                 self.watched[key] = run
-                heapq.heappush(self.heap, (at, key))
+                heapq.heappush(self.heap, (at, next(self._order), run))
 
     def waiting_to_begin(self) -> bool:
         return self.stall_after > 0 and bool(self.unbegun)
 
     def next_stall(self, lag: float) -> float | None:
         """The earliest stall time of a watched attempt, the loop's lateness allowed for."""
-        while self.heap and self.heap[0][1] not in self.watched:
+        while self.heap and not self._current(self.heap[0][2]):
             heapq.heappop(self.heap)
         return self.heap[0][0] + lag if self.heap else None
 
@@ -63,14 +67,17 @@ class StallWatch:
         """Attempts past their stall time whose worker has not returned: each found once."""
         out = []
         while self.heap and self.heap[0][0] + lag <= now:
-            _, key = heapq.heappop(self.heap)
-            run = self.watched.pop(key, None)
-            if run is None:
+            run = heapq.heappop(self.heap)[2]
+            if not self._current(run):
                 continue
+            del self.watched[run.key]
             self.clocks.note(self.run_id, run)
             if run.returned is None:
                 out.append(run)
         return out
+
+    def _current(self, run: Running) -> bool:
+        return self.watched.get(run.key) is run
 
     def check(self, board: TaskBoard, now: float, lag: float, *, adapt: bool) -> list[Bottleneck]:
         """Stalled attempts (past ``stall_after`` times their expected duration), each found
